@@ -56,7 +56,10 @@ export class BraidError extends Error {
   readonly path: string | number | undefined;
 
   constructor(code: ErrorCode, message: string, context: ErrorContext = {}) {
-    super(message + describe(context), context.cause === undefined ? undefined : { cause: context.cause });
+    super(
+      message + describe(context),
+      context.cause === undefined ? undefined : { cause: context.cause },
+    );
     this.name = 'BraidError';
     this.code = code;
     this.value = context.value;

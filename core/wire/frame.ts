@@ -49,10 +49,7 @@ export const TRANSPORT_KINDS: readonly TransportKind[] = ['udp', 'tcp'];
 
 /** Delivery semantics of a session (paper §III-A, DESIGN §3 table). */
 export type Semantics =
-  | 'unreliable-unordered'
-  | 'reliable-unordered'
-  | 'unreliable-ordered'
-  | 'reliable-ordered';
+  'unreliable-unordered' | 'reliable-unordered' | 'unreliable-ordered' | 'reliable-ordered';
 export const SEMANTICS: readonly Semantics[] = [
   'unreliable-unordered',
   'reliable-unordered',
