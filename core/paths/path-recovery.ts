@@ -1,0 +1,565 @@
+import type { AckFrame, AckRange } from '../wire/frame.js';
+import type { Clock } from '../util/clock.js';
+import { BraidError } from '../util/errors.js';
+
+/**
+ * Per-path loss recovery and congestion control in the manner of RFC 9002, with
+ * CUBIC (RFC 9438) or NewReno, pacing (RFC 9002 §7.7) and delivery-rate sampling
+ * (draft-cheng-iccrg-delivery-rate-estimation). It never retransmits: it says which
+ * packets were acknowledged and which were lost, and the session layer re-sends the
+ * lost frames on whichever path the scheduler picks (DESIGN §3, reinjection).
+ *
+ * TCP paths are reliable underneath: no loss is ever declared and there is no
+ * congestion window of ours, only a cap on bytes in flight (so kernel buffers do not
+ * build head-of-line blocking) and a stall signal when ACKs stop progressing.
+ */
+export interface RecoveryConfig {
+  kind: 'udp' | 'tcp';
+  maxDatagramSize: number;
+  congestion?: 'newreno' | 'cubic';
+  /** RFC 9002 §6.2.2: 333 ms before any sample. */
+  initialRttMs?: number;
+  /** RFC 9000 §18.2 max_ack_delay. */
+  maxAckDelayMs?: number;
+  /** TCP paths: cap on unacknowledged bytes. */
+  inflightCapBytes?: number;
+}
+
+interface SentPacket<T> {
+  pn: number;
+  bytes: number;
+  time: number;
+  ackEliciting: boolean;
+  inFlight: boolean;
+  token: T;
+  /** Delivery-rate sampling state at send time. */
+  delivered: number;
+  deliveredTime: number;
+  firstSentTime: number;
+  appLimited: boolean;
+}
+
+/** RFC 9002 §6.1.1 */
+const PACKET_THRESHOLD = 3;
+/** RFC 9002 §6.1.2 */
+const TIME_THRESHOLD = 9 / 8;
+/** RFC 9002 §6.1.2 kGranularity */
+const GRANULARITY_MS = 1;
+/** RFC 9002 §7.6 kPersistentCongestionThreshold */
+const PERSISTENT_CONGESTION_THRESHOLD = 3;
+/** RFC 9438 §4.6 C and §4.5 beta_cubic */
+const CUBIC_C = 0.4;
+const CUBIC_BETA = 0.7;
+/** Received ranges kept for ACKs (older ones are dropped). */
+const MAX_RECEIVED_RANGES = 64;
+/** Ranges sent in one ACK. */
+const MAX_ACK_RANGES = 32;
+/** Delivery rate: windowed max over this many RTTs (BBR's bandwidth filter). */
+const RATE_WINDOW_RTTS = 10;
+
+export class PathRecovery<T> {
+  private readonly clock: Clock;
+  private readonly kind: 'udp' | 'tcp';
+  private readonly mss: number;
+  private readonly congestion: 'newreno' | 'cubic';
+  private readonly maxAckDelay: number;
+  private readonly inflightCap: number;
+
+  // --- sending
+  private nextPn = 0;
+  /** Outstanding packets in pn order; [head, sent.length) are live (acked/lost ones are set to undefined). */
+  private sent: Array<SentPacket<T> | undefined> = [];
+  private head = 0;
+  private outstanding = 0;
+  private largestAcked = -1;
+  private lossTime: number | undefined;
+  private ptoCount = 0;
+  private lastAckElicitingSent = 0;
+  private lastProgress = 0;
+  bytesInFlight = 0;
+  packetsSent = 0;
+  packetsLost = 0;
+  bytesSent = 0;
+  bytesAcked = 0;
+
+  // --- RTT (RFC 9002 §5)
+  srtt: number;
+  rttvar: number;
+  minRtt = Infinity;
+  latestRtt = 0;
+  hasRttSample = false;
+  private firstRttSampleTime = 0;
+
+  // --- congestion (RFC 9002 §7, RFC 9438)
+  cwnd: number;
+  ssthresh = Infinity;
+  private recoveryStart = -Infinity;
+  private wMax = 0;
+  private cubicK = 0;
+  private epochStart: number | undefined;
+  private wEst = 0;
+  private ackedInAvoidance = 0;
+
+  // --- pacing (RFC 9002 §7.7)
+  private tokens: number;
+  private tokensAt = 0;
+
+  // --- delivery rate
+  private delivered = 0;
+  private deliveredTime = 0;
+  private firstSentTime = 0;
+  private rateSamples: Array<{ rate: number; time: number }> = [];
+  deliveryRate = 0;
+
+  // --- receiving
+  /** Received packet numbers as descending disjoint ranges [first, last]. */
+  private received: AckRange[] = [];
+  private largestReceivedTime = 0;
+  private unackedEliciting = 0;
+  private firstUnackedElicitingTime: number | undefined;
+  private ackNeeded = false;
+
+  constructor(config: RecoveryConfig, clock: Clock) {
+    this.clock = clock;
+    this.kind = config.kind;
+    this.mss = config.maxDatagramSize;
+    this.congestion = config.congestion ?? 'cubic';
+    this.maxAckDelay = config.maxAckDelayMs ?? 25;
+    this.inflightCap = config.inflightCapBytes ?? 4 * 1024 * 1024;
+    const initialRtt = config.initialRttMs ?? 333;
+    this.srtt = initialRtt;
+    this.rttvar = initialRtt / 2;
+    // RFC 9002 §7.2: min(10 * mss, max(14720, 2 * mss)).
+    this.cwnd =
+      this.kind === 'tcp'
+        ? this.inflightCap
+        : Math.min(10 * this.mss, Math.max(14720, 2 * this.mss));
+    this.tokens = this.cwnd;
+    const now = clock.now();
+    this.tokensAt = now;
+    this.lastProgress = now;
+    this.deliveredTime = now;
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  nextPacketNumber(): number {
+    return this.nextPn++;
+  }
+
+  sendAllowance(): number {
+    return Math.max(0, this.cwnd - this.bytesInFlight);
+  }
+
+  private pacingRate(): number {
+    // bytes per ms; before an RTT sample pacing would be too slow, so only the burst limits.
+    const rtt = this.hasRttSample ? Math.max(this.srtt, 0.05) : 1;
+    const factor = this.cwnd < this.ssthresh ? 2 : 1.25;
+    return (factor * this.cwnd) / rtt;
+  }
+
+  private burst(): number {
+    return 10 * this.mss;
+  }
+
+  /** Earliest time the pacer lets `bytes` go; `now` when it may go at once. Callers pass their own `now` so that one decision uses one clock reading. */
+  nextSendTime(bytes: number, now: number = this.clock.now()): number {
+    if (this.kind === 'tcp') return now;
+    this.refill(now);
+    if (this.tokens >= bytes) return now;
+    return now + (bytes - this.tokens) / this.pacingRate();
+  }
+
+  private refill(now: number): void {
+    const elapsed = now - this.tokensAt;
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.burst(), this.tokens + elapsed * this.pacingRate());
+      this.tokensAt = now;
+    }
+  }
+
+  onPacketSent(pn: number, bytes: number, ackEliciting: boolean, token: T): void {
+    const now = this.clock.now();
+    this.packetsSent++;
+    this.bytesSent += bytes;
+    if (this.kind === 'udp') {
+      this.refill(now);
+      this.tokens -= bytes;
+    }
+    // Only ack-eliciting packets are tracked: the peer need not acknowledge the others
+    // (RFC 9002 §2), so they can neither be lost nor carry a sample.
+    if (!ackEliciting) return;
+    if (this.outstanding === 0) {
+      // Delivery-rate sampling: restart the send interval after an idle period.
+      this.firstSentTime = now;
+      this.deliveredTime = now;
+    }
+    const packet: SentPacket<T> = {
+      pn,
+      bytes,
+      time: now,
+      ackEliciting,
+      inFlight: ackEliciting,
+      token,
+      delivered: this.delivered,
+      deliveredTime: this.deliveredTime,
+      firstSentTime: this.firstSentTime,
+      appLimited: this.bytesInFlight + bytes < this.cwnd / 2,
+    };
+    // Packet numbers are dense per path; index = pn - base.
+    if (this.outstanding === 0) {
+      this.sent.length = 0;
+      this.head = 0;
+      this.base = pn;
+    }
+    this.sent[pn - this.base] = packet;
+    this.outstanding++;
+    this.bytesInFlight += bytes;
+    this.lastAckElicitingSent = now;
+    if (this.bytesInFlight === bytes) this.lastProgress = now;
+  }
+
+  /** pn of sent[0]. */
+  private base = 0;
+
+  private packetAt(pn: number): SentPacket<T> | undefined {
+    const i = pn - this.base;
+    return i >= this.head && i < this.sent.length ? this.sent[i] : undefined;
+  }
+
+  private removeAt(pn: number): void {
+    this.sent[pn - this.base] = undefined;
+    this.outstanding--;
+    while (this.head < this.sent.length && this.sent[this.head] === undefined) this.head++;
+    // Compact so the array does not grow without bound.
+    if (this.head > 4096 && this.head * 2 > this.sent.length) {
+      this.sent = this.sent.slice(this.head);
+      this.base += this.head;
+      this.head = 0;
+    }
+  }
+
+  onAck(
+    ranges: readonly AckRange[],
+    ackDelayMicros: number,
+  ): { acked: T[]; lost: T[]; rttSample: number | undefined } | BraidError {
+    const now = this.clock.now();
+    const first = ranges[0];
+    if (first === undefined) return { acked: [], lost: [], rttSample: undefined };
+    if (first.last >= this.nextPn) {
+      return new BraidError('BRAID_ERR_WIRE_BAD_VALUE', 'ACK for a packet never sent', {
+        value: first.last,
+      });
+    }
+    const acked: T[] = [];
+    let largestNewly: SentPacket<T> | undefined;
+    let ackedEliciting = false;
+    let newestAckedBytes = 0;
+    let sample: SentPacket<T> | undefined;
+    // Ranges are descending; walk each range over the live window only.
+    const lowLive = this.base + this.head;
+    for (const range of ranges) {
+      const lo = Math.max(range.first, lowLive);
+      for (let pn = Math.min(range.last, this.base + this.sent.length - 1); pn >= lo; pn--) {
+        const p = this.packetAt(pn);
+        if (p === undefined) continue;
+        if (largestNewly === undefined) largestNewly = p;
+        if (p.ackEliciting) ackedEliciting = true;
+        if (p.inFlight) this.bytesInFlight -= p.bytes;
+        this.bytesAcked += p.bytes;
+        newestAckedBytes += p.bytes;
+        this.delivered += p.bytes;
+        if (sample === undefined || p.delivered > sample.delivered) sample = p;
+        acked.push(p.token);
+        this.removeAt(pn);
+        this.onCongestionAck(p, now);
+      }
+    }
+    if (first.last > this.largestAcked) this.largestAcked = first.last;
+    let rttSample: number | undefined;
+    if (largestNewly !== undefined && largestNewly.pn === first.last && ackedEliciting) {
+      rttSample = now - largestNewly.time;
+      this.updateRtt(rttSample, ackDelayMicros / 1000, now);
+    }
+    if (acked.length > 0) {
+      this.deliveredTime = now;
+      this.lastProgress = now;
+      this.ptoCount = 0;
+      if (sample !== undefined) this.sampleRate(sample, now);
+    }
+    const lost = this.detectLoss(now);
+    void newestAckedBytes;
+    return { acked, lost, rttSample };
+  }
+
+  private updateRtt(latest: number, ackDelay: number, now: number): void {
+    // RFC 9002 §5.3
+    this.latestRtt = latest;
+    if (!this.hasRttSample) {
+      this.hasRttSample = true;
+      this.minRtt = latest;
+      this.srtt = latest;
+      this.rttvar = latest / 2;
+      this.firstRttSampleTime = now;
+      return;
+    }
+    this.minRtt = Math.min(this.minRtt, latest);
+    const delay = Math.min(ackDelay, this.maxAckDelay);
+    const adjusted = latest >= this.minRtt + delay ? latest - delay : latest;
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - adjusted);
+    this.srtt = 0.875 * this.srtt + 0.125 * adjusted;
+  }
+
+  private sampleRate(p: SentPacket<T>, now: number): void {
+    // draft-cheng-iccrg-delivery-rate-estimation §3.3
+    const sendElapsed = p.time - p.firstSentTime;
+    const ackElapsed = now - p.deliveredTime;
+    const interval = Math.max(sendElapsed, ackElapsed);
+    if (interval <= 0) return;
+    const rate = ((this.delivered - p.delivered) / interval) * 1000;
+    if (p.appLimited && rate < this.deliveryRate) return;
+    const window = RATE_WINDOW_RTTS * Math.max(this.srtt, 1);
+    this.rateSamples.push({ rate, time: now });
+    while (this.rateSamples.length > 0 && now - this.rateSamples[0]!.time > window)
+      this.rateSamples.shift();
+    let max = 0;
+    for (const s of this.rateSamples) if (s.rate > max) max = s.rate;
+    this.deliveryRate = max;
+  }
+
+  private detectLoss(now: number): T[] {
+    // RFC 9002 §6.1
+    const lost: T[] = [];
+    this.lossTime = undefined;
+    if (this.kind === 'tcp' || this.largestAcked < 0) return lost;
+    const delay = Math.max(TIME_THRESHOLD * Math.max(this.latestRtt, this.srtt), GRANULARITY_MS);
+    const lostSendTime = now - delay;
+    let largestLost: SentPacket<T> | undefined;
+    let firstLost: SentPacket<T> | undefined;
+    const end = Math.min(this.sent.length, this.largestAcked - this.base + 1);
+    for (let i = this.head; i < end; i++) {
+      const p = this.sent[i];
+      if (p === undefined) continue;
+      if (p.time <= lostSendTime || this.largestAcked >= p.pn + PACKET_THRESHOLD) {
+        if (p.inFlight) this.bytesInFlight -= p.bytes;
+        this.packetsLost++;
+        lost.push(p.token);
+        if (firstLost === undefined) firstLost = p;
+        largestLost = p;
+        this.removeAt(p.pn);
+      } else {
+        const t = p.time + delay;
+        if (this.lossTime === undefined || t < this.lossTime) this.lossTime = t;
+      }
+    }
+    if (largestLost !== undefined && firstLost !== undefined) {
+      this.onCongestionEvent(largestLost.time, now);
+      // RFC 9002 §7.6: persistent congestion when losses span a long period.
+      if (this.hasRttSample && firstLost.time > this.firstRttSampleTime) {
+        const pc =
+          (this.srtt + Math.max(4 * this.rttvar, GRANULARITY_MS) + this.maxAckDelay) *
+          PERSISTENT_CONGESTION_THRESHOLD;
+        if (largestLost.time - firstLost.time > pc) this.onPersistentCongestion();
+      }
+    }
+    return lost;
+  }
+
+  // ------------------------------------------------------------ congestion
+
+  private minWindow(): number {
+    return 2 * this.mss;
+  }
+
+  private onCongestionAck(p: SentPacket<T>, now: number): void {
+    if (this.kind === 'tcp' || !p.inFlight) return;
+    if (p.time <= this.recoveryStart) return;
+    if (this.cwnd < this.ssthresh) {
+      this.cwnd += p.bytes;
+      return;
+    }
+    if (this.congestion === 'newreno') {
+      // RFC 9002 §7.3.3: one MSS per cwnd of acknowledged bytes.
+      this.ackedInAvoidance += p.bytes;
+      if (this.ackedInAvoidance >= this.cwnd) {
+        this.ackedInAvoidance -= this.cwnd;
+        this.cwnd += this.mss;
+      }
+      return;
+    }
+    // CUBIC, RFC 9438 §4.2–4.3, windows in segments, time in seconds.
+    if (this.epochStart === undefined) {
+      this.epochStart = now;
+      const cwndSeg = this.cwnd / this.mss;
+      const wMaxSeg = Math.max(this.wMax / this.mss, cwndSeg);
+      this.cubicK = Math.cbrt((wMaxSeg - cwndSeg) / CUBIC_C);
+      this.wEst = this.cwnd;
+    }
+    const t = (now - this.epochStart) / 1000;
+    const rtt = Math.max(this.srtt, 0.1) / 1000;
+    const wMaxSeg = Math.max(this.wMax, this.cwnd) / this.mss;
+    const target = (CUBIC_C * Math.pow(t + rtt - this.cubicK, 3) + wMaxSeg) * this.mss;
+    // Reno-friendly estimate (RFC 9438 §4.3).
+    this.wEst += ((3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA)) * (p.bytes / this.cwnd) * this.mss;
+    let next = this.cwnd;
+    if (target > this.cwnd)
+      next = this.cwnd + ((Math.min(target, 1.5 * this.cwnd) - this.cwnd) / this.cwnd) * p.bytes;
+    if (this.wEst > next) next = this.wEst;
+    this.cwnd = next;
+  }
+
+  private onCongestionEvent(sentTime: number, now: number): void {
+    if (this.kind === 'tcp' || sentTime <= this.recoveryStart) return;
+    this.recoveryStart = now;
+    if (this.congestion === 'newreno') {
+      this.ssthresh = Math.max(this.cwnd / 2, this.minWindow());
+      this.cwnd = this.ssthresh;
+      this.ackedInAvoidance = 0;
+      return;
+    }
+    // RFC 9438 §4.6–4.7 with fast convergence.
+    this.wMax = this.cwnd < this.wMax ? (this.cwnd * (1 + CUBIC_BETA)) / 2 : this.cwnd;
+    this.ssthresh = Math.max(this.cwnd * CUBIC_BETA, this.minWindow());
+    this.cwnd = this.ssthresh;
+    this.epochStart = undefined;
+  }
+
+  private onPersistentCongestion(): void {
+    this.cwnd = this.minWindow();
+    this.epochStart = undefined;
+    this.wMax = 0;
+  }
+
+  // ----------------------------------------------------------------- timers
+
+  private pto(): number {
+    // RFC 9002 §6.2.1
+    return this.srtt + Math.max(4 * this.rttvar, GRANULARITY_MS) + this.maxAckDelay;
+  }
+
+  timerDeadline(): number | undefined {
+    if (this.lossTime !== undefined) return this.lossTime;
+    if (this.bytesInFlight <= 0) return undefined;
+    if (this.kind === 'tcp') return this.lastProgress + this.stallTimeout();
+    return this.lastAckElicitingSent + this.pto() * Math.pow(2, this.ptoCount);
+  }
+
+  private stallTimeout(): number {
+    return Math.max(3 * this.srtt + 4 * this.rttvar, 200);
+  }
+
+  onTimer(): { lost: T[]; probe: number; stalled: boolean } {
+    const now = this.clock.now();
+    if (this.lossTime !== undefined && this.lossTime <= now) {
+      return { lost: this.detectLoss(now), probe: 0, stalled: false };
+    }
+    if (this.kind === 'tcp') {
+      const stalled = this.bytesInFlight > 0 && now - this.lastProgress >= this.stallTimeout();
+      if (stalled) this.lastProgress = now;
+      return { lost: [], probe: 0, stalled };
+    }
+    if (this.bytesInFlight > 0) {
+      // RFC 9002 §6.2.4: one or two probes; backoff doubles the next PTO.
+      this.ptoCount++;
+      return { lost: [], probe: this.ptoCount > 1 ? 2 : 1, stalled: false };
+    }
+    return { lost: [], probe: 0, stalled: false };
+  }
+
+  drainOutstanding(): T[] {
+    const tokens: T[] = [];
+    for (let i = this.head; i < this.sent.length; i++) {
+      const p = this.sent[i];
+      if (p !== undefined) tokens.push(p.token);
+    }
+    this.sent = [];
+    this.head = 0;
+    this.outstanding = 0;
+    this.bytesInFlight = 0;
+    this.lossTime = undefined;
+    this.ptoCount = 0;
+    return tokens;
+  }
+
+  // -------------------------------------------------------------- receiving
+
+  onPacketReceived(pn: number, ackEliciting: boolean): boolean {
+    const now = this.clock.now();
+    const r = this.received;
+    const top = r[0];
+    let outOfOrder = false;
+    if (top === undefined || pn > top.last) {
+      if (top !== undefined && pn === top.last + 1) top.last = pn;
+      else {
+        outOfOrder = top !== undefined;
+        r.unshift({ first: pn, last: pn });
+        if (r.length > MAX_RECEIVED_RANGES) r.length = MAX_RECEIVED_RANGES;
+      }
+      this.largestReceivedTime = now;
+    } else {
+      outOfOrder = true;
+      this.insertReceived(pn);
+    }
+    if (!ackEliciting) return false;
+    this.unackedEliciting++;
+    if (this.firstUnackedElicitingTime === undefined) this.firstUnackedElicitingTime = now;
+    // RFC 9000 §13.2.1–13.2.2: every second ack-eliciting packet, or at once on reordering.
+    if (outOfOrder || this.unackedEliciting >= 2) this.ackNeeded = true;
+    return this.ackNeeded;
+  }
+
+  private insertReceived(pn: number): void {
+    const r = this.received;
+    for (let i = 0; i < r.length; i++) {
+      const range = r[i]!;
+      if (pn > range.last) {
+        if (pn === range.last + 1) {
+          range.last = pn;
+          const above = r[i - 1];
+          if (above !== undefined && above.first === pn + 1) {
+            above.first = range.first;
+            r.splice(i, 1);
+          }
+        } else {
+          const above = r[i - 1];
+          if (above !== undefined && above.first === pn + 1) above.first = pn;
+          else r.splice(i, 0, { first: pn, last: pn });
+        }
+        return;
+      }
+      if (pn >= range.first) return;
+      if (pn === range.first - 1) {
+        range.first = pn;
+        const below = r[i + 1];
+        if (below !== undefined && below.last === pn - 1) {
+          range.first = below.first;
+          r.splice(i + 1, 1);
+        }
+        return;
+      }
+    }
+    if (r.length < MAX_RECEIVED_RANGES) r.push({ first: pn, last: pn });
+  }
+
+  ackDeadline(): number | undefined {
+    if (this.firstUnackedElicitingTime === undefined) return undefined;
+    return this.firstUnackedElicitingTime + this.maxAckDelay;
+  }
+
+  buildAck(pathId: number): AckFrame | undefined {
+    if (this.received.length === 0) return undefined;
+    const now = this.clock.now();
+    const ranges = this.received
+      .slice(0, MAX_ACK_RANGES)
+      .map((r) => ({ first: r.first, last: r.last }));
+    this.unackedEliciting = 0;
+    this.firstUnackedElicitingTime = undefined;
+    this.ackNeeded = false;
+    return {
+      type: 'ack',
+      pathId,
+      ackDelayMicros: Math.max(0, Math.round((now - this.largestReceivedTime) * 1000)),
+      ranges,
+    };
+  }
+}
