@@ -1,0 +1,1000 @@
+import { EventEmitter } from 'node:events';
+import type { AssociationSecrets } from '../handshake/keys.js';
+import type { Subflow } from '../transport/subflow.js';
+import { PacketProtection, TAG_LENGTH } from '../transport/packet-protection.js';
+import type { Frame, Objective, PathState, Semantics, TransportKind } from '../wire/frame.js';
+import { isAckEliciting } from '../wire/frame.js';
+import { decodeFrames } from '../wire/decode.js';
+import {
+  encodeFrame,
+  frameLength,
+  STREAM_FRAME_OVERHEAD_MAX,
+  writeStreamFrameHeader,
+} from '../wire/encode.js';
+import {
+  decodeHeader,
+  headerLength,
+  writeHeader,
+  type PacketHeader,
+} from '../wire/packet-header.js';
+import { varintLength } from '../wire/varint.js';
+import type { Clock } from '../util/clock.js';
+import { systemClock } from '../util/clock.js';
+import { BraidError, codeName } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { errorFields } from '../util/log.js';
+import type { Config } from './config.js';
+import { Path, type PathLifecycle, type SentChunk, type SentRecord } from './path.js';
+import { Session, type SessionHost } from './session.js';
+import { chargePath, pickPath } from '../sched/rate-split.js';
+
+/**
+ * Life of an association (one per peer, DESIGN §3). Only `transition()` assigns it.
+ * - active: sessions run over whatever paths are up.
+ * - orphaned: every path is gone; sessions wait for a path to (re)join until the
+ *   idle timeout.
+ * - closed: closed locally, by the peer (ERROR) or by the idle timeout.
+ */
+export type AssociationState = 'active' | 'orphaned' | 'closed';
+
+export interface AssociationOptions {
+  role: 'client' | 'server';
+  secrets: AssociationSecrets;
+  config: Config;
+  logger: Logger;
+  /** "host:port" of the peer, for logs and errors. */
+  peer: string;
+  clock?: Clock;
+}
+
+export interface OpenSessionOptions {
+  semantics?: Semantics;
+  priorities?: Objective[];
+  target?: string;
+}
+
+/** Room kept in front of the payload for the packet header. */
+const HEADER_ROOM = 32;
+/** Packets built per flush before yielding to the event loop. */
+const MAX_PACKETS_PER_FLUSH = 256;
+
+export interface AssociationEvents {
+  session: [Session];
+  path: [Path, PathLifecycle];
+  closed: [BraidError | undefined];
+}
+
+export class Association extends EventEmitter<AssociationEvents> implements SessionHost {
+  readonly role: 'client' | 'server';
+  readonly id: Buffer;
+  readonly secrets: AssociationSecrets;
+  readonly config: Config;
+  readonly peer: string;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private state_: AssociationState = 'active';
+  private closeError: BraidError | undefined;
+
+  readonly paths = new Map<number, Path>();
+  /** Live paths in id order, for scheduling. */
+  private live: Path[] = [];
+  readonly sessions = new Map<number, Session>();
+  /** Sessions with something to send, served round robin. */
+  private ready: Session[] = [];
+  private readyRr = 0;
+  private readonly readySet = new Set<Session>();
+  /** Session-control frames to (re)send on any path. */
+  private control: Frame[] = [];
+  private nextSessionId: number;
+  private nextPathId = 0;
+  /** Peer-opened sessions already finished, so late frames do not recreate them. */
+  private readonly finishedPeerSessions = new Set<number>();
+
+  private readonly scratch: Buffer;
+  private flushScheduled = false;
+  /** Bound once, so scheduling a flush or a timer allocates no closure. */
+  private readonly flushCallback = (): void => this.flushNow();
+  private readonly timerCallback = (): void => this.onTimer();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private lastReceivedAt: number;
+  private orphanedAt = 0;
+
+  constructor(options: AssociationOptions) {
+    super();
+    this.role = options.role;
+    this.secrets = options.secrets;
+    this.id = options.secrets.associationId;
+    this.config = options.config;
+    this.peer = options.peer;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger.child({ assoc: this.id.toString('hex'), role: this.role });
+    // Client-opened sessions are even, server-opened odd (as QUIC stream ids).
+    this.nextSessionId = this.role === 'client' ? 0 : 1;
+    this.scratch = Buffer.alloc(HEADER_ROOM + Math.max(options.config.tcpPacketSize, 65536));
+    this.lastReceivedAt = this.clock.now();
+  }
+
+  get state(): AssociationState {
+    return this.state_;
+  }
+
+  private isClosed(): boolean {
+    return this.state_ === 'closed';
+  }
+
+  get closedError(): BraidError | undefined {
+    return this.closeError;
+  }
+
+  private transition(to: AssociationState): void {
+    const from = this.state_;
+    if (from === to) return;
+    if (from === 'closed') {
+      throw new BraidError('BRAID_ERR_INTERNAL', `association cannot leave closed for ${to}`, {
+        peer: this.peer,
+      });
+    }
+    this.state_ = to;
+    this.log.info('association state', { from, to });
+  }
+
+  // ------------------------------------------------------------------ sessions
+
+  openSession(options: OpenSessionOptions = {}): Session {
+    if (this.state_ === 'closed') {
+      throw new BraidError('BRAID_ERR_ASSOCIATION_CLOSED', 'association is closed', {
+        peer: this.peer,
+        cause: this.closeError,
+      });
+    }
+    const id = this.nextSessionId;
+    this.nextSessionId += 2;
+    const session = new Session(
+      {
+        id,
+        semantics: options.semantics ?? 'reliable-ordered',
+        priorities: options.priorities ?? ['loss', 'throughput'],
+        target: options.target ?? '',
+        window: this.config.sessionWindow,
+        sendBufferLimit: this.config.sendBufferLimit,
+        local: true,
+      },
+      this,
+    );
+    this.sessions.set(id, session);
+    this.wake(session);
+    return session;
+  }
+
+  wake(session: Session): void {
+    if (!this.readySet.has(session)) {
+      this.readySet.add(session);
+      this.ready.push(session);
+    }
+    this.scheduleFlush();
+  }
+
+  sendMaxData(session: Session): void {
+    session.maxDataPending = true;
+    this.wake(session);
+  }
+
+  sendReset(session: Session, code: number, reason: string): void {
+    this.control.push({ type: 'reset', sessionId: session.id, code, reason: reason.slice(0, 200) });
+    this.scheduleFlush();
+  }
+
+  sessionEnded(session: Session): void {
+    this.sessions.delete(session.id);
+    if (!session.local) this.finishedPeerSessions.add(session.id);
+    this.log.debug('session ended', { session: session.id, state: session.state });
+  }
+
+  // --------------------------------------------------------------------- paths
+
+  /** Allocates a path id (client side). */
+  allocatePathId(): number {
+    return this.nextPathId++;
+  }
+
+  /**
+   * Adds a path over `subflow`. The client starts it in `joining` and sends JOIN;
+   * the server adds it `active` once a JOIN verified.
+   */
+  addPath(id: number, subflow: Subflow, initial: 'joining' | 'active'): Path {
+    const kind = subflow.kind;
+    const loopback = isLoopback(subflow.localAddress);
+    const size =
+      kind === 'tcp'
+        ? this.config.tcpPacketSize
+        : loopback
+          ? this.config.loopbackUdpPacketSize
+          : this.config.udpPacketSize;
+    const path = new Path(
+      {
+        id,
+        kind,
+        subflow,
+        keys: this.secrets.pathKeys(id, this.role),
+        maxPacketSize: size,
+        congestion: this.config.congestion,
+        clock: this.clock,
+      },
+      initial,
+    );
+    this.paths.set(id, path);
+    this.live.push(path);
+    this.live.sort((a, b) => a.id - b.id);
+    subflow.onPacket = (packet) => this.onSubflowPacket(path, packet);
+    subflow.onDrain = () => {
+      path.blocked = false;
+      this.scheduleFlush();
+    };
+    subflow.onClose = (error) =>
+      this.pathDied(
+        path,
+        error ?? new BraidError('BRAID_ERR_PATH_FAILED', 'transport closed', { path: id }),
+      );
+    if (this.state_ === 'orphaned') this.transition('active');
+    this.log.info('path added', {
+      path: id,
+      kind,
+      local: subflow.localAddress,
+      remote: subflow.remoteAddress,
+      state: initial,
+    });
+    if (initial === 'joining') {
+      const now = this.clock.now();
+      path.joinStartedAt = now;
+      this.sendJoin(path, now);
+    } else {
+      this.emit('path', path, 'active');
+    }
+    this.armTimer();
+    return path;
+  }
+
+  private sendJoin(path: Path, now: number): void {
+    path.joinLastSentAt = now;
+    const frame: Frame = {
+      type: 'join',
+      associationId: this.id,
+      pathId: path.id,
+      transport: path.kind,
+      mac: this.secrets.joinMac(path.id, path.kind),
+    };
+    this.sendFrames(path, [frame], false);
+  }
+
+  /** Resolves when the path is active, rejects when it fails or the join times out. */
+  waitJoined(path: Path): Promise<Path> {
+    if (path.state === 'active') return Promise.resolve(path);
+    return new Promise((resolve, reject) => {
+      const onPath = (p: Path, state: PathLifecycle): void => {
+        if (p !== path) return;
+        if (state === 'active') {
+          this.off('path', onPath);
+          resolve(path);
+        } else if (state === 'failed' || state === 'closed') {
+          this.off('path', onPath);
+          reject(
+            new BraidError('BRAID_ERR_JOIN_REJECTED', 'path did not join', {
+              path: path.id,
+              peer: this.peer,
+            }),
+          );
+        }
+      };
+      this.on('path', onPath);
+    });
+  }
+
+  /** Server side: the first packet of a would-be path. Returns true when it verified and the path was added. */
+  acceptJoin(
+    header: PacketHeader,
+    headerLen: number,
+    packet: Buffer,
+    makeSubflow: () => Subflow,
+  ): boolean {
+    if (this.state_ === 'closed') return false;
+    const existing = this.paths.get(header.pathId);
+    if (existing !== undefined) return false;
+    const keys = this.secrets.pathKeys(header.pathId, this.role);
+    const protection = new PacketProtection(keys.send, keys.receive);
+    const plain = protection.open(packet, headerLen, header.packetNumber);
+    if (plain instanceof BraidError) return false;
+    const decoded = decodeFrames(plain);
+    if (!decoded.ok) return false;
+    const join = decoded.value[0];
+    // A JOIN that does not verify gets no reply (DESIGN §3).
+    if (
+      join === undefined ||
+      join.type !== 'join' ||
+      join.pathId !== header.pathId ||
+      !this.secrets.verifyJoin(join)
+    ) {
+      return false;
+    }
+    const subflow = makeSubflow();
+    if (subflow.kind !== join.transport) return false;
+    const path = this.addPath(header.pathId, subflow, 'active');
+    this.receive(path, packet, header, headerLen);
+    return true;
+  }
+
+  private pathDied(path: Path, error: BraidError): void {
+    if (!path.alive) return;
+    const from = path.transition('failed');
+    this.log.warn('path failed', {
+      path: path.id,
+      from,
+      ...errorFields(error),
+      desc: path.describe(),
+    });
+    this.retire(path);
+    this.emit('path', path, 'failed');
+  }
+
+  /** Takes a path out of service and reinjects everything it had outstanding. */
+  private retire(path: Path): void {
+    const outstanding = path.recovery.drainOutstanding();
+    for (const record of outstanding) this.onLost(record);
+    this.live = this.live.filter((p) => p !== path);
+    if (!path.subflow.closed) path.subflow.close();
+    if (this.live.length === 0 && this.state_ === 'active') {
+      this.transition('orphaned');
+      this.orphanedAt = this.clock.now();
+    }
+    this.scheduleFlush();
+  }
+
+  closePath(path: Path): void {
+    if (!path.alive) return;
+    this.sendFrames(
+      path,
+      [{ type: 'path_status', pathId: path.id, state: 'closing', sequence: 1 }],
+      false,
+    );
+    path.transition('closed');
+    this.retire(path);
+    this.emit('path', path, 'closed');
+  }
+
+  get livePaths(): readonly Path[] {
+    return this.live;
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  private onSubflowPacket(path: Path, packet: Buffer): void {
+    // Cheap header parse; the wire module validates lengths.
+    const decodedHeader = this.parseHeader(packet);
+    if (decodedHeader === undefined) return;
+    const [header, len] = decodedHeader;
+    if (header.pathId !== path.id) {
+      path.stats.decryptFailures++;
+      return;
+    }
+    this.receive(path, packet, header, len);
+  }
+
+  private parseHeader(packet: Buffer): [PacketHeader, number] | undefined {
+    const result = decodeHeader(packet);
+    if (!result.ok) return undefined;
+    if (!this.id.equals(result.value.header.associationId)) return undefined;
+    return [result.value.header, result.value.length];
+  }
+
+  /** A packet for `path` whose header was parsed; authenticates and dispatches it. */
+  receive(path: Path, packet: Buffer, header: PacketHeader, headerLen: number): void {
+    if (this.state_ === 'closed' || !path.alive) return;
+    const pn = header.packetNumber;
+    if (path.replay.has(pn)) {
+      path.stats.replaysDropped++;
+      return;
+    }
+    const plain = path.protection.open(packet, headerLen, pn);
+    if (plain instanceof BraidError) {
+      // A forged or damaged packet: dropped without reply, the path keeps running.
+      path.stats.decryptFailures++;
+      if (this.log.enabled('debug'))
+        this.log.debug('packet failed authentication', { path: path.id, pn });
+      return;
+    }
+    path.replay.add(pn);
+    const decoded = decodeFrames(plain);
+    if (!decoded.ok) {
+      // Authentic but undecodable: the peer is broken, not an attacker.
+      this.fail(decoded.error, true);
+      return;
+    }
+    const now = this.clock.now();
+    path.stats.packetsReceived++;
+    path.stats.bytesReceived += packet.length;
+    path.lastReceivedAt = now;
+    this.lastReceivedAt = now;
+    let ackEliciting = false;
+    for (const frame of decoded.value) {
+      if (isAckEliciting(frame)) ackEliciting = true;
+      this.onFrame(path, frame, packet.length);
+      // A frame (ERROR, a protocol violation) may have closed the association.
+      if (this.isClosed()) return;
+    }
+    if (path.recovery.onPacketReceived(pn, ackEliciting)) path.ackNow = true;
+    if (ackEliciting) path.ackPending = true;
+    this.scheduleFlush();
+  }
+
+  private onFrame(path: Path, frame: Frame, packetSize: number): void {
+    switch (frame.type) {
+      case 'padding':
+        return;
+      case 'stream': {
+        const session = this.sessionForPeerFrame(frame.sessionId);
+        if (session === undefined) return;
+        path.stats.streamBytesReceived += frame.data.length;
+        const err = session.onStream(frame.offset, frame.data, frame.fin);
+        if (err !== undefined) {
+          this.log.warn('session protocol error', { session: session.id, ...errorFields(err) });
+          session.abort(err);
+        }
+        return;
+      }
+      case 'datagram':
+        // Message semantics arrive with the semantics issue; refuse clearly meanwhile.
+        this.sessionForPeerFrame(frame.sessionId)?.abort(
+          new BraidError('BRAID_ERR_SESSION_STATE', 'DATAGRAM on a reliable-ordered session', {
+            value: frame.sessionId,
+          }),
+        );
+        return;
+      case 'ack':
+        this.onAck(frame.pathId, frame.ranges, frame.ackDelayMicros);
+        return;
+      case 'open': {
+        if (this.isLocalSessionId(frame.sessionId)) {
+          this.fail(
+            new BraidError('BRAID_ERR_SESSION_STATE', 'peer opened a session with our id', {
+              value: frame.sessionId,
+            }),
+            true,
+          );
+          return;
+        }
+        if (this.finishedPeerSessions.has(frame.sessionId)) return;
+        const existing = this.sessions.get(frame.sessionId);
+        if (existing !== undefined) {
+          if (existing.state === 'awaiting-open') {
+            existing.opened(frame.semantics, frame.priorities, frame.target);
+            this.emit('session', existing);
+          }
+          return;
+        }
+        const session = this.createPeerSession(frame.sessionId, false);
+        session.opened(frame.semantics, frame.priorities, frame.target);
+        this.emit('session', session);
+        return;
+      }
+      case 'max_data':
+        this.sessions.get(frame.sessionId)?.onMaxData(frame.maxOffset);
+        return;
+      case 'reset':
+        this.sessions.get(frame.sessionId)?.fail(
+          new BraidError('BRAID_ERR_SESSION_RESET', `peer reset the session: ${frame.reason}`, {
+            value: codeName(frame.code),
+            peer: this.peer,
+          }),
+        );
+        return;
+      case 'close':
+        // Reliable-ordered sessions end with FIN in both directions; CLOSE is for message sessions.
+        return;
+      case 'probe':
+        path.pending.push({
+          type: 'probe_ack',
+          probeId: frame.probeId,
+          sentAtMicros: frame.sentAtMicros,
+          packetSize,
+        });
+        path.ackNow = true;
+        return;
+      case 'probe_ack':
+        return;
+      case 'path_status':
+        this.onPathStatus(frame.pathId, frame.state);
+        return;
+      case 'feedback':
+        return;
+      case 'join':
+        // A retransmitted JOIN for a path we already accepted: answer again.
+        if (this.role === 'server' && frame.pathId === path.id && this.secrets.verifyJoin(frame)) {
+          path.pending.push({
+            type: 'join_ack',
+            pathId: path.id,
+            maxPacketSize: path.maxPacketSize,
+          });
+          path.ackNow = true;
+        }
+        return;
+      case 'join_ack':
+        if (this.role === 'client' && frame.pathId === path.id && path.state === 'joining') {
+          path.transition('active');
+          this.log.info('path joined', { path: path.id, desc: path.describe() });
+          this.emit('path', path, 'active');
+        }
+        return;
+      case 'error':
+        // Code 0 is a graceful close by the peer; anything else is an error it reports.
+        this.fail(
+          frame.code === 0
+            ? undefined
+            : new BraidError(
+                errorCodeOr(frame.code),
+                `peer closed the association: ${frame.reason}`,
+                { peer: this.peer },
+              ),
+          false,
+        );
+        return;
+      case 'hello':
+      case 'hello_ack':
+        this.fail(
+          new BraidError('BRAID_ERR_HANDSHAKE', `${frame.type} on a data path`, { path: path.id }),
+          true,
+        );
+        return;
+    }
+  }
+
+  private onPathStatus(pathId: number, state: PathState): void {
+    const target = this.paths.get(pathId);
+    if (target === undefined || !target.alive) return;
+    if (state === 'closing') {
+      target.transition('closed');
+      this.retire(target);
+      this.emit('path', target, 'closed');
+    }
+  }
+
+  private isLocalSessionId(id: number): boolean {
+    return (id % 2 === 0) === (this.role === 'client');
+  }
+
+  private sessionForPeerFrame(id: number): Session | undefined {
+    const existing = this.sessions.get(id);
+    if (existing !== undefined) return existing;
+    if (this.isLocalSessionId(id) || this.finishedPeerSessions.has(id)) return undefined;
+    // Data overtook its OPEN on a faster path: buffer it until the OPEN arrives.
+    return this.createPeerSession(id, true);
+  }
+
+  private createPeerSession(id: number, awaitingOpen: boolean): Session {
+    const session = new Session(
+      {
+        id,
+        semantics: 'reliable-ordered',
+        priorities: ['loss', 'throughput'],
+        target: '',
+        window: this.config.sessionWindow,
+        sendBufferLimit: this.config.sendBufferLimit,
+        local: false,
+        awaitingOpen,
+      },
+      this,
+    );
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  private onAck(
+    pathId: number,
+    ranges: readonly { first: number; last: number }[],
+    ackDelayMicros: number,
+  ): void {
+    const target = this.paths.get(pathId);
+    if (target === undefined || !target.alive) return;
+    const result = target.recovery.onAck(ranges, ackDelayMicros);
+    if (result instanceof BraidError) {
+      this.fail(result, true);
+      return;
+    }
+    if (result.acked.length > 0 && target.state === 'suspect') {
+      target.transition('active');
+      this.log.info('path recovered', { path: target.id });
+      this.emit('path', target, 'active');
+    }
+    for (const record of result.acked) {
+      const chunks = record.chunks;
+      if (chunks !== null)
+        for (let i = 0; i < chunks.length; i++) target.stats.streamBytesAcked += chunks[i]!.length;
+      this.onAcked(record);
+    }
+    for (const record of result.lost) this.onLost(record);
+  }
+
+  private onAcked(record: SentRecord): void {
+    const chunks = record.chunks;
+    if (chunks === null) return;
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      const session = c.session;
+      const wasWritable = session.writable;
+      session.send.onAcked(c.offset, c.length, c.fin);
+      session.afterAck(wasWritable);
+    }
+  }
+
+  /** Repairs a lost packet: its stream ranges and control frames go back to the queue (reinjection). */
+  private onLost(record: SentRecord): void {
+    const chunks = record.chunks;
+    if (chunks !== null) {
+      for (let i = 0; i < chunks.length; i++) {
+        const c: SentChunk = chunks[i]!;
+        if (c.session.isDone) continue;
+        c.session.send.onLost(c.offset, c.length, c.fin);
+        this.wake(c.session);
+      }
+    }
+    const control = record.control;
+    if (control !== null) {
+      for (const frame of control) {
+        if (frame.type === 'open') {
+          const s = this.sessions.get(frame.sessionId);
+          if (s !== undefined && !s.isDone) {
+            s.openPending = true;
+            this.wake(s);
+          }
+        } else if (frame.type === 'max_data') {
+          const s = this.sessions.get(frame.sessionId);
+          if (s !== undefined && !s.isDone) this.sendMaxData(s);
+        } else {
+          this.control.push(frame);
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------- sending
+
+  scheduleFlush(): void {
+    if (this.flushScheduled || this.state_ === 'closed') return;
+    this.flushScheduled = true;
+    setImmediate(this.flushCallback);
+  }
+
+  private flushNow(): void {
+    this.flushScheduled = false;
+    if (this.state_ === 'closed') return;
+    const now = this.clock.now();
+    let sent = 0;
+    while (sent < MAX_PACKETS_PER_FLUSH && this.hasData()) {
+      const path = pickPath(this.live, now);
+      if (path === undefined) break;
+      const before = path.stats.bytesSent;
+      if (!this.sendPacket(path, now, true)) break;
+      chargePath(path, path.stats.bytesSent - before);
+      sent++;
+    }
+    for (const path of this.live) {
+      if (path.probesDue > 0 && path.state !== 'joining') {
+        path.probesDue--;
+        path.pending.push({
+          type: 'probe',
+          probeId: path.stats.packetsSent,
+          sentAtMicros: Math.round(now * 1000),
+        });
+      }
+      const ackDue = path.ackPending && (path.recovery.ackDeadline() ?? Infinity) <= now;
+      if (path.pending.length > 0 || path.ackNow || ackDue) this.sendPacket(path, now, false);
+    }
+    if (sent === MAX_PACKETS_PER_FLUSH) this.scheduleFlush();
+    this.armTimer();
+  }
+
+  private hasData(): boolean {
+    return this.control.length > 0 || this.ready.length > 0;
+  }
+
+  private sendFrames(path: Path, frames: Frame[], ackEliciting: boolean): void {
+    for (const f of frames) path.pending.push(f);
+    if (!ackEliciting) this.sendPacket(path, this.clock.now(), false);
+  }
+
+  /**
+   * Builds and sends one packet on `path`: its ACK, its own pending frames, session
+   * control, and (if `withData`) stream data up to the packet size. Returns false
+   * when there was nothing to put in it.
+   */
+  private sendPacket(path: Path, now: number, withData: boolean): boolean {
+    const buf = this.scratch;
+    const budgetEnd = HEADER_ROOM + path.maxPacketSize - maxHeaderLength(path.id) - TAG_LENGTH;
+    let pos = HEADER_ROOM;
+    let ackEliciting = false;
+    let chunks: SentChunk[] | null = null;
+    let control: Frame[] | null = null;
+
+    if (path.ackPending || path.ackNow) {
+      const ack = path.recovery.buildAck(path.id);
+      if (ack !== undefined && frameLength(ack) <= budgetEnd - pos)
+        pos = encodeFrame(ack, buf, pos);
+      path.ackPending = false;
+      path.ackNow = false;
+    }
+    while (path.pending.length > 0) {
+      const f = path.pending[0]!;
+      if (frameLength(f) > budgetEnd - pos) break;
+      path.pending.shift();
+      pos = encodeFrame(f, buf, pos);
+      if (isAckEliciting(f)) ackEliciting = true;
+    }
+    if (withData && path.state === 'active') {
+      while (this.control.length > 0 && frameLength(this.control[0]!) <= budgetEnd - pos) {
+        const f = this.control.shift()!;
+        pos = encodeFrame(f, buf, pos);
+        (control ??= []).push(f);
+        ackEliciting = true;
+      }
+      while (this.ready.length > 0 && budgetEnd - pos > STREAM_FRAME_OVERHEAD_MAX) {
+        if (this.readyRr >= this.ready.length) this.readyRr = 0;
+        const session = this.ready[this.readyRr]!;
+        if (session.isDone) {
+          this.unready(this.readyRr);
+          continue;
+        }
+        if (session.openPending) {
+          const open: Frame = {
+            type: 'open',
+            sessionId: session.id,
+            semantics: session.semantics,
+            priorities: session.priorities,
+            target: session.target,
+          };
+          if (frameLength(open) > budgetEnd - pos) break;
+          pos = encodeFrame(open, buf, pos);
+          session.openPending = false;
+          (control ??= []).push(open);
+          ackEliciting = true;
+        }
+        if (session.maxDataPending) {
+          const md: Frame = {
+            type: 'max_data',
+            sessionId: session.id,
+            maxOffset: session.recv.advertisedOffset,
+          };
+          if (frameLength(md) > budgetEnd - pos) break;
+          pos = encodeFrame(md, buf, pos);
+          session.maxDataPending = false;
+          (control ??= []).push(md);
+          ackEliciting = true;
+        }
+        const range = session.send.nextRange(budgetEnd - pos - STREAM_FRAME_OVERHEAD_MAX);
+        if (range === undefined) {
+          this.unready(this.readyRr);
+          continue;
+        }
+        pos = writeStreamFrameHeader(buf, pos, session.id, range.offset, range.fin, range.length);
+        session.send.copy(range.offset, range.length, buf, pos);
+        pos += range.length;
+        (chunks ??= []).push({
+          session,
+          offset: range.offset,
+          length: range.length,
+          fin: range.fin,
+        });
+        path.stats.streamBytesSent += range.length;
+        session.bytesByPath.set(path.id, (session.bytesByPath.get(path.id) ?? 0) + range.length);
+        ackEliciting = true;
+        if (!session.send.hasPending && !session.openPending && !session.maxDataPending)
+          this.unready(this.readyRr);
+      }
+    }
+    if (pos === HEADER_ROOM) return false;
+    if (path.probesDue > 0 && ackEliciting) path.probesDue--;
+    const payloadLength = pos - HEADER_ROOM;
+    const pn = path.recovery.nextPacketNumber();
+    const hl = headerLength(path.id, pn);
+    const start = HEADER_ROOM - hl;
+    writeHeader(buf, start, this.id, path.id, pn);
+    const sealed = path.protection.seal(buf.subarray(start, pos), hl, payloadLength, pn);
+    const accepted = path.subflow.send(sealed);
+    if (!accepted) path.blocked = true;
+    // JOIN retransmissions are timed by the join logic, not by loss recovery.
+    const inFlight = ackEliciting && path.state !== 'joining';
+    path.recovery.onPacketSent(pn, sealed.length, inFlight, { chunks, control });
+    path.stats.packetsSent++;
+    path.stats.bytesSent += sealed.length;
+    path.lastSentAt = now;
+    return true;
+  }
+
+  private unready(index: number): void {
+    const session = this.ready[index]!;
+    this.readySet.delete(session);
+    this.ready.splice(index, 1);
+  }
+
+  // -------------------------------------------------------------------- timers
+
+  private armTimer(): void {
+    if (this.state_ === 'closed') return;
+    let at = Infinity;
+    const now = this.clock.now();
+    const dataWaiting = this.hasData();
+    for (const path of this.live) {
+      if (path.state === 'joining') {
+        at = Math.min(
+          at,
+          path.joinLastSentAt + this.config.joinRetryMs,
+          path.joinStartedAt + this.config.joinTimeoutMs,
+        );
+        continue;
+      }
+      const t = path.recovery.timerDeadline();
+      if (t !== undefined && t < at) at = t;
+      if (path.ackPending) {
+        const a = path.recovery.ackDeadline();
+        if (a !== undefined && a < at) at = a;
+      }
+      if (dataWaiting && path.usable && path.recovery.sendAllowance() > 0) {
+        const p = path.recovery.nextSendTime(path.maxPacketSize, now);
+        if (p > now && p < at) at = p;
+      }
+      at = Math.min(at, path.lastSentAt + this.config.keepaliveMs);
+    }
+    at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
+    if (this.state_ === 'orphaned') at = Math.min(at, this.orphanedAt + this.config.idleTimeoutMs);
+    if (at >= this.timerAt - 0.25 && this.timer !== undefined) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.timerCallback, Math.max(0, at - now));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (this.state_ === 'closed') return;
+    const now = this.clock.now();
+    if (now - this.lastReceivedAt >= this.config.idleTimeoutMs) {
+      this.fail(
+        new BraidError('BRAID_ERR_PATH_FAILED', 'peer silent for the idle timeout', {
+          peer: this.peer,
+          value: this.config.idleTimeoutMs,
+        }),
+        true,
+      );
+      return;
+    }
+    if (this.state_ === 'orphaned' && now - this.orphanedAt >= this.config.idleTimeoutMs) {
+      this.fail(
+        new BraidError('BRAID_ERR_NO_PATH', 'no path left to the peer', { peer: this.peer }),
+        false,
+      );
+      return;
+    }
+    for (const path of [...this.live]) {
+      if (path.state === 'joining') {
+        if (now - path.joinStartedAt >= this.config.joinTimeoutMs) {
+          this.pathDied(
+            path,
+            new BraidError('BRAID_ERR_JOIN_REJECTED', 'no JOIN_ACK before the join timeout', {
+              path: path.id,
+              value: path.describe(),
+            }),
+          );
+        } else if (now - path.joinLastSentAt >= this.config.joinRetryMs) {
+          this.sendJoin(path, now);
+        }
+        continue;
+      }
+      const deadline = path.recovery.timerDeadline();
+      if (deadline !== undefined && deadline <= now) {
+        const result = path.recovery.onTimer();
+        for (const record of result.lost) this.onLost(record);
+        if (result.probe > 0) path.probesDue += result.probe;
+        if (result.stalled && path.state === 'active') {
+          // Paper §III-B: suspect head-of-line blocking in the transport; move its data elsewhere.
+          path.transition('suspect');
+          this.log.warn('path stalled', { path: path.id, desc: path.describe() });
+          for (const record of path.recovery.drainOutstanding()) this.onLost(record);
+          path.probesDue = Math.max(path.probesDue, 1);
+          this.emit('path', path, 'suspect');
+        }
+      }
+      if (now - path.lastSentAt >= this.config.keepaliveMs)
+        path.probesDue = Math.max(path.probesDue, 1);
+    }
+    this.flushNow();
+  }
+
+  // ------------------------------------------------------------------- closing
+
+  /** Closes the association; sessions still open are reset. */
+  close(error?: BraidError): void {
+    this.fail(error, true);
+  }
+
+  private fail(error: BraidError | undefined, tellPeer: boolean): void {
+    if (this.state_ === 'closed') return;
+    if (tellPeer) {
+      const frame: Frame =
+        error === undefined
+          ? { type: 'error', code: 0, reason: 'closed' }
+          : { type: 'error', code: error.wireCode, reason: error.message.slice(0, 200) };
+      for (const path of this.live) {
+        if (path.state === 'active' || path.state === 'suspect') {
+          path.pending.length = 0;
+          path.pending.push(frame);
+          this.sendPacket(path, this.clock.now(), false);
+        }
+      }
+    }
+    this.closeError = error;
+    this.transition('closed');
+    if (error !== undefined) this.log.warn('association closed', errorFields(error));
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const sessionError =
+      error ??
+      new BraidError('BRAID_ERR_ASSOCIATION_CLOSED', 'association closed', { peer: this.peer });
+    for (const session of [...this.sessions.values()]) session.fail(sessionError);
+    for (const path of this.live) {
+      if (path.alive) path.transition('closed');
+      path.subflow.close();
+    }
+    this.live = [];
+    this.emit('closed', error);
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  /** Paths in the order they were added, with their lifecycle state. */
+  pathSummary(): PathSummary[] {
+    return [...this.paths.values()].map((p) => ({
+      id: p.id,
+      kind: p.kind,
+      state: p.state,
+      local: p.subflow.localAddress,
+      remote: `${p.subflow.remoteAddress}:${p.subflow.remotePort}`,
+      srttMs: p.recovery.srtt,
+      cwnd: p.recovery.cwnd,
+      deliveryRate: p.recovery.deliveryRate,
+      streamBytesSent: p.stats.streamBytesSent,
+      streamBytesAcked: p.stats.streamBytesAcked,
+      streamBytesReceived: p.stats.streamBytesReceived,
+      lost: p.recovery.packetsLost,
+      sent: p.stats.packetsSent,
+    }));
+  }
+}
+
+export interface PathSummary {
+  id: number;
+  kind: TransportKind;
+  state: PathLifecycle;
+  local: string;
+  remote: string;
+  srttMs: number;
+  cwnd: number;
+  deliveryRate: number;
+  streamBytesSent: number;
+  streamBytesAcked: number;
+  streamBytesReceived: number;
+  lost: number;
+  sent: number;
+}
+
+function maxHeaderLength(pathId: number): number {
+  return 1 + 8 + varintLength(pathId) + 8;
+}
+
+function errorCodeOr(
+  wireCode: number,
+): ReturnType<typeof codeName> extends infer C ? Exclude<C, 'UNKNOWN'> : never {
+  const name = codeName(wireCode);
+  return name === 'UNKNOWN' ? 'BRAID_ERR_ASSOCIATION_CLOSED' : name;
+}
+
+export function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
+}

@@ -1,0 +1,79 @@
+import { BraidError } from '../util/errors.js';
+
+/**
+ * Association and session tuning, one schema with its defaults beside it (STYLE §8).
+ * `verifyConfig` reports a bad value field by field.
+ */
+export const defaultConfig = {
+  /** Receive window per session, bytes; also bounds the reorder buffer. */
+  sessionWindow: 16 * 1024 * 1024,
+  /** Unacknowledged bytes per session before the application's writes wait. */
+  sendBufferLimit: 16 * 1024 * 1024,
+  /** How long a client waits for JOIN_ACK on a UDP path before it falls back to TCP. */
+  joinTimeoutMs: 1000,
+  /** Interval between JOIN retransmissions on UDP. */
+  joinRetryMs: 200,
+  /** Time for a peer to answer HELLO before it is taken for a legacy host. */
+  helloTimeoutMs: 3000,
+  /** Largest UDP packet on a non-loopback path (IPv4 1500 MTU minus IP and UDP headers). */
+  udpPacketSize: 1452,
+  /**
+   * Largest UDP packet on loopback paths. Loopback's MTU is 64 KiB, but a socket
+   * receive buffer at the unprivileged default (208 KiB) holds only a few huge
+   * datagrams, so a middle size loses less under bursts.
+   */
+  loopbackUdpPacketSize: 16384,
+  /** Largest record on a TCP path. */
+  tcpPacketSize: 65536,
+  /** Congestion controller of UDP paths. */
+  congestion: 'cubic' as 'cubic' | 'newreno',
+  /** Probe a path that carried nothing for this long (keeps estimates fresh, DESIGN §3). */
+  keepaliveMs: 5000,
+  /** An association with no packet from the peer for this long is closed. */
+  idleTimeoutMs: 30000,
+} as const;
+
+export type Config = {
+  -readonly [K in keyof typeof defaultConfig]: (typeof defaultConfig)[K] extends number
+    ? number
+    : (typeof defaultConfig)[K];
+};
+
+export function verifyConfig(partial: Partial<Config> = {}): Config {
+  const config = { ...defaultConfig, ...partial } as Config;
+  for (const [key, value] of Object.entries(config)) {
+    if (key === 'congestion') {
+      if (value !== 'cubic' && value !== 'newreno') {
+        throw new BraidError('BRAID_ERR_CONFIG', `config.${key} must be "cubic" or "newreno"`, {
+          value,
+        });
+      }
+      continue;
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new BraidError('BRAID_ERR_CONFIG', `config.${key} must be a positive number`, {
+        value,
+      });
+    }
+  }
+  if (config.udpPacketSize < 1200 || config.udpPacketSize > 65000) {
+    throw new BraidError('BRAID_ERR_CONFIG', 'config.udpPacketSize must lie in 1200..65000', {
+      value: config.udpPacketSize,
+    });
+  }
+  if (config.loopbackUdpPacketSize < 1200 || config.loopbackUdpPacketSize > 65000) {
+    throw new BraidError(
+      'BRAID_ERR_CONFIG',
+      'config.loopbackUdpPacketSize must lie in 1200..65000',
+      {
+        value: config.loopbackUdpPacketSize,
+      },
+    );
+  }
+  if (config.tcpPacketSize < 1200 || config.tcpPacketSize > 256 * 1024) {
+    throw new BraidError('BRAID_ERR_CONFIG', 'config.tcpPacketSize must lie in 1200..262144', {
+      value: config.tcpPacketSize,
+    });
+  }
+  return config;
+}
