@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'out/**', 'dist/**', 'eslint.config.js', 'bin/**'] },
+  { ignores: ['node_modules/**', 'out/**', 'dist/**', 'eslint.config.js', 'bin/**', 'scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -23,11 +23,18 @@ export default tseslint.config(
           zones: [
             { target: './core', from: './electron', message: 'core/ must not import electron/' },
             { target: './core', from: './renderer', message: 'core/ must not import renderer/' },
-            { target: './renderer', from: './core', message: 'renderer/ talks to core only through the contract' },
+            {
+              target: './renderer',
+              from: './core',
+              message: 'renderer/ talks to core only through the contract',
+            },
           ],
         },
       ],
-      'no-restricted-imports': ['error', { paths: ['electron', 'react'].map((name) => ({ name, message: 'not in core/' })) }],
+      'no-restricted-imports': [
+        'error',
+        { paths: ['electron', 'react'].map((name) => ({ name, message: 'not in core/' })) },
+      ],
     },
   },
   {

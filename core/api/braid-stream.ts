@@ -1,0 +1,125 @@
+import { Duplex } from 'node:stream';
+import { BraidError } from '../util/errors.js';
+import type { Session } from '../session/session.js';
+
+/**
+ * A reliable-ordered session as a Node Duplex (DESIGN §4). Writes wait while the
+ * session holds more unacknowledged bytes than its limit; `finish` fires once the
+ * peer's session layer acknowledged every byte and the end of stream; the readable
+ * side moves the receive window only as the application consumes.
+ */
+export class BraidStream extends Duplex {
+  readonly session: Session;
+  private pendingWrite: ((error?: Error | null) => void) | undefined;
+  private pendingFinal: ((error?: Error | null) => void) | undefined;
+  private wantsData = false;
+  private ended = false;
+
+  constructor(session: Session) {
+    super({ highWaterMark: 1024 * 1024, allowHalfOpen: true });
+    this.session = session;
+    session.events = {
+      onReadable: () => this.pump(),
+      onWritable: () => this.releaseWrite(),
+      onSendDone: () => {
+        const cb = this.pendingFinal;
+        this.pendingFinal = undefined;
+        cb?.();
+      },
+      onReset: (error: BraidError) => {
+        this.releaseWrite(error);
+        const cb = this.pendingFinal;
+        this.pendingFinal = undefined;
+        cb?.(error);
+        this.destroy(error);
+      },
+      onClosed: () => undefined,
+    };
+    // Data may have arrived before the application got the stream.
+    queueMicrotask(() => this.pump());
+  }
+
+  get sessionId(): number {
+    return this.session.id;
+  }
+
+  override _write(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ): void {
+    try {
+      this.session.write(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    if (this.session.writable) callback();
+    else this.pendingWrite = callback;
+  }
+
+  override _writev(
+    chunks: Array<{ chunk: Buffer }>,
+    callback: (error?: Error | null) => void,
+  ): void {
+    try {
+      for (const { chunk } of chunks) this.session.write(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    if (this.session.writable) callback();
+    else this.pendingWrite = callback;
+  }
+
+  private releaseWrite(error?: Error): void {
+    const cb = this.pendingWrite;
+    if (cb === undefined) return;
+    if (error === undefined && !this.session.writable) return;
+    this.pendingWrite = undefined;
+    cb(error ?? null);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.session.end();
+    if (this.session.send.allAcked) callback();
+    else this.pendingFinal = callback;
+  }
+
+  override _read(): void {
+    this.wantsData = true;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (!this.wantsData || this.ended || this.destroyed) return;
+    const recv = this.session.recv;
+    let chunk = recv.read();
+    while (chunk !== undefined) {
+      const more = this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if (!more) {
+        this.wantsData = false;
+        break;
+      }
+      chunk = recv.read();
+    }
+    if (recv.finished && !this.ended) {
+      this.ended = true;
+      this.push(null);
+    }
+    this.session.consumed();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.session.isDone) {
+      this.session.abort(
+        error instanceof BraidError
+          ? error
+          : new BraidError('BRAID_ERR_SESSION_RESET', 'stream destroyed by the application', {
+              cause: error ?? undefined,
+            }),
+      );
+    }
+    callback(error);
+  }
+}

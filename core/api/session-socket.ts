@@ -1,0 +1,164 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Invite } from '../handshake/invite.js';
+import type { Objective, Semantics, TransportKind } from '../wire/frame.js';
+import type { Config } from '../session/config.js';
+import { BraidError } from '../util/errors.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { BraidClient } from './client.js';
+import { BraidListener, type ListenOptions } from './listener.js';
+
+/**
+ * State of a session socket (paper Table I).
+ * - idle: created, neither bound nor connected.
+ * - connecting: handshake and path joins under way.
+ * - striped: a Braid session over one or more paths.
+ * - legacy: the peer did not answer HELLO; a plain TCP connection (paper §III-B).
+ * - closed.
+ */
+export type SessionSocketState = 'idle' | 'connecting' | 'striped' | 'legacy' | 'closed';
+
+export interface ConnectOptions {
+  via: string[];
+  transports?: TransportKind[];
+  /** What the far end forwards the session to; '' for the peer itself. */
+  target?: string;
+  config?: Partial<Config>;
+  logger?: Logger;
+}
+
+/**
+ * The session API of DESIGN §4 / paper Table I: `sessionSocket(semantics,
+ * objectives)` creates the endpoint; `bind` listens; `connect` establishes the
+ * session, falling back to one plain TCP connection when the peer is not Braid.
+ * Reading, writing and closing go through `stream` (a Node Duplex).
+ */
+export class SessionSocket {
+  readonly semantics: Semantics;
+  readonly objectives: Objective[];
+  private state_: SessionSocketState = 'idle';
+  private stream_: Duplex | undefined;
+  private client: BraidClient | undefined;
+  private listener: BraidListener | undefined;
+  /** Why the socket is in legacy mode, when it is. */
+  legacyReason: string | undefined;
+
+  constructor(semantics: Semantics, objectives: Objective[]) {
+    if (semantics !== 'reliable-ordered') {
+      throw new BraidError('BRAID_ERR_USAGE', 'only reliable-ordered sessions exist yet', {
+        value: semantics,
+      });
+    }
+    this.semantics = semantics;
+    this.objectives = objectives;
+  }
+
+  get state(): SessionSocketState {
+    return this.state_;
+  }
+
+  private transition(to: SessionSocketState): void {
+    const from = this.state_;
+    const ok =
+      (from === 'idle' && (to === 'connecting' || to === 'closed')) ||
+      (from === 'connecting' && (to === 'striped' || to === 'legacy' || to === 'closed')) ||
+      ((from === 'striped' || from === 'legacy') && to === 'closed');
+    if (!ok)
+      throw new BraidError(
+        'BRAID_ERR_SESSION_STATE',
+        `session socket cannot go from ${from} to ${to}`,
+      );
+    this.state_ = to;
+  }
+
+  /** The byte stream once connected: a BraidStream, or a net.Socket in legacy mode. */
+  get stream(): Duplex {
+    if (this.stream_ === undefined)
+      throw new BraidError('BRAID_ERR_SESSION_STATE', `no stream in state ${this.state_}`);
+    return this.stream_;
+  }
+
+  get association(): BraidClient['association'] | undefined {
+    return this.client?.association;
+  }
+
+  /** `session bind`: accept sessions on `port` on all given addresses. */
+  async bind(port: number, options: Omit<ListenOptions, 'port'>): Promise<BraidListener> {
+    this.listener = await BraidListener.listen({ ...options, port });
+    return this.listener;
+  }
+
+  /** `session connect`: to the peer named by an invite. */
+  async connect(invite: Invite | string, options: ConnectOptions): Promise<Duplex> {
+    this.transition('connecting');
+    const log = options.logger ?? createLogger();
+    try {
+      const result = await BraidClient.connect({
+        invite,
+        via: options.via,
+        transports: options.transports,
+        config: options.config,
+        logger: log,
+      });
+      if (result.kind === 'legacy') {
+        this.legacyReason = result.reason;
+        const socket = await openPlainTcp(result.invite.host, result.invite.port, options.via[0]);
+        log.warn('session is a plain TCP connection (legacy peer)', {
+          peer: `${result.invite.host}:${result.invite.port}`,
+          reason: result.reason,
+        });
+        this.stream_ = socket;
+        this.transition('legacy');
+        return socket;
+      }
+      this.client = result.client;
+      this.stream_ = result.client.openStream({
+        target: options.target ?? '',
+        priorities: this.objectives,
+      });
+      this.transition('striped');
+      return this.stream_;
+    } catch (err) {
+      this.transition('closed');
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.state_ === 'closed') return;
+    this.stream_?.end();
+    this.client?.close();
+    await this.listener?.close();
+    if (this.state_ !== 'idle' || this.stream_ !== undefined) this.state_ = 'closed';
+    else this.transition('closed');
+  }
+}
+
+export function sessionSocket(
+  semantics: Semantics = 'reliable-ordered',
+  objectives: Objective[] = ['loss', 'throughput'],
+): SessionSocket {
+  return new SessionSocket(semantics, objectives);
+}
+
+function openPlainTcp(
+  host: string,
+  port: number,
+  localAddress: string | undefined,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, localAddress });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', (err) =>
+      reject(
+        new BraidError('BRAID_ERR_TRANSPORT', 'legacy TCP connection failed', {
+          peer: `${host}:${port}`,
+          cause: err,
+        }),
+      ),
+    );
+  });
+}

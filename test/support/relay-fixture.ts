@@ -1,0 +1,27 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRelay, type Relay, type RelayOptions } from '../../core/relay/relay.js';
+import { createLogger } from '../../core/util/log.js';
+
+/** A real relay on 127.0.0.1 with its own temporary key folder. */
+export async function withRelay(
+  options: Partial<RelayOptions> = {},
+): Promise<Relay & { invite: string; dispose: () => Promise<void> }> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'braid-test-relay-'));
+  const relay = await startRelay({
+    stateDir,
+    host: '127.0.0.1',
+    port: 0,
+    logger: createLogger({ level: (process.env.BRAID_LOG as 'debug' | undefined) ?? 'error' }),
+    ...options,
+  });
+  return {
+    ...relay,
+    invite: relay.invites[0]!.invite,
+    dispose: async () => {
+      await relay.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
