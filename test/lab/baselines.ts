@@ -1,0 +1,328 @@
+import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { BraidError } from '../../core/util/errors.js';
+import { repoRoot } from './link.js';
+import type { LinkStats } from './link-control.js';
+import { directionParams, loadTrace, uplinkSpecs, type Scenario } from './scenario.js';
+import { Topology, type Side } from './topology.js';
+import type { BulkResult } from './tools/bulk.js';
+
+/**
+ * The systems Braid is measured against, on the same emulated links in the same run:
+ * one plain kernel TCP flow on each uplink alone (the best of them is "best single
+ * path") and the kernel's MPTCP over all uplinks (in-kernel path manager, one
+ * `subflow` endpoint per uplink; the load tool forced onto IPPROTO_MPTCP by
+ * `mptcpize run`, which swaps the protocol in socket() through LD_PRELOAD).
+ */
+
+const bulkPath = fileURLToPath(new URL('./tools/bulk.ts', import.meta.url));
+const PLAIN_PORT = 5201;
+const MPTCP_PORT = 5202;
+/** Pause between runs so the previous run's queues drain. */
+const SETTLE_MS = 500;
+const SAMPLE_MS = 100;
+
+export interface RunOptions {
+  /** Congestion control of every TCP socket (per socket: namespaces may not pick it). */
+  congestionControl?: string;
+  /** Overrides the scenario's measurement length. */
+  durationMs?: number;
+  /** Skip the MPTCP run (e.g. mptcpize missing). */
+  skipMptcp?: boolean;
+  /** Progress lines. */
+  progress?: (line: string) => void;
+}
+
+export interface PathSeries {
+  uplink: string;
+  /** Bytes delivered by the link in the data direction per SAMPLE_MS, from the run's start. */
+  bytes: number[];
+}
+
+export interface SystemRun {
+  /** 'tcp:<uplink>' or 'mptcp'. */
+  system: string;
+  label: string;
+  result: BulkResult;
+  /** Per-uplink delivered bytes over time, for failover plots. */
+  paths: PathSeries[];
+  /** MPTCP only: whether MP_CAPABLE was negotiated and how many subflows joined. */
+  mptcp?: { capable: boolean; joins: number };
+}
+
+export interface ScenarioReport {
+  scenario: Scenario;
+  congestionControl: string;
+  durationMs: number;
+  runs: SystemRun[];
+  /** Goodputs in bit/s. */
+  singles: Array<{ uplink: string; goodputBps: number }>;
+  sumSinglesBps: number;
+  best: { uplink: string; goodputBps: number };
+  mptcpBps?: number;
+}
+
+export function mptcpizeAvailable(): boolean {
+  return spawnSync('mptcpize', ['--help']).error === undefined;
+}
+
+function nodeArgs(): string[] {
+  return ['--import', 'tsx', bulkPath];
+}
+
+/** Starts the load tool's server in the server namespace; resolves once it listens. */
+async function startServer(
+  topo: Topology,
+  port: number,
+  mptcp: boolean,
+  cc: string | undefined,
+): Promise<ChildProcess> {
+  const args = [
+    ...nodeArgs(),
+    'server',
+    '--port',
+    String(port),
+    ...(cc === undefined ? [] : ['--cc', cc]),
+  ];
+  const child = mptcp
+    ? topo.spawn('server', 'mptcpize', ['run', process.execPath, ...args], {
+        cwd: repoRoot,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
+    : topo.spawn('server', process.execPath, args, {
+        cwd: repoRoot,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', () => resolve());
+    child.once('exit', (code) =>
+      reject(
+        new BraidError('BRAID_ERR_INTERNAL', `bulk server exited (${code}): ${stderr}`, {
+          value: port,
+        }),
+      ),
+    );
+  });
+  return child;
+}
+
+/** Runs one bulk client; `onConnected` fires when its connection is up (events start then). */
+async function runClient(
+  topo: Topology,
+  args: string[],
+  mptcp: boolean,
+  onConnected: () => void,
+): Promise<BulkResult> {
+  const full = [...nodeArgs(), 'client', ...args];
+  const child = mptcp
+    ? topo.spawn('client', 'mptcpize', ['run', process.execPath, ...full], {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : topo.spawn('client', process.execPath, full, {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  return new Promise<BulkResult>((resolve, reject) => {
+    let result: BulkResult | undefined;
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const msg = JSON.parse(line) as { event?: string } & BulkResult;
+      if (msg.event === 'connected') onConnected();
+      else result = msg;
+    });
+    child.once('exit', (code) => {
+      if (result !== undefined) resolve(result);
+      else
+        reject(
+          new BraidError(
+            'BRAID_ERR_INTERNAL',
+            `bulk client exited (${code}) without a result: ${stderr}`,
+          ),
+        );
+    });
+  });
+}
+
+/** MPTcpExt counters of a namespace (/proc/net/netstat is per network namespace). */
+async function mptcpCounters(topo: Topology, side: Side): Promise<Map<string, number>> {
+  const text = await topo.exec(side, 'cat', ['/proc/net/netstat']);
+  const lines = text.split('\n').filter((l) => l.startsWith('MPTcpExt:'));
+  const counters = new Map<string, number>();
+  if (lines.length < 2) return counters;
+  const names = lines[0]!.split(/\s+/).slice(1);
+  const values = lines[1]!.split(/\s+/).slice(1);
+  names.forEach((n, i) => counters.set(n, Number(values[i] ?? 0)));
+  return counters;
+}
+
+/** Puts every link back to the scenario's parameters, traces stopped. */
+export async function resetLinks(topo: Topology, scenario: Scenario): Promise<void> {
+  await Promise.all(
+    scenario.uplinks.map(async (up, i) => {
+      const link = topo.uplinks[i]!.link;
+      await link.set('c2s', directionParams(up, 'c2s'));
+      await link.set('s2c', directionParams(up, 's2c'));
+      await link.setTrace('both', null);
+    }),
+  );
+}
+
+/**
+ * Starts the scenario's traces, applies its events relative to now and samples
+ * per-link delivered bytes; returns a stop function that cancels what has not
+ * happened yet.
+ */
+export function startTimeline(
+  topo: Topology,
+  scenario: Scenario,
+  download: boolean,
+): { stop: () => Promise<PathSeries[]> } {
+  const failures: unknown[] = [];
+  const record = (err: unknown): void => void failures.push(err);
+  scenario.uplinks.forEach((up, i) => {
+    if (up.trace !== undefined)
+      topo.uplinks[i]!.link.setTrace('both', loadTrace(up.trace)).catch(record);
+  });
+  const timers = (scenario.events ?? []).map((ev) =>
+    setTimeout(() => {
+      topo
+        .uplink(ev.uplink)
+        .link.set(ev.dir ?? 'both', ev.set)
+        .catch(record);
+    }, ev.atMs),
+  );
+  const series: PathSeries[] = topo.uplinks.map((u) => ({ uplink: u.name, bytes: [] }));
+  const last: Array<number | undefined> = topo.uplinks.map(() => undefined);
+  const delivered = (s: LinkStats): number =>
+    download ? s.s2c.deliveredBytes : s.c2s.deliveredBytes;
+  let sampling = Promise.resolve();
+  const sample = (): void => {
+    sampling = Promise.all(topo.uplinks.map((u) => u.link.stats()))
+      .then((all) => {
+        all.forEach((s, i) => {
+          const prev = last[i];
+          if (prev !== undefined) series[i]!.bytes.push(delivered(s) - prev);
+          last[i] = delivered(s);
+        });
+      })
+      .catch(record);
+  };
+  sample();
+  const sampler = setInterval(sample, SAMPLE_MS);
+  return {
+    stop: async () => {
+      timers.forEach(clearTimeout);
+      clearInterval(sampler);
+      await sampling;
+      if (failures.length > 0) {
+        throw new BraidError('BRAID_ERR_INTERNAL', 'a scenario event or sample failed', {
+          cause: failures[0],
+        });
+      }
+      return series;
+    },
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Builds the scenario's topology, runs every baseline, tears it down. */
+export async function runBaselines(
+  scenario: Scenario,
+  options: RunOptions = {},
+): Promise<ScenarioReport> {
+  const progress = options.progress ?? (() => undefined);
+  const cc = options.congestionControl;
+  const durationMs = options.durationMs ?? scenario.durationMs;
+  const download = (scenario.direction ?? 'download') === 'download';
+  const withMptcp = options.skipMptcp !== true;
+  const topo = await Topology.create({
+    uplinks: uplinkSpecs(scenario),
+    mptcp: withMptcp,
+    ...(scenario.serverAddresses === undefined
+      ? {}
+      : { serverAddresses: scenario.serverAddresses }),
+  });
+  try {
+    await startServer(topo, PLAIN_PORT, false, cc);
+    if (withMptcp) await startServer(topo, MPTCP_PORT, true, cc);
+    const runs: SystemRun[] = [];
+    const common = [
+      '--host',
+      topo.serverAddress,
+      '--ms',
+      String(durationMs),
+      ...(cc === undefined ? [] : ['--cc', cc]),
+    ];
+    if (!download) common.push('--upload');
+
+    const measure = async (
+      system: string,
+      label: string,
+      args: string[],
+      mptcp: boolean,
+    ): Promise<SystemRun> => {
+      await resetLinks(topo, scenario);
+      await sleep(SETTLE_MS);
+      progress(`  ${scenario.name}: ${label} ...`);
+      let timeline: ReturnType<typeof startTimeline> | undefined;
+      const result = await runClient(topo, args, mptcp, () => {
+        timeline = startTimeline(topo, scenario, download);
+      });
+      const paths = timeline === undefined ? [] : await timeline.stop();
+      return { system, label, result, paths };
+    };
+
+    for (const u of topo.uplinks) {
+      const run = await measure(
+        `tcp:${u.name}`,
+        `TCP on ${u.name}`,
+        [...common, '--port', String(PLAIN_PORT), '--bind', u.address],
+        false,
+      );
+      runs.push(run);
+    }
+    let mptcpBps: number | undefined;
+    if (withMptcp) {
+      const before = await mptcpCounters(topo, 'client');
+      const run = await measure(
+        'mptcp',
+        'MPTCP (kernel)',
+        [...common, '--port', String(MPTCP_PORT)],
+        true,
+      );
+      const after = await mptcpCounters(topo, 'client');
+      const delta = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+      run.mptcp = {
+        capable: delta('MPCapableSYNACKRX') > 0,
+        joins: delta('MPJoinSynAckRx'),
+      };
+      runs.push(run);
+      mptcpBps = run.result.goodputBps;
+    }
+    const singles = runs
+      .filter((r) => r.system.startsWith('tcp:'))
+      .map((r) => ({ uplink: r.system.slice(4), goodputBps: r.result.goodputBps }));
+    const best = singles.reduce((a, b) => (b.goodputBps > a.goodputBps ? b : a));
+    return {
+      scenario,
+      congestionControl: cc ?? 'kernel default',
+      durationMs,
+      runs,
+      singles,
+      sumSinglesBps: singles.reduce((s, x) => s + x.goodputBps, 0),
+      best,
+      ...(mptcpBps === undefined ? {} : { mptcpBps }),
+    };
+  } finally {
+    await topo.destroy();
+  }
+}

@@ -1,0 +1,162 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mptcpizeAvailable, runBaselines } from './baselines.js';
+import { FIDELITY_MIN_RATIO, formatFidelity, measureFidelity } from './fidelity.js';
+import { repoRoot } from './link.js';
+import { ipSync, isAlive, labUnavailableReason, listNamespaces } from './netns.js';
+import { loadScenario } from './scenario.js';
+import { Topology } from './topology.js';
+
+/**
+ * The lab with real traffic: namespaces, TUN devices, forwarder processes and
+ * kernel TCP/MPTCP. Needs root; skips with the reason otherwise.
+ */
+
+const reason = labUnavailableReason();
+if (reason !== null) console.warn(`lab tests skipped: ${reason}`);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await sleep(100);
+  }
+  return check();
+}
+
+describe.skipIf(reason !== null)('lab (root, netns, TUN)', () => {
+  const topologies: Topology[] = [];
+  afterAll(async () => {
+    await Promise.all(topologies.map((t) => t.destroy()));
+  });
+
+  it('carries one kernel TCP flow at >= 90% of 20 Mbit/s over 40 ms RTT, and ping sees 40 ms', async () => {
+    const f = await measureFidelity({ durationMs: 8000, congestionControl: 'cubic' });
+    console.log(formatFidelity(f));
+    expect(f.ratio).toBeGreaterThanOrEqual(FIDELITY_MIN_RATIO);
+    // Goodput cannot exceed the rate less TCP/IP headers (1448 of 1500 bytes).
+    expect(f.goodputBps).toBeLessThanOrEqual(20e6 * (1448 / 1500) * 1.01);
+    expect(Math.abs(f.ping.avgMs - 40)).toBeLessThan(2);
+    expect(f.ping.minMs).toBeGreaterThan(39);
+  });
+
+  it('gives each uplink its own address, routing table and source rule, and black-holes a link on demand', async () => {
+    const topo = await Topology.create({
+      uplinks: [
+        { name: 'wifi', c2s: { delayMs: 5 }, s2c: { delayMs: 5 } },
+        { name: 'lte', c2s: { delayMs: 25 }, s2c: { delayMs: 25 } },
+      ],
+    });
+    topologies.push(topo);
+    for (const u of topo.uplinks) {
+      const route = await topo.exec('client', 'ip', [
+        'route',
+        'get',
+        topo.serverAddress,
+        'from',
+        u.address,
+      ]);
+      expect(route).toContain(`dev ${u.clientDevice}`);
+      expect(route).toContain(`table ${u.table}`);
+    }
+    const main = await topo.exec('client', 'ip', ['route', 'get', topo.serverAddress]);
+    expect(main).toContain('dev up0');
+
+    const ping = async (from: string): Promise<number | null> => {
+      const out = await topo
+        .exec('client', 'ping', [
+          '-n',
+          '-q',
+          '-c',
+          '3',
+          '-i',
+          '0.1',
+          '-W',
+          '1',
+          '-I',
+          from,
+          topo.serverAddress,
+        ])
+        .catch(() => '');
+      const m = /= [\d.]+\/([\d.]+)\//.exec(out);
+      return m === null ? null : Number(m[1]);
+    };
+    const wifiRtt = await ping('10.10.0.2');
+    const lteRtt = await ping('10.10.1.2');
+    expect(wifiRtt).toBeGreaterThanOrEqual(9.5);
+    expect(wifiRtt).toBeLessThan(12);
+    expect(lteRtt).toBeGreaterThanOrEqual(49.5);
+    expect(lteRtt).toBeLessThan(52);
+
+    await topo.uplink('lte').link.down();
+    expect(await ping('10.10.1.2')).toBeNull();
+    expect(await ping('10.10.0.2')).not.toBeNull();
+    // No interface event: the client still sees its uplink up.
+    expect(await topo.exec('client', 'ip', ['link', 'show', 'up1'])).toContain('UP');
+    await topo.uplink('lte').link.up();
+    expect(await ping('10.10.1.2')).not.toBeNull();
+    const stats = await topo.uplink('lte').link.stats();
+    expect(stats.c2s.downDropPackets).toBeGreaterThanOrEqual(3);
+
+    await topo.destroy();
+    expect(listNamespaces()).not.toContain(topo.clientNs);
+    expect(listNamespaces()).not.toContain(topo.serverNs);
+  });
+
+  it('leaves no namespace, process or device behind when its owner is killed with SIGKILL', async () => {
+    const script = fileURLToPath(new URL('./tools/hold-topology.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const line = await new Promise<string>((resolve) =>
+      createInterface({ input: child.stdout }).once('line', resolve),
+    );
+    const made = JSON.parse(line) as {
+      clientNs: string;
+      serverNs: string;
+      forwarders: number[];
+      sleepers: number[];
+    };
+    expect(listNamespaces()).toContain(made.clientNs);
+    child.kill('SIGKILL');
+    const gone = await waitFor(() => {
+      const names = listNamespaces();
+      return !names.includes(made.clientNs) && !names.includes(made.serverNs);
+    }, 5000);
+    expect(gone).toBe(true);
+    // The sleepers were direct children of `ip netns exec`; the reaper killed them.
+    expect(
+      await waitFor(
+        () => [...made.forwarders, ...made.sleepers].every((pid) => !isAlive(pid)),
+        3000,
+      ),
+    ).toBe(true);
+    const devices = ipSync(['-o', 'link', 'show']).stdout;
+    expect(devices).not.toContain(`bl-${child.pid!.toString(36)}-`);
+  });
+
+  it.skipIf(!mptcpizeAvailable())(
+    'runs the baselines: plain TCP on each uplink and kernel MPTCP joining every uplink',
+    async () => {
+      const report = await runBaselines(loadScenario('a-wifi-cable'), {
+        durationMs: 4000,
+        congestionControl: 'cubic',
+      });
+      expect(report.singles.map((s) => s.uplink)).toEqual(['wifi', 'cable']);
+      // Each single path gets most of its link (slow start included in 4 s).
+      expect(report.singles[0]!.goodputBps).toBeGreaterThan(0.8 * 30e6);
+      expect(report.singles[1]!.goodputBps).toBeGreaterThan(0.8 * 20e6);
+      const mptcp = report.runs.find((r) => r.system === 'mptcp')!;
+      expect(mptcp.mptcp).toEqual({ capable: true, joins: 1 });
+      // Both uplinks carried MPTCP data.
+      for (const path of mptcp.paths)
+        expect(path.bytes.reduce((a, b) => a + b, 0)).toBeGreaterThan(1e6);
+      expect(report.mptcpBps).toBeGreaterThan(report.best.goodputBps);
+    },
+  );
+});
