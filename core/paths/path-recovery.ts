@@ -141,6 +141,11 @@ export class PathRecovery<T> {
     this.deliveredTime = now;
   }
 
+  /** Consecutive probe timeouts without an ACK (RFC 9002 §6.2). */
+  get probeTimeouts(): number {
+    return this.ptoCount;
+  }
+
   // ------------------------------------------------------------------ sending
 
   nextPacketNumber(): number {

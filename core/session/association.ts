@@ -714,12 +714,15 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     let chunks: SentChunk[] | null = null;
     let control: Frame[] | null = null;
 
-    if (path.ackPending || path.ackNow) {
-      const ack = path.recovery.buildAck(path.id);
-      if (ack !== undefined && frameLength(ack) <= budgetEnd - pos)
-        pos = encodeFrame(ack, buf, pos);
-      path.ackPending = false;
-      path.ackNow = false;
+    if (path.ackPending || path.ackNow) pos = this.writeAck(path, buf, pos, budgetEnd);
+    // ACKs may travel on any path (DESIGN §3): those of a suspect path ride here, so
+    // the peer learns what arrived on it even when its return direction is broken.
+    if (path.state === 'active') {
+      for (const other of this.live) {
+        if (other !== path && other.state === 'suspect' && (other.ackPending || other.ackNow)) {
+          pos = this.writeAck(other, buf, pos, budgetEnd);
+        }
+      }
     }
     while (path.pending.length > 0) {
       const f = path.pending[0]!;
@@ -797,15 +800,28 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     const start = HEADER_ROOM - hl;
     writeHeader(buf, start, this.id, path.id, pn);
     const sealed = path.protection.seal(buf.subarray(start, pos), hl, payloadLength, pn);
-    const accepted = path.subflow.send(sealed);
-    if (!accepted) path.blocked = true;
     // JOIN retransmissions are timed by the join logic, not by loss recovery.
     const inFlight = ackEliciting && path.state !== 'joining';
+    // Recorded before the transport sees it: a send that kills the path (the interface
+    // vanished mid-write) then finds this packet among the outstanding ones to reinject.
     path.recovery.onPacketSent(pn, sealed.length, inFlight, { chunks, control });
+    if (!path.subflow.send(sealed)) path.blocked = true;
     path.stats.packetsSent++;
     path.stats.bytesSent += sealed.length;
     path.lastSentAt = now;
     return true;
+  }
+
+  private writeAck(path: Path, buf: Buffer, pos: number, budgetEnd: number): number {
+    const ack = path.recovery.buildAck(path.id);
+    path.ackPending = false;
+    path.ackNow = false;
+    if (ack === undefined) return pos;
+    if (frameLength(ack) > budgetEnd - pos) {
+      path.ackNow = true;
+      return pos;
+    }
+    return encodeFrame(ack, buf, pos);
   }
 
   private unready(index: number): void {
@@ -892,19 +908,25 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const result = path.recovery.onTimer();
         for (const record of result.lost) this.onLost(record);
         if (result.probe > 0) path.probesDue += result.probe;
-        if (result.stalled && path.state === 'active') {
-          // Paper §III-B: suspect head-of-line blocking in the transport; move its data elsewhere.
-          path.transition('suspect');
-          this.log.warn('path stalled', { path: path.id, desc: path.describe() });
-          for (const record of path.recovery.drainOutstanding()) this.onLost(record);
-          path.probesDue = Math.max(path.probesDue, 1);
-          this.emit('path', path, 'suspect');
-        }
+        // Paper §III-B: a TCP path with no ACK progress suspects head-of-line blocking in
+        // the transport; a UDP path whose second probe timeout passes unanswered is as
+        // good as gone. Either way its data moves to the other paths now, and the path
+        // keeps being probed until it answers again.
+        const unanswered = path.kind === 'udp' && path.recovery.probeTimeouts >= 2;
+        if ((result.stalled || unanswered) && path.state === 'active') this.suspect(path);
       }
       if (now - path.lastSentAt >= this.config.keepaliveMs)
         path.probesDue = Math.max(path.probesDue, 1);
     }
     this.flushNow();
+  }
+
+  private suspect(path: Path): void {
+    path.transition('suspect');
+    this.log.warn('path suspect: reinjecting its data', { path: path.id, desc: path.describe() });
+    for (const record of path.recovery.drainOutstanding()) this.onLost(record);
+    path.probesDue = Math.max(path.probesDue, 1);
+    this.emit('path', path, 'suspect');
   }
 
   // ------------------------------------------------------------------- closing

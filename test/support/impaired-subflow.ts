@@ -1,4 +1,5 @@
 import type { Subflow } from '../../core/transport/subflow.js';
+import { BraidError } from '../../core/util/errors.js';
 
 export interface Impairment {
   /** Fraction of packets dropped in each direction. */
@@ -10,6 +11,10 @@ export interface Impairment {
   duplicateRate?: number;
   /** Fraction of outgoing packets with one bit flipped. */
   tamperRate?: number;
+  /** Every packet in both directions is dropped (UDP blocked on this uplink, or a black hole). */
+  blackhole?: boolean;
+  /** The transport fails after this many packets were sent (the interface vanished mid-write). */
+  dieAfterPackets?: number;
   /** Seeded random source so that failures replay. */
   random: () => number;
 }
@@ -44,7 +49,12 @@ export function impair(inner: Subflow, imp: Impairment, counters: ImpairmentCoun
   const dup = imp.duplicateRate ?? 0;
   const tamper = imp.tamperRate ?? 0;
   let onPacket: (packet: Buffer) => void = () => undefined;
+  let sent = 0;
   inner.onPacket = (packet) => {
+    if (imp.blackhole === true) {
+      counters.dropped++;
+      return;
+    }
     if (drop > 0 && imp.random() < drop) {
       counters.dropped++;
       return;
@@ -78,6 +88,15 @@ export function impair(inner: Subflow, imp: Impairment, counters: ImpairmentCoun
     },
     send(packet: Uint8Array): boolean {
       if (inner.closed) return false;
+      if (imp.dieAfterPackets !== undefined && ++sent > imp.dieAfterPackets) {
+        inner.close();
+        inner.onClose(new BraidError('BRAID_ERR_PATH_FAILED', 'emulated interface loss'));
+        return false;
+      }
+      if (imp.blackhole === true) {
+        counters.dropped++;
+        return true;
+      }
       if (drop > 0 && imp.random() < drop) {
         counters.dropped++;
         return true;
