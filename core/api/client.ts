@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import { connectControl } from '../handshake/control.js';
 import { parseInvite, type Invite } from '../handshake/invite.js';
 import { openTcpSubflow } from '../transport/tcp-subflow.js';
@@ -47,6 +48,8 @@ export class BraidClient {
   private readonly log: Logger;
   private readonly remote: { addresses: string[]; udpPort: number; tcpPort: number };
   private readonly wrap: ((subflow: Subflow, path: PathPlan) => Subflow) | undefined;
+  /** The TLS connection that carried the handshake; the association does not depend on it. */
+  controlSocket!: TLSSocket;
 
   private constructor(
     association: Association,
@@ -107,6 +110,8 @@ export class BraidClient {
     est.control.on('error', (err: Error) => log.info('control connection error', errorFields(err)));
     est.control.on('close', () => log.info('control connection closed'));
     const client = new BraidClient(association, invite, est.remote, log, options.wrapSubflow);
+    client.controlSocket = est.control;
+    association.once('closed', () => est.control.destroy());
     const plans: PathPlan[] = [];
     options.via.forEach((localAddress, i) => {
       for (const remoteAddress of est.remote.addresses) {

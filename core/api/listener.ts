@@ -141,7 +141,10 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
     association.on('session', (session) =>
       this.emit('stream', new BraidStream(session), association),
     );
-    association.on('closed', () => this.associations.delete(key));
+    association.on('closed', () => {
+      this.associations.delete(key);
+      est.control.destroy();
+    });
     // The association outlives its control connection (DESIGN §3.4); note its loss only.
     est.control.on('close', () => this.log.info('control connection closed', { assoc: key }));
     est.control.on('error', (err: Error) =>
@@ -199,7 +202,14 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
       this.stats.joinsRefused++;
       subflow.close();
     }, 5000);
-    subflow.onClose = () => clearTimeout(timer);
+    subflow.onClose = (error) => {
+      clearTimeout(timer);
+      if (error !== undefined)
+        this.log.info('TCP data connection refused', {
+          remote: `${subflow.remoteAddress}:${subflow.remotePort}`,
+          ...errorFields(error),
+        });
+    };
     subflow.onPacket = (packet) => {
       clearTimeout(timer);
       const routed = this.route(packet);
