@@ -290,7 +290,12 @@ export class PathRecovery<T> {
       this.deliveredTime = now;
       this.lastProgress = now;
       this.ptoCount = 0;
-      if (sample !== undefined) this.sampleRate(sample, now);
+      if (sample !== undefined) {
+        this.sampleRate(sample, now);
+        // draft-cheng-iccrg-delivery-rate-estimation §3.2: later packets measure their
+        // send interval from the newest packet acknowledged so far.
+        this.firstSentTime = sample.time;
+      }
     }
     const lost = this.detectLoss(now);
     void newestAckedBytes;
