@@ -1,26 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import { runTransfer } from '../../core/cli/transfer.js';
 import { createLogger } from '../../core/util/log.js';
 import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
-import { withRelay } from '../support/relay-fixture.js';
+import { useRelay } from '../support/relay-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
 const fresh = (): ImpairmentCounters => ({ dropped: 0, reordered: 0, duplicated: 0, tampered: 0 });
 
 describe('paths that fail', () => {
-  let relay: Awaited<ReturnType<typeof withRelay>>;
-  beforeAll(async () => {
-    relay = await withRelay();
-  });
-  afterAll(async () => {
-    await relay.dispose();
-  });
+  const relayOf = useRelay();
 
   it('falls back to TCP by itself on an uplink where UDP is blocked', async () => {
     const counters = fresh();
     const connected = await BraidClient.connect({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3'],
       transports: ['udp'],
       logger: quiet,
@@ -45,7 +39,7 @@ describe('paths that fail', () => {
   it('loses no byte when a path dies mid-transfer: its data is reinjected on the others', async () => {
     const counters = fresh();
     const result = await runTransfer({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3', '127.0.0.4'],
       transports: ['udp', 'udp', 'tcp'],
       bytes: 50_000_000,
@@ -63,7 +57,7 @@ describe('paths that fail', () => {
 
   it('keeps the association running after the TLS control connection that carried the handshake is gone', async () => {
     const connected = await BraidClient.connect({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3'],
       transports: ['udp', 'tcp'],
       logger: quiet,

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import { runTransfer } from '../../core/cli/transfer.js';
 import { formatInvite, parseInvite } from '../../core/handshake/invite.js';
@@ -11,7 +11,7 @@ import { encodeFrames } from '../../core/wire/encode.js';
 import { PacketProtection } from '../../core/transport/packet-protection.js';
 import type { Association } from '../../core/session/association.js';
 import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
-import { withRelay } from '../support/relay-fixture.js';
+import { useRelay } from '../support/relay-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
 
@@ -53,16 +53,10 @@ function sendTcp(
 }
 
 describe('hostile input against a running relay', () => {
-  let relay: Awaited<ReturnType<typeof withRelay>>;
-  beforeAll(async () => {
-    relay = await withRelay();
-  });
-  afterAll(async () => {
-    await relay.dispose();
-  });
+  const relayOf = useRelay();
 
   it('refuses a wrong client key with BRAID_ERR_AUTH_FAILED', async () => {
-    const invite = parseInvite(relay.invite);
+    const invite = parseInvite(relayOf().invite);
     const bad = formatInvite({ ...invite, key: randomBytes(32) });
     await expect(
       BraidClient.connect({ invite: bad, via: ['127.0.0.2'], logger: quiet }),
@@ -70,7 +64,7 @@ describe('hostile input against a running relay', () => {
   });
 
   it('refuses a relay whose certificate does not match the pinned fingerprint with BRAID_ERR_FINGERPRINT', async () => {
-    const invite = parseInvite(relay.invite);
+    const invite = parseInvite(relayOf().invite);
     const bad = formatInvite({ ...invite, fingerprint: 'ab'.repeat(32) });
     await expect(
       BraidClient.connect({ invite: bad, via: ['127.0.0.2'], logger: quiet }),
@@ -79,7 +73,7 @@ describe('hostile input against a running relay', () => {
 
   it('gives no reply to a forged JOIN, and drops replayed and tampered packets while the transfer completes intact', async () => {
     const connected = await BraidClient.connect({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2'],
       transports: ['udp'],
       logger: quiet,
@@ -88,7 +82,7 @@ describe('hostile input against a running relay', () => {
     const client = connected.client;
     const association = client.association;
     const udpPort = Number(association.pathSummary()[0]!.remote.split(':')[1]);
-    const server = [...relay.listener.associations.values()][0]!;
+    const server = [...relayOf().listener.associations.values()][0]!;
     // Forged JOIN for a new path: right association id, keys it cannot have.
     const forged = Buffer.alloc(200);
     let pos = writeHeader(forged, 0, association.id, 7, 0);
@@ -132,7 +126,7 @@ describe('hostile input against a running relay', () => {
     );
     expect(server.paths.has(7)).toBe(false);
     expect(server.paths.has(8)).toBe(false);
-    expect(relay.listener.stats.joinsRefused).toBeGreaterThanOrEqual(2);
+    expect(relayOf().listener.stats.joinsRefused).toBeGreaterThanOrEqual(2);
     client.close();
 
     // Replays and bit flips on the wire: dropped by the replay window and the AEAD.
@@ -140,9 +134,9 @@ describe('hostile input against a running relay', () => {
     const random = seededRandom(7);
     const seen: Association[] = [];
     const onAssociation = (a: Association): void => void seen.push(a);
-    relay.listener.on('association', onAssociation);
+    relayOf().listener.on('association', onAssociation);
     const result = await runTransfer({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3'],
       transports: ['udp', 'udp'],
       bytes: 20_000_000,
@@ -151,7 +145,7 @@ describe('hostile input against a running relay', () => {
       wrapSubflow: (subflow) =>
         impair(subflow, { duplicateRate: 0.05, tamperRate: 0.05, random }, counters),
     });
-    relay.listener.off('association', onAssociation);
+    relayOf().listener.off('association', onAssociation);
     expect(counters.duplicated).toBeGreaterThan(100);
     expect(counters.tampered).toBeGreaterThan(100);
     expect(result.verified).toBe(true);
@@ -162,7 +156,7 @@ describe('hostile input against a running relay', () => {
 
   it('rejects random bytes at the control, UDP and TCP ports and keeps serving a legitimate transfer', async () => {
     const connected = await BraidClient.connect({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2'],
       transports: ['udp'],
       logger: quiet,
@@ -171,8 +165,8 @@ describe('hostile input against a running relay', () => {
     const summary = connected.client.association.pathSummary()[0]!;
     const udpPort = Number(summary.remote.split(':')[1]);
     connected.client.close();
-    const controlPort = relay.listener.port;
-    const before = { ...relay.listener.stats };
+    const controlPort = relayOf().listener.port;
+    const before = { ...relayOf().listener.stats };
     const random = seededRandom(1);
     const junk = Array.from({ length: 200 }, () =>
       Buffer.from(
@@ -182,7 +176,7 @@ describe('hostile input against a running relay', () => {
     expect(await sendUdp(udpPort, junk)).toEqual([]);
     const control = await sendTcp(controlPort, randomBytes(4096));
     expect(control.closedBy).toBe('peer');
-    const tcpPort = (relay.listener as unknown as { tcp: { port: number } }).tcp.port;
+    const tcpPort = (relayOf().listener as unknown as { tcp: { port: number } }).tcp.port;
     const data = await sendTcp(
       tcpPort,
       Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), randomBytes(100)]),
@@ -190,10 +184,10 @@ describe('hostile input against a running relay', () => {
     expect(data.closedBy).toBe('peer');
     expect(data.reply.length).toBe(0);
     expect(
-      relay.listener.stats.badHeader + relay.listener.stats.unknownAssociation,
+      relayOf().listener.stats.badHeader + relayOf().listener.stats.unknownAssociation,
     ).toBeGreaterThan(before.badHeader + before.unknownAssociation);
     const result = await runTransfer({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3'],
       transports: ['udp', 'tcp'],
       bytes: 5_000_000,

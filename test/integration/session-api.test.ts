@@ -1,11 +1,11 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sessionSocket } from '../../core/api/session-socket.js';
 import { formatInvite } from '../../core/handshake/invite.js';
 import { createLogger, createMemoryLogger } from '../../core/util/log.js';
-import { withRelay } from '../support/relay-fixture.js';
+import { useRelay } from '../support/relay-fixture.js';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -14,18 +14,12 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 describe('session API (paper Table I)', () => {
-  let relay: Awaited<ReturnType<typeof withRelay>>;
-  beforeAll(async () => {
-    relay = await withRelay();
-  });
-  afterAll(async () => {
-    await relay.dispose();
-  });
+  const relayOf = useRelay();
 
   it('connects a striped session and echoes bytes through the relay in order', async () => {
     const socket = sessionSocket('reliable-ordered', ['loss', 'throughput']);
     expect(socket.state).toBe('idle');
-    const stream = await socket.connect(relay.invite, {
+    const stream = await socket.connect(relayOf().invite, {
       via: ['127.0.0.2', '127.0.0.3'],
       transports: ['udp', 'tcp'],
       target: 'echo',

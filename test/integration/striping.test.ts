@@ -1,23 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runTransfer } from '../../core/cli/transfer.js';
 import { createLogger } from '../../core/util/log.js';
 import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
-import { withRelay } from '../support/relay-fixture.js';
+import { useRelay } from '../support/relay-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
 
 describe('striping a reliable-ordered session over several paths on loopback', () => {
-  let relay: Awaited<ReturnType<typeof withRelay>>;
-  beforeAll(async () => {
-    relay = await withRelay();
-  });
-  afterAll(async () => {
-    await relay.dispose();
-  });
+  const relayOf = useRelay();
 
   it('moves 200 MB over two UDP paths and one TCP path with matching SHA-256, each path carrying at least 10%', async () => {
     const result = await runTransfer({
-      invite: relay.invite,
+      invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3', '127.0.0.4'],
       transports: ['udp', 'udp', 'tcp'],
       bytes: 200_000_000,
@@ -37,7 +31,7 @@ describe('striping a reliable-ordered session over several paths on loopback', (
     const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
     const random = seededRandom(42);
     const result = await runTransfer({
-      invite: relay.invite,
+      invite: relayOf().invite,
       // Two UDP paths only, so both impaired paths must carry the stream.
       via: ['127.0.0.2', '127.0.0.3'],
       transports: ['udp', 'udp'],

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,5 +24,26 @@ export async function withRelay(
       await relay.close();
       rmSync(stateDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * One relay for the tests of a `describe` block: started before them, disposed after.
+ * Returns a getter because the relay exists only once `beforeAll` ran.
+ */
+export function useRelay(
+  options: Partial<RelayOptions> = {},
+): () => Awaited<ReturnType<typeof withRelay>> {
+  let relay: Awaited<ReturnType<typeof withRelay>> | undefined;
+  beforeAll(async () => {
+    relay = await withRelay(options);
+  });
+  afterAll(async () => {
+    await relay?.dispose();
+  });
+  return () => {
+    if (relay === undefined)
+      throw new Error('useRelay(): the relay is not started yet (use it inside a test)');
+    return relay;
   };
 }
