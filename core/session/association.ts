@@ -55,6 +55,8 @@ export interface OpenSessionOptions {
 
 /** Room kept in front of the payload for the packet header. */
 const HEADER_ROOM = 32;
+/** Peer session ids that may be skipped (opened out of order) before the peer is in error. */
+const MAX_SKIPPED_PEER_IDS = 1024;
 /** Packets built per flush before yielding to the event loop. */
 const MAX_PACKETS_PER_FLUSH = 256;
 
@@ -88,7 +90,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private nextSessionId: number;
   private nextPathId = 0;
   /** Peer-opened sessions already finished, so late frames do not recreate them. */
-  private readonly finishedPeerSessions = new Set<number>();
+  /**
+   * Peer session ids only grow, so a bounded record tells a finished session from a
+   * new one: ids up to `peerIdHigh` were seen, except those in `peerIdsSkipped`
+   * (a later session's frames overtook them on another path).
+   */
+  private peerIdHigh: number;
+  private readonly peerIdsSkipped = new Set<number>();
 
   private readonly scratch: Buffer;
   private flushScheduled = false;
@@ -111,6 +119,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.log = options.logger.child({ assoc: this.id.toString('hex'), role: this.role });
     // Client-opened sessions are even, server-opened odd (as QUIC stream ids).
     this.nextSessionId = this.role === 'client' ? 0 : 1;
+    // Just below the peer's first id, so that skipped ids keep the peer's parity.
+    this.peerIdHigh = this.role === 'client' ? -1 : -2;
     this.scratch = Buffer.alloc(HEADER_ROOM + Math.max(options.config.tcpPacketSize, 65536));
     this.lastReceivedAt = this.clock.now();
   }
@@ -187,7 +197,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   sessionEnded(session: Session): void {
     this.sessions.delete(session.id);
-    if (!session.local) this.finishedPeerSessions.add(session.id);
+
     this.log.debug('session ended', { session: session.id, state: session.state });
   }
 
@@ -462,7 +472,6 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           );
           return;
         }
-        if (this.finishedPeerSessions.has(frame.sessionId)) return;
         const existing = this.sessions.get(frame.sessionId);
         if (existing !== undefined) {
           if (existing.state === 'awaiting-open') {
@@ -472,6 +481,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           return;
         }
         const session = this.createPeerSession(frame.sessionId, false);
+        if (session === undefined) return;
         session.opened(frame.semantics, frame.priorities, frame.target);
         this.emit('session', session);
         return;
@@ -564,12 +574,30 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private sessionForPeerFrame(id: number): Session | undefined {
     const existing = this.sessions.get(id);
     if (existing !== undefined) return existing;
-    if (this.isLocalSessionId(id) || this.finishedPeerSessions.has(id)) return undefined;
+    if (this.isLocalSessionId(id)) return undefined;
     // Data overtook its OPEN on a faster path: buffer it until the OPEN arrives.
     return this.createPeerSession(id, true);
   }
 
-  private createPeerSession(id: number, awaitingOpen: boolean): Session {
+  /** Creates a peer-opened session, or returns undefined for one that already finished. */
+  private createPeerSession(id: number, awaitingOpen: boolean): Session | undefined {
+    if (id <= this.peerIdHigh) {
+      if (!this.peerIdsSkipped.delete(id)) return undefined;
+    } else {
+      if ((id - this.peerIdHigh) / 2 > MAX_SKIPPED_PEER_IDS) {
+        this.fail(
+          new BraidError('BRAID_ERR_SESSION_STATE', 'peer skipped too many session ids', {
+            value: id,
+            peer: this.peer,
+          }),
+          true,
+        );
+        return undefined;
+      }
+      for (let skipped = this.peerIdHigh + 2; skipped < id; skipped += 2)
+        this.peerIdsSkipped.add(skipped);
+      this.peerIdHigh = id;
+    }
     const session = new Session(
       {
         id,
