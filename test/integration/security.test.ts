@@ -52,6 +52,18 @@ function sendTcp(
   });
 }
 
+/** Echoes 1 MB through the relay on an existing association and checks it comes back whole. */
+async function expectEcho(client: BraidClient): Promise<void> {
+  const stream = client.openStream({ target: 'echo' });
+  const payload = randomBytes(1_000_000);
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise((resolve) => stream.on('end', resolve));
+  stream.end(payload);
+  await ended;
+  expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+}
+
 describe('hostile input against a running relay', () => {
   const relayOf = useRelay();
 
@@ -127,6 +139,8 @@ describe('hostile input against a running relay', () => {
     expect(server.paths.has(7)).toBe(false);
     expect(server.paths.has(8)).toBe(false);
     expect(relayOf().listener.stats.joinsRefused).toBeGreaterThanOrEqual(2);
+    // The association the forgeries aimed at still carries data.
+    await expectEcho(client);
     client.close();
 
     // Replays and bit flips on the wire: dropped by the replay window and the AEAD.
@@ -162,9 +176,9 @@ describe('hostile input against a running relay', () => {
       logger: quiet,
     });
     if (connected.kind !== 'braid') throw new Error('expected a Braid association');
-    const summary = connected.client.association.pathSummary()[0]!;
+    const client = connected.client;
+    const summary = client.association.pathSummary()[0]!;
     const udpPort = Number(summary.remote.split(':')[1]);
-    connected.client.close();
     const controlPort = relayOf().listener.port;
     const before = { ...relayOf().listener.stats };
     const random = seededRandom(1);
@@ -173,7 +187,16 @@ describe('hostile input against a running relay', () => {
         Array.from({ length: 1 + Math.floor(random() * 1400) }, () => Math.floor(random() * 256)),
       ),
     );
-    expect(await sendUdp(udpPort, junk)).toEqual([]);
+    // Junk that names the live association and path, from another address: dropped
+    // before decryption, because a path only accepts packets from its own peer.
+    const aimed = junk.slice(0, 50).map((j) => {
+      const b = Buffer.alloc(32 + j.length);
+      const headerLength = writeHeader(b, 0, client.association.id, 0, 1_000_000);
+      j.copy(b, headerLength);
+      return b.subarray(0, headerLength + j.length);
+    });
+    expect(await sendUdp(udpPort, [...junk, ...aimed])).toEqual([]);
+    expect(relayOf().listener.stats.wrongSource - before.wrongSource).toBe(50);
     const control = await sendTcp(controlPort, randomBytes(4096));
     expect(control.closedBy).toBe('peer');
     const tcpPort = (relayOf().listener as unknown as { tcp: { port: number } }).tcp.port;
@@ -186,6 +209,9 @@ describe('hostile input against a running relay', () => {
     expect(
       relayOf().listener.stats.badHeader + relayOf().listener.stats.unknownAssociation,
     ).toBeGreaterThan(before.badHeader + before.unknownAssociation);
+    // The association that was live during all of this still carries data.
+    await expectEcho(client);
+    client.close();
     const result = await runTransfer({
       invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3'],
