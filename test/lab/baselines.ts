@@ -3,8 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BraidError } from '../../core/util/errors.js';
-import { repoRoot } from './link.js';
-import type { LinkStats } from './link-control.js';
+import { repoRoot, type LinkHandle } from './link.js';
 import { directionParams, loadTrace, uplinkSpecs, type Scenario } from './scenario.js';
 import { Topology, type Side } from './topology.js';
 import type { BulkResult } from './tools/bulk.js';
@@ -41,6 +40,17 @@ export interface PathSeries {
   bytes: number[];
 }
 
+/** What each link saw during one run: drops and the forwarder's release lateness. */
+export interface LinkRunStats {
+  uplink: string;
+  deliveredBytes: number;
+  lostPackets: number;
+  queueDropPackets: number;
+  downDropPackets: number;
+  lateMeanMs: number;
+  lateMaxMs: number;
+}
+
 export interface SystemRun {
   /** 'tcp:<uplink>' or 'mptcp'. */
   system: string;
@@ -48,6 +58,8 @@ export interface SystemRun {
   result: BulkResult;
   /** Per-uplink delivered bytes over time, for failover plots. */
   paths: PathSeries[];
+  /** Data-direction link counters for this run. */
+  links: LinkRunStats[];
   /** MPTCP only: whether MP_CAPABLE was negotiated and how many subflows joined. */
   mptcp?: { capable: boolean; joins: number };
 }
@@ -177,8 +189,9 @@ export async function resetLinks(topo: Topology, scenario: Scenario): Promise<vo
 
 /**
  * Starts the scenario's traces, applies its events relative to now and samples
- * per-link delivered bytes; returns a stop function that cancels what has not
- * happened yet.
+ * per-link delivered bytes every SAMPLE_MS (one request per link at a time, so a
+ * slow forwarder shows as a gap instead of a pile-up); returns a stop function that
+ * cancels what has not happened yet.
  */
 export function startTimeline(
   topo: Topology,
@@ -188,8 +201,9 @@ export function startTimeline(
   const failures: unknown[] = [];
   const record = (err: unknown): void => void failures.push(err);
   scenario.uplinks.forEach((up, i) => {
-    if (up.trace !== undefined)
+    if (up.trace !== undefined) {
       topo.uplinks[i]!.link.setTrace('both', loadTrace(up.trace)).catch(record);
+    }
   });
   const timers = (scenario.events ?? []).map((ev) =>
     setTimeout(() => {
@@ -199,21 +213,22 @@ export function startTimeline(
         .catch(record);
     }, ev.atMs),
   );
+  const start = performance.now();
   const series: PathSeries[] = topo.uplinks.map((u) => ({ uplink: u.name, bytes: [] }));
-  const last: Array<number | undefined> = topo.uplinks.map(() => undefined);
-  const delivered = (s: LinkStats): number =>
-    download ? s.s2c.deliveredBytes : s.c2s.deliveredBytes;
-  let sampling = Promise.resolve();
+  const samples: Array<Array<{ at: number; bytes: number }>> = topo.uplinks.map(() => []);
+  const inFlight: Array<Promise<void> | null> = topo.uplinks.map(() => null);
   const sample = (): void => {
-    sampling = Promise.all(topo.uplinks.map((u) => u.link.stats()))
-      .then((all) => {
-        all.forEach((s, i) => {
-          const prev = last[i];
-          if (prev !== undefined) series[i]!.bytes.push(delivered(s) - prev);
-          last[i] = delivered(s);
-        });
-      })
-      .catch(record);
+    topo.uplinks.forEach((u, i) => {
+      if (inFlight[i] !== null) return;
+      inFlight[i] = u.link
+        .stats()
+        .then((s) => {
+          const bytes = download ? s.s2c.deliveredBytes : s.c2s.deliveredBytes;
+          samples[i]!.push({ at: performance.now() - start, bytes });
+        })
+        .catch(record)
+        .finally(() => (inFlight[i] = null));
+    });
   };
   sample();
   const sampler = setInterval(sample, SAMPLE_MS);
@@ -221,14 +236,47 @@ export function startTimeline(
     stop: async () => {
       timers.forEach(clearTimeout);
       clearInterval(sampler);
-      await sampling;
+      await Promise.all(inFlight.filter((p): p is Promise<void> => p !== null));
       if (failures.length > 0) {
         throw new BraidError('BRAID_ERR_INTERNAL', 'a scenario event or sample failed', {
           cause: failures[0],
         });
       }
+      // Spread each interval's bytes over the SAMPLE_MS bins it covers.
+      samples.forEach((points, i) => {
+        const bins = series[i]!.bytes;
+        for (let k = 1; k < points.length; k++) {
+          const a = points[k - 1]!;
+          const b = points[k]!;
+          const first = Math.floor(a.at / SAMPLE_MS);
+          const last = Math.max(first, Math.floor(b.at / SAMPLE_MS) - 1);
+          const share = (b.bytes - a.bytes) / (last - first + 1);
+          for (let bin = first; bin <= last; bin++) {
+            while (bins.length <= bin) bins.push(0);
+            bins[bin]! += share;
+          }
+        }
+      });
       return series;
     },
+  };
+}
+
+async function linkRunStats(
+  uplink: string,
+  link: LinkHandle,
+  download: boolean,
+): Promise<LinkRunStats> {
+  const all = await link.stats();
+  const d = download ? all.s2c : all.c2s;
+  return {
+    uplink,
+    deliveredBytes: d.deliveredBytes,
+    lostPackets: d.lostPackets,
+    queueDropPackets: d.queueDropPackets,
+    downDropPackets: d.downDropPackets,
+    lateMeanMs: d.deliveredPackets > 0 ? d.lateMsSum / d.deliveredPackets : 0,
+    lateMaxMs: d.lateMsMax,
   };
 }
 
@@ -273,12 +321,16 @@ export async function runBaselines(
       await resetLinks(topo, scenario);
       await sleep(SETTLE_MS);
       progress(`  ${scenario.name}: ${label} ...`);
+      await Promise.all(topo.uplinks.map((u) => u.link.stats(true)));
       let timeline: ReturnType<typeof startTimeline> | undefined;
       const result = await runClient(topo, args, mptcp, () => {
         timeline = startTimeline(topo, scenario, download);
       });
       const paths = timeline === undefined ? [] : await timeline.stop();
-      return { system, label, result, paths };
+      const links = await Promise.all(
+        topo.uplinks.map((u) => linkRunStats(u.name, u.link, download)),
+      );
+      return { system, label, result, paths, links };
     };
 
     for (const u of topo.uplinks) {

@@ -95,6 +95,12 @@ function main(): void {
         return true;
       case 'stats':
         reply({ id: cmd.id, ok: true, stats: stats() });
+        if (cmd.reset === true) {
+          c2s.resetStats();
+          s2c.resetStats();
+          writeErrors = 0;
+          wakeups = 0;
+        }
         return true;
       case 'exit':
         reply({ id: cmd.id, ok: true });

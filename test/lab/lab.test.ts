@@ -50,8 +50,25 @@ describe.skipIf(reason !== null)('lab (root, netns, TUN)', () => {
         { name: 'wifi', c2s: { delayMs: 5 }, s2c: { delayMs: 5 } },
         { name: 'lte', c2s: { delayMs: 25 }, s2c: { delayMs: 25 } },
       ],
+      serverAddresses: 2,
     });
     topologies.push(topo);
+    // A multihomed server: every server address answers over every uplink (n x m pairs).
+    for (const server of topo.serverAddresses) {
+      for (const u of topo.uplinks) {
+        await topo.exec('client', 'ping', [
+          '-n',
+          '-q',
+          '-c',
+          '1',
+          '-W',
+          '1',
+          '-I',
+          u.address,
+          server,
+        ]);
+      }
+    }
     for (const u of topo.uplinks) {
       const route = await topo.exec('client', 'ip', [
         'route',

@@ -21,7 +21,7 @@ export interface ForwarderConfig {
 export type ControlCommand =
   | { id: number; cmd: 'set'; dir: LinkDir; params: Partial<DirectionParams> }
   | { id: number; cmd: 'trace'; dir: LinkDir; trace: Trace | null }
-  | { id: number; cmd: 'stats' }
+  | { id: number; cmd: 'stats'; reset?: boolean }
   | { id: number; cmd: 'exit' };
 
 export interface LinkStats {

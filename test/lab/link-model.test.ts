@@ -222,6 +222,8 @@ describe('link model: down and up', () => {
     clock.set(20);
     expect(dir.takeDue()).toBe(3);
     expect(dir.stats.deliveredPackets).toBe(1);
+    dir.resetStats();
+    expect(Object.values(dir.stats).every((v) => v === 0)).toBe(true);
   });
 });
 

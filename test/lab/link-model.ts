@@ -212,6 +212,14 @@ export class LinkDirection<T> {
     this.applyTrace(this.traceStart);
   }
 
+  /** Zeroes the counters (between measurements on one link). */
+  resetStats(): void {
+    const s = this.stats;
+    s.offeredPackets = s.offeredBytes = s.deliveredPackets = s.deliveredBytes = 0;
+    s.lostPackets = s.queueDropPackets = s.downDropPackets = 0;
+    s.maxBacklogBytes = s.lateMsSum = s.lateMsMax = 0;
+  }
+
   /** Bytes accepted but not yet serialised at `now`. */
   backlogBytes(now: number = this.clock.now()): number {
     if (this.rateBps === 0 || this.busyUntil <= now) return 0;

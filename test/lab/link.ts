@@ -113,8 +113,9 @@ export class LinkHandle {
     return this.set('both', { down: false });
   }
 
-  async stats(): Promise<LinkStats> {
-    const reply = await this.request({ cmd: 'stats' });
+  /** Counters since the link started or since the last stats(true). */
+  async stats(reset = false): Promise<LinkStats> {
+    const reply = await this.request({ cmd: 'stats', reset });
     if (!reply.ok || reply.stats === undefined) {
       throw new BraidError('BRAID_ERR_INTERNAL', 'stats reply without stats', { value: reply });
     }

@@ -12,6 +12,8 @@ import { describeUplink, listScenarios, loadScenario } from './scenario.js';
  * kernel MPTCP over all) of each scenario and prints one table per scenario.
  */
 
+/** Release lateness beyond this means the emulator, not the link, shaped the traffic. */
+const STALL_WARN_MS = 20;
 const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
 
@@ -55,6 +57,18 @@ export function formatReport(report: ScenarioReport): string {
     `| best single path (${report.best.uplink}) | ${mbps(report.best.goodputBps)} | ` +
       `${ratio(report.best.goodputBps, report.sumSinglesBps)} | 1.00 | | |`,
     `| sum of singles | ${mbps(report.sumSinglesBps)} | 1.00 | ${ratio(report.sumSinglesBps, report.best.goodputBps)} | | nominal ${nominal} Mbit/s |`,
+  );
+  // The emulator's own health during the runs: a forwarder that could not keep up
+  // (a starved core) shows as late releases and would taint the numbers above.
+  const late = report.runs.flatMap((r) => r.links);
+  const worst = late.reduce((m, l) => Math.max(m, l.lateMaxMs), 0);
+  const mean = late.reduce((m, l) => Math.max(m, l.lateMeanMs), 0);
+  lines.push(
+    '',
+    `emulator: release lateness worst mean ${(mean * 1000).toFixed(0)} µs, max ${worst.toFixed(1)} ms` +
+      (worst > STALL_WARN_MS
+        ? ` — WARNING: a forwarder stalled over ${STALL_WARN_MS} ms, rerun on an idle machine`
+        : ''),
   );
   return lines.join('\n');
 }
