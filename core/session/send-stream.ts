@@ -128,6 +128,8 @@ export class SendStream {
 
   /** Copies stream bytes [offset, offset+length) into target at pos. */
   copy(offset: number, length: number, target: Buffer, pos: number): void {
+    // A bare FIN (an empty stream's end) carries no bytes and may precede any write.
+    if (length === 0) return;
     let i = this.findChunk(offset);
     let remaining = length;
     let at = offset;

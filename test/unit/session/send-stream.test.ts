@@ -86,3 +86,15 @@ describe('SendStream', () => {
     );
   });
 });
+
+describe('SendStream: empty streams', () => {
+  it('sends a bare FIN for a stream ended without data, and copying its zero bytes is a no-op', () => {
+    const s = new SendStream(100);
+    s.end();
+    const r = s.nextRange(100)!;
+    expect(r).toEqual({ offset: 0, length: 0, fin: true });
+    expect(() => s.copy(r.offset, r.length, Buffer.alloc(0), 0)).not.toThrow();
+    s.onAcked(0, 0, true);
+    expect(s.allAcked).toBe(true);
+  });
+});
