@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import {
   addClientKey,
   loadClientKeys,
@@ -43,7 +44,8 @@ export interface SinkReport {
 /**
  * `braid relay`: the far end of associations. At this stage it terminates sessions
  * itself: target "sink" counts and hashes what arrives and answers with a
- * SinkReport line; "echo" sends everything back. Forwarding to the Internet comes
+ * SinkReport line; "echo" sends everything back; "source:<ms>" sends pseudo-random
+ * bytes for that many milliseconds (download benchmarks). Forwarding to the Internet comes
  * with the proxy/relay issue; other targets are reset with a clear reason.
  */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
@@ -90,6 +92,20 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   };
 }
 
+/** Download benchmark: pseudo-random bytes for `ms` milliseconds, then end of stream. */
+async function sendFor(stream: BraidStream, ms: number): Promise<void> {
+  const block = randomBytes(64 * 1024);
+  const until = performance.now() + ms;
+  // Whatever the peer sends (nothing, normally) is read and dropped.
+  stream.resume();
+  while (performance.now() < until && !stream.destroyed) {
+    if (!stream.write(block)) {
+      await Promise.race([once(stream, 'drain'), once(stream, 'close')]);
+    }
+  }
+  if (!stream.destroyed) stream.end();
+}
+
 function serveStream(stream: BraidStream, log: Logger): void {
   const target = stream.session.target;
   stream.on('error', (err) =>
@@ -115,6 +131,13 @@ function serveStream(stream: BraidStream, log: Logger): void {
   }
   if (target === 'echo') {
     stream.pipe(stream);
+    return;
+  }
+  const source = /^source:(\d{1,7})$/.exec(target);
+  if (source !== null) {
+    sendFor(stream, Number(source[1])).catch((err: unknown) =>
+      log.info('source session ended early', { session: stream.sessionId, ...errorFields(err) }),
+    );
     return;
   }
   stream.destroy(

@@ -65,3 +65,23 @@ describe('session API (paper Table I)', () => {
     server.close();
   });
 });
+
+describe('relay targets', () => {
+  const relayOf = useRelay();
+
+  it('streams pseudo-random bytes for the asked time on source:<ms>, then ends', async () => {
+    const socket = sessionSocket();
+    const stream = await socket.connect(relayOf().invite, {
+      via: ['127.0.0.2', '127.0.0.3'],
+      target: 'source:300',
+      logger: createLogger({ level: 'error' }),
+    });
+    const started = performance.now();
+    stream.end();
+    const received = await readAll(stream);
+    const elapsed = performance.now() - started;
+    expect(received.length).toBeGreaterThan(1_000_000);
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    await socket.close();
+  });
+});
