@@ -157,6 +157,24 @@ describe.skipIf(reason !== null)('lab (root, netns, TUN)', () => {
     expect(devices).not.toContain(`bl-${child.pid!.toString(36)}-`);
   });
 
+  it('sweeps namespaces and TUN devices whose owning process no longer exists', async () => {
+    let dead = 4_194_000;
+    while (isAlive(dead)) dead--;
+    const ns = `braidlab-${dead}-0-client`;
+    const device = `bl-${dead.toString(36)}-0c0`;
+    expect(ipSync(['netns', 'add', ns]).ok).toBe(true);
+    expect(ipSync(['tuntap', 'add', 'dev', device, 'mode', 'tun']).ok).toBe(true);
+    const topo = await Topology.create({ uplinks: [{ name: 'a', c2s: {}, s2c: {} }] });
+    topologies.push(topo);
+    expect(listNamespaces()).not.toContain(ns);
+    expect(ipSync(['link', 'show', device]).ok).toBe(false);
+    // Our own live topology survives a second sweep.
+    await Topology.create({ uplinks: [{ name: 'b', c2s: {}, s2c: {} }] }).then((t) =>
+      topologies.push(t),
+    );
+    expect(listNamespaces()).toContain(topo.clientNs);
+  });
+
   it.skipIf(!mptcpizeAvailable())(
     'runs the baselines: plain TCP on each uplink and kernel MPTCP joining every uplink',
     async () => {
