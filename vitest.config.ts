@@ -2,7 +2,14 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/regressions/**/*.test.ts'],
+    include: [
+      'test/unit/**/*.test.ts',
+      'test/integration/**/*.test.ts',
+      'test/regressions/**/*.test.ts',
+      // The lab's pure parts run in simulated time and need no root.
+      'test/lab/link-model.test.ts',
+      'test/lab/scenario.test.ts',
+    ],
     // Integration tests move hundreds of megabytes over real sockets; the two cores
     // of our CI machines are shared with the peer process.
     testTimeout: 120_000,
