@@ -17,6 +17,7 @@ import type { BulkResult } from './tools/bulk.js';
  */
 
 const bulkPath = fileURLToPath(new URL('./tools/bulk.ts', import.meta.url));
+const braidBulkPath = fileURLToPath(new URL('./tools/braid-bulk.ts', import.meta.url));
 const PLAIN_PORT = 5201;
 const MPTCP_PORT = 5202;
 /** Pause between runs so the previous run's queues drain. */
@@ -30,6 +31,8 @@ export interface RunOptions {
   durationMs?: number;
   /** Skip the MPTCP run (e.g. mptcpize missing). */
   skipMptcp?: boolean;
+  /** Skip the Braid run. */
+  skipBraid?: boolean;
   /** Progress lines. */
   progress?: (line: string) => void;
 }
@@ -74,14 +77,42 @@ export interface ScenarioReport {
   sumSinglesBps: number;
   best: { uplink: string; goodputBps: number };
   mptcpBps?: number;
+  braidBps?: number;
 }
 
 export function mptcpizeAvailable(): boolean {
   return spawnSync('mptcpize', ['--help']).error === undefined;
 }
 
-function nodeArgs(): string[] {
-  return ['--import', 'tsx', bulkPath];
+function nodeArgs(tool = bulkPath): string[] {
+  return ['--import', 'tsx', tool];
+}
+
+/** Starts `braid relay` (through the lab's braid-bulk tool) in the server namespace; resolves with its invite. */
+async function startBraidServer(topo: Topology): Promise<{ child: ChildProcess; invite: string }> {
+  const child = topo.spawn(
+    'server',
+    process.execPath,
+    [
+      ...nodeArgs(braidBulkPath),
+      'server',
+      '--host',
+      topo.serverAddress,
+      '--addresses',
+      topo.serverAddresses.join(','),
+    ],
+    { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  const invite = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', (line) => resolve((JSON.parse(line) as { invite: string }).invite));
+    child.once('exit', (code) =>
+      reject(new BraidError('BRAID_ERR_INTERNAL', `braid relay exited (${code}): ${stderr}`)),
+    );
+  });
+  return { child, invite };
 }
 
 /** Starts the load tool's server in the server namespace; resolves once it listens. */
@@ -129,8 +160,9 @@ async function runClient(
   args: string[],
   mptcp: boolean,
   onConnected: () => void,
+  tool = bulkPath,
 ): Promise<BulkResult> {
-  const full = [...nodeArgs(), 'client', ...args];
+  const full = [...nodeArgs(tool), 'client', ...args];
   const child = mptcp
     ? topo.spawn('client', 'mptcpize', ['run', process.execPath, ...full], {
         cwd: repoRoot,
@@ -317,15 +349,22 @@ export async function runBaselines(
       label: string,
       args: string[],
       mptcp: boolean,
+      tool = bulkPath,
     ): Promise<SystemRun> => {
       await resetLinks(topo, scenario);
       await sleep(SETTLE_MS);
       progress(`  ${scenario.name}: ${label} ...`);
       await Promise.all(topo.uplinks.map((u) => u.link.stats(true)));
       let timeline: ReturnType<typeof startTimeline> | undefined;
-      const result = await runClient(topo, args, mptcp, () => {
-        timeline = startTimeline(topo, scenario, download);
-      });
+      const result = await runClient(
+        topo,
+        args,
+        mptcp,
+        () => {
+          timeline = startTimeline(topo, scenario, download);
+        },
+        tool,
+      );
       const paths = timeline === undefined ? [] : await timeline.stop();
       const links = await Promise.all(
         topo.uplinks.map((u) => linkRunStats(u.name, u.link, download)),
@@ -360,6 +399,32 @@ export async function runBaselines(
       runs.push(run);
       mptcpBps = run.result.goodputBps;
     }
+    let braidBps: number | undefined;
+    if (options.skipBraid !== true) {
+      if (!download)
+        throw new BraidError('BRAID_ERR_USAGE', 'the Braid lab run measures downloads only');
+      const braid = await startBraidServer(topo);
+      try {
+        const run = await measure(
+          'braid',
+          'Braid (UDP, a path per uplink)',
+          [
+            '--invite',
+            braid.invite,
+            '--via',
+            topo.uplinks.map((u) => u.address).join(','),
+            '--ms',
+            String(durationMs),
+          ],
+          false,
+          braidBulkPath,
+        );
+        runs.push(run);
+        braidBps = run.result.goodputBps;
+      } finally {
+        braid.child.stdin!.end();
+      }
+    }
     const singles = runs
       .filter((r) => r.system.startsWith('tcp:'))
       .map((r) => ({ uplink: r.system.slice(4), goodputBps: r.result.goodputBps }));
@@ -373,6 +438,7 @@ export async function runBaselines(
       sumSinglesBps: singles.reduce((s, x) => s + x.goodputBps, 0),
       best,
       ...(mptcpBps === undefined ? {} : { mptcpBps }),
+      ...(braidBps === undefined ? {} : { braidBps }),
     };
   } finally {
     await topo.destroy();

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -41,7 +42,7 @@ export interface BulkResult {
   bins: number[];
 }
 
-const BIN_MS = 100;
+export const BIN_MS = 100;
 const CHUNK = randomBytes(64 * 1024);
 const IPPROTO_TCP = 6;
 const TCP_CONGESTION = 13;
@@ -73,7 +74,7 @@ function setCongestion(socket: net.Socket, cc: string | undefined): void {
 }
 
 /** Counts received bytes into a histogram; stops after `ms` (time mode). */
-class Receiver {
+export class Receiver {
   bytes = 0;
   first = -1;
   last = -1;
@@ -283,4 +284,6 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-await main();
+// Only as a program: braid-bulk.ts imports Receiver from here.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1])
+  await main();
