@@ -274,7 +274,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       transport: path.kind,
       mac: this.secrets.joinMac(path.id, path.kind),
     };
-    this.sendFrames(path, [frame], false);
+    this.sendNow(path, [frame]);
   }
 
   /** Resolves when the path is active, rejects when it fails or the join times out. */
@@ -361,11 +361,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   closePath(path: Path): void {
     if (!path.alive) return;
-    this.sendFrames(
-      path,
-      [{ type: 'path_status', pathId: path.id, state: 'closing', sequence: 1 }],
-      false,
-    );
+    this.sendNow(path, [{ type: 'path_status', pathId: path.id, state: 'closing', sequence: 1 }]);
     path.transition('closed');
     this.retire(path);
     this.emit('path', path, 'closed');
@@ -724,9 +720,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     return this.control.length > 0 || this.ready.length > 0;
   }
 
-  private sendFrames(path: Path, frames: Frame[], ackEliciting: boolean): void {
+  /** Sends path-specific frames (JOIN, PATH_STATUS) on `path` right away. */
+  private sendNow(path: Path, frames: Frame[]): void {
     for (const f of frames) path.pending.push(f);
-    if (!ackEliciting) this.sendPacket(path, this.clock.now(), false);
+    this.sendPacket(path, this.clock.now(), false);
   }
 
   /**
