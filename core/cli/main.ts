@@ -175,7 +175,11 @@ export async function spawnRelay(options: {
       '--transport',
       options.transports ?? 'udp,tcp',
     ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
+    // The demo's and bench's relay speaks up only for problems unless BRAID_LOG says otherwise.
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, BRAID_LOG: process.env.BRAID_LOG ?? 'warn' },
+    },
   );
   const lines = createInterface({ input: child.stdout });
   const invite = await new Promise<string>((resolve, reject) => {
