@@ -26,7 +26,16 @@ export class BraidStream extends Duplex {
         this.pendingFinal = undefined;
         cb?.();
       },
-      onReset: (error: BraidError) => {
+      onReset: (error: BraidError, byApplication: boolean) => {
+        // The application closed the association itself: close quietly, as
+        // socket.destroy() does (pending writes end with the stream); anything else
+        // is an error the application must see.
+        if (byApplication) {
+          this.pendingWrite = undefined;
+          this.pendingFinal = undefined;
+          this.destroy();
+          return;
+        }
         this.releaseWrite(error);
         const cb = this.pendingFinal;
         this.pendingFinal = undefined;

@@ -956,12 +956,16 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   // ------------------------------------------------------------------- closing
 
-  /** Closes the association; sessions still open are reset. */
+  /**
+   * Closes the association; sessions still open are reset. Without an error this is
+   * the application's own decision, and its streams close without an error event
+   * (as `socket.destroy()` does); with one, they fail with it.
+   */
   close(error?: BraidError): void {
-    this.fail(error, true);
+    this.fail(error, true, error === undefined);
   }
 
-  private fail(error: BraidError | undefined, tellPeer: boolean): void {
+  private fail(error: BraidError | undefined, tellPeer: boolean, byApplication = false): void {
     if (this.state_ === 'closed') return;
     if (tellPeer) {
       const frame: Frame =
@@ -984,7 +988,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     const sessionError =
       error ??
       new BraidError('BRAID_ERR_ASSOCIATION_CLOSED', 'association closed', { peer: this.peer });
-    for (const session of [...this.sessions.values()]) session.fail(sessionError);
+    for (const session of [...this.sessions.values()]) session.fail(sessionError, byApplication);
     for (const path of this.live) {
       if (path.alive) path.transition('closed');
       path.subflow.close();

@@ -23,7 +23,8 @@ export interface SessionEvents {
   onWritable(): void;
   /** Every byte written and the end of stream are acknowledged by the peer. */
   onSendDone(): void;
-  onReset(error: BraidError): void;
+  /** `byApplication`: the local application closed the association itself. */
+  onReset(error: BraidError, byApplication: boolean): void;
   onClosed(): void;
 }
 
@@ -206,12 +207,12 @@ export class Session {
   }
 
   /** RESET from the peer, or the association failed. */
-  fail(error: BraidError): void {
+  fail(error: BraidError, byApplication = false): void {
     if (this.isDone) return;
     this.resetError = error;
     this.transition('reset');
     this.host.sessionEnded(this);
-    this.events?.onReset(error);
+    this.events?.onReset(error, byApplication);
   }
 
   private close(): void {

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { sessionSocket } from '../../core/api/session-socket.js';
+import { BraidClient } from '../../core/api/client.js';
 import { formatInvite } from '../../core/handshake/invite.js';
 import { createLogger, createMemoryLogger } from '../../core/util/log.js';
 import { useRelay } from '../support/relay-fixture.js';
@@ -83,5 +84,46 @@ describe('relay targets', () => {
     expect(received.length).toBeGreaterThan(1_000_000);
     expect(elapsed).toBeGreaterThanOrEqual(250);
     await socket.close();
+  });
+});
+
+describe('closing an association under open streams', () => {
+  const relayOf = useRelay();
+
+  it('closes streams without an error event when the application closes the association', async () => {
+    const connected = await BraidClient.connect({
+      invite: relayOf().invite,
+      via: ['127.0.0.2'],
+      logger: createLogger({ level: 'error' }),
+    });
+    if (connected.kind !== 'braid') throw new Error('expected a Braid association');
+    const stream = connected.client.openStream({ target: 'echo' });
+    const errors: Error[] = [];
+    stream.on('error', (e) => errors.push(e));
+    stream.write(Buffer.alloc(1000));
+    const closed = new Promise((r) => stream.on('close', r));
+    connected.client.close();
+    await closed;
+    expect(errors).toEqual([]);
+    expect(stream.destroyed).toBe(true);
+  });
+
+  it('fails open streams with BRAID_ERR_ASSOCIATION_CLOSED when the peer closes the association', async () => {
+    const connected = await BraidClient.connect({
+      invite: relayOf().invite,
+      via: ['127.0.0.2'],
+      logger: createLogger({ level: 'error' }),
+    });
+    if (connected.kind !== 'braid') throw new Error('expected a Braid association');
+    const stream = connected.client.openStream({ target: 'echo' });
+    stream.write(Buffer.alloc(1000));
+    const failed = new Promise<unknown>((r) => stream.on('error', r));
+    await new Promise((r) => setTimeout(r, 100));
+    const server = [...relayOf().listener.associations.values()].find((a) =>
+      a.id.equals(connected.client.association.id),
+    )!;
+    server.close();
+    expect(await failed).toMatchObject({ code: 'BRAID_ERR_ASSOCIATION_CLOSED' });
+    connected.client.close();
   });
 });
