@@ -824,15 +824,16 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     const hl = headerLength(path.id, pn);
     const start = HEADER_ROOM - hl;
     writeHeader(buf, start, this.id, path.id, pn);
-    const sealed = path.protection.seal(buf.subarray(start, pos), hl, payloadLength, pn);
+    const parts = path.protection.sealParts(buf.subarray(start, pos), hl, payloadLength, pn);
+    const sealedLength = parts[0].length + parts[1].length + parts[2].length;
     // JOIN retransmissions are timed by the join logic, not by loss recovery.
     const inFlight = ackEliciting && path.state !== 'joining';
     // Recorded before the transport sees it: a send that kills the path (the interface
     // vanished mid-write) then finds this packet among the outstanding ones to reinject.
-    path.recovery.onPacketSent(pn, sealed.length, inFlight, { chunks, control });
-    if (!path.subflow.send(sealed)) path.blocked = true;
+    path.recovery.onPacketSent(pn, sealedLength, inFlight, { chunks, control });
+    if (!path.subflow.sendParts(parts)) path.blocked = true;
     path.stats.packetsSent++;
-    path.stats.bytesSent += sealed.length;
+    path.stats.bytesSent += sealedLength;
     path.lastSentAt = now;
     return true;
   }

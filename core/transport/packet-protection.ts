@@ -68,6 +68,28 @@ export class PacketProtection {
     return out;
   }
 
+  /**
+   * Seals like `seal`, but returns header, ciphertext and tag as three buffers for a
+   * gathering send (sendmsg/writev): the ciphertext is never copied again.
+   */
+  sealParts(
+    packet: Buffer,
+    headerLength: number,
+    payloadLength: number,
+    packetNumber: number,
+  ): [Buffer, Buffer, Buffer] {
+    const nonce = PacketProtection.nonce(this.sendNonce, this.send.iv, packetNumber);
+    const cipher = createCipheriv(this.algorithm as 'aes-256-gcm', this.send.key, nonce, {
+      authTagLength: TAG_LENGTH,
+    });
+    // The header is copied: `packet` is the caller's scratch buffer, and a queued send keeps references.
+    const header = Buffer.from(packet.subarray(0, headerLength));
+    cipher.setAAD(header, { plaintextLength: payloadLength });
+    const body = cipher.update(packet.subarray(headerLength, headerLength + payloadLength));
+    const rest = cipher.final();
+    return [header, rest.length === 0 ? body : Buffer.concat([body, rest]), cipher.getAuthTag()];
+  }
+
   /** Returns the plaintext, or BRAID_ERR_DECRYPT for a short, forged or damaged packet. */
   open(packet: Uint8Array, headerLength: number, packetNumber: number): Buffer | BraidError {
     const payloadLength = packet.length - headerLength - TAG_LENGTH;

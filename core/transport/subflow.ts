@@ -19,6 +19,8 @@ export interface Subflow {
    * after close it drops the packet and returns false.
    */
   send(packet: Uint8Array): boolean;
+  /** Like `send`, for one packet given as consecutive pieces (header, ciphertext, tag), without joining them. */
+  sendParts(parts: readonly Buffer[]): boolean;
   /** Bytes accepted by send() but not yet handed to the kernel. */
   readonly queuedBytes: number;
   readonly closed: boolean;

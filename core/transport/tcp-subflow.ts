@@ -100,6 +100,19 @@ class TcpSubflow implements Subflow {
     return this.socket.writableLength < this.queueLimit;
   }
 
+  sendParts(parts: readonly Buffer[]): boolean {
+    if (this.closed) return false;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    const prefix = Buffer.allocUnsafe(RECORD_HEADER_LENGTH);
+    writeRecordHeader(prefix, 0, length);
+    this.socket.cork();
+    this.socket.write(prefix);
+    for (const part of parts) this.socket.write(part);
+    this.socket.uncork();
+    return this.socket.writableLength < this.queueLimit;
+  }
+
   private fail(error: BraidError | undefined): void {
     if (this.closed) return;
     this.closed = true;

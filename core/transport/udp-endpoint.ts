@@ -41,6 +41,11 @@ class VirtualUdpSubflow implements Subflow {
     return this.endpoint.sendTo(packet, this.remoteAddress, this.remotePort);
   }
 
+  sendParts(parts: readonly Buffer[]): boolean {
+    if (this.closed) return false;
+    return this.endpoint.sendTo(parts, this.remoteAddress, this.remotePort);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -102,9 +107,9 @@ export class UdpEndpoint {
     return this.closed ? 0 : this.socket.getSendQueueSize();
   }
 
-  sendTo(packet: Uint8Array, address: string, port: number): boolean {
+  sendTo(packet: Uint8Array | readonly Buffer[], address: string, port: number): boolean {
     if (this.closed) return false;
-    this.socket.send(packet, port, address);
+    this.socket.send(packet as Buffer, port, address);
     return true;
   }
 

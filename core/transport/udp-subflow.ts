@@ -71,6 +71,13 @@ class UdpSubflow implements Subflow {
     return true;
   }
 
+  sendParts(parts: readonly Buffer[]): boolean {
+    if (this.closed) return false;
+    // One datagram from several buffers: sendmsg with an iovec, no join.
+    this.socket.send(parts as Buffer[]);
+    return true;
+  }
+
   private fail(error: BraidError | undefined): void {
     if (this.closed) return;
     this.closed = true;

@@ -122,6 +122,10 @@ export function impair(inner: Subflow, imp: Impairment, counters: ImpairmentCoun
       }
       return ok;
     },
+    sendParts(parts: readonly Buffer[]): boolean {
+      // The emulated link works on whole packets; joining costs nothing that matters here.
+      return wrapper.send(Buffer.concat(parts));
+    },
     get onPacket() {
       return onPacket;
     },
