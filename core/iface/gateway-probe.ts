@@ -135,7 +135,7 @@ export async function probeGateway(
     noReply = r.exitCode === 1;
     pingDetail = noReply
       ? 'no echo reply within 1 s'
-      : `ping failed (exit ${String(r.exitCode)}): ${r.stderr.trim().split('\n')[0] ?? ''}`;
+      : `ping failed (exit ${String(r.exitCode)}): ${r.stderr.trim().split('\n').join(' | ')}`;
   }
   if (options.ip !== null) {
     const state = await neighbourState(options.ip, device, gateway, signal);

@@ -140,6 +140,10 @@ export class InterfaceWatcher extends EventEmitter<InterfaceWatcherEvents> {
   async start(): Promise<void> {
     if (this.running) throw new BraidError('BRAID_ERR_USAGE', 'interface watcher already started');
     this.running = true;
+    // A restarted watcher reports every interface as added again, as start() promises.
+    this.current = new Map();
+    this.sysfsCache.clear();
+    this.probes.clear();
     this.probeAbort = new AbortController();
     try {
       [this.ipPath, this.pingPath] = await Promise.all([
@@ -429,7 +433,8 @@ export class InterfaceWatcher extends EventEmitter<InterfaceWatcherEvents> {
           if (u === undefined || !u.up || u.gateway !== gateway) return;
           const before = this.probes.get(key);
           this.probes.set(key, { gateway, reachable: result.reachable });
-          if (before?.reachable !== result.reachable) {
+          // The first answer for a gateway is logged too: it says whether probing works.
+          if (before === undefined || before.reachable !== result.reachable) {
             this.logger.info('gateway reachability', {
               name: device,
               gateway,

@@ -5,9 +5,11 @@ import type { Clock } from '../util/clock.js';
 
 /**
  * Keeps `ip monitor` running and turns its output into wake-ups. Its output is not
- * parsed: iproute2 6.1 ignores -json in monitor mode and prints text, newer versions
- * print JSON, and neither gives the complete state of an interface. Each chunk only
- * says "netlink reported something"; the watcher then re-reads the state.
+ * parsed: `ip -json monitor` prints text on iproute2 6.1 (JSON only on later
+ * versions), and no version gives the complete state of an interface in one message.
+ * Each chunk only says "netlink reported something"; the watcher then re-reads the
+ * state with `ip -json ... show`. Hence no -json here: it would add nothing but the
+ * risk of an old `ip` refusing the option.
  */
 export interface IpMonitorOptions {
   ip: string;
@@ -23,7 +25,7 @@ export interface IpMonitorOptions {
   restartMaxMs?: number;
 }
 
-const DEFAULT_ARGS = ['-json', 'monitor', 'link', 'address', 'route'] as const;
+const DEFAULT_ARGS = ['monitor', 'link', 'address', 'route'] as const;
 /** A monitor that lived this long died of something new: restart quickly again. */
 const HEALTHY_UPTIME_MS = 10_000;
 const STDERR_TAIL = 2048;

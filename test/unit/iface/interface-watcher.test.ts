@@ -155,6 +155,15 @@ describe('InterfaceWatcher, options and life cycle', () => {
     }
   });
 
+  it('reports every interface as added again when started after a stop', async () => {
+    const { w } = polling({ current: { bt0: [info('10.1.0.2', '10.1.0.2/24')] } });
+    await w.start();
+    await w.stop();
+    const events = record(w);
+    await w.start();
+    expect(events.map(([t, u]) => [t, u.name])).toEqual([['added', 'bt0']]);
+  });
+
   it('refuses a second start()', async () => {
     const { w } = polling({ current: {} });
     await w.start();
