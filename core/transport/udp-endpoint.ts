@@ -1,17 +1,46 @@
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
-import type { TransportKind } from '../wire/frame.js';
+import { isIP } from 'node:net';
 import { BraidError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
 import type { Subflow } from './subflow.js';
-import { udpMaxPayloadFor } from './udp-subflow.js';
+import {
+  applySocketBuffers,
+  checkAddress,
+  transportLogger,
+  udpMaxPayloadFor,
+  UDP_SOCKET_BUFFER,
+  type SocketBuffers,
+} from './udp-subflow.js';
 
-const DEFAULT_BUFFER = 4 * 1024 * 1024;
+export interface UdpEndpointOptions {
+  recvBufferSize?: number;
+  sendBufferSize?: number;
+  logger?: Logger;
+}
 
-/** The server's view of one client's UDP path: sends through the shared socket. */
+/**
+ * Errors an unconnected socket reports for one destination (a send that failed);
+ * they say nothing about the other clients on the socket.
+ */
+const PER_PEER_ERRORS: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'EMSGSIZE',
+  'EADDRNOTAVAIL',
+  'EINVAL',
+]);
+
+/**
+ * The server's view of one client's UDP path: it sends through the endpoint's shared
+ * socket; its `onPacket` is fed by the owner, who routes the endpoint's datagrams.
+ */
 class VirtualUdpSubflow implements Subflow {
-  readonly kind: TransportKind = 'udp';
+  readonly kind = 'udp' as const;
   readonly maxPacketSize: number;
-  closed = false;
+  closed_ = false;
   onPacket: (packet: Buffer) => void = () => undefined;
   onDrain: () => void = () => undefined;
   onClose: (error: BraidError | undefined) => void = () => undefined;
@@ -20,8 +49,14 @@ class VirtualUdpSubflow implements Subflow {
     private readonly endpoint: UdpEndpoint,
     readonly remoteAddress: string,
     readonly remotePort: number,
+    /** Why this destination cannot be sent to, found when the subflow was made. */
+    private readonly invalid: BraidError | undefined,
   ) {
     this.maxPacketSize = udpMaxPayloadFor(endpoint.address);
+  }
+
+  get closed(): boolean {
+    return this.closed_;
   }
 
   get localAddress(): string {
@@ -32,103 +67,185 @@ class VirtualUdpSubflow implements Subflow {
     return this.endpoint.port;
   }
 
+  /** The shared socket's queue: the kernel took everything else. */
   get queuedBytes(): number {
-    return this.endpoint.queuedBytes;
+    return this.closed_ ? 0 : this.endpoint.queuedBytes;
   }
 
   send(packet: Uint8Array): boolean {
-    if (this.closed) return false;
-    return this.endpoint.sendTo(packet, this.remoteAddress, this.remotePort);
+    return this.transmit(packet);
   }
 
   sendParts(parts: readonly Buffer[]): boolean {
-    if (this.closed) return false;
-    return this.endpoint.sendTo(parts, this.remoteAddress, this.remotePort);
+    return this.transmit(parts);
+  }
+
+  private transmit(packet: Uint8Array | readonly Buffer[]): boolean {
+    if (this.closed_) return false;
+    const error = this.invalid ?? this.endpoint.sendTo(packet, this.remoteAddress, this.remotePort);
+    if (error === undefined) return true;
+    this.endpoint.release(this, error);
+    return false;
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.onClose(undefined);
+    this.endpoint.release(this, undefined);
   }
 }
 
 /**
- * A server's UDP socket on one of its addresses. Datagrams of every client arrive
- * here; the owner routes them by the association id in the clear header.
+ * A server's UDP socket on one of its addresses. Datagrams of every client arrive here
+ * and go to `onDatagram` untouched; the owner decodes the clear header, finds the
+ * association and path, and feeds that path's subflow (from `subflowFor`). Bind it to
+ * a specific address rather than a wildcard: an unconnected socket cannot tell which
+ * local address a datagram came in on, and replies must leave from the one the client
+ * sent to.
  */
 export class UdpEndpoint {
+  /** Set by the owner; `packet` is the whole datagram. */
   onDatagram: (packet: Buffer, remoteAddress: string, remotePort: number) => void = () => undefined;
-  private closed = false;
-  private readonly virtuals = new Set<VirtualUdpSubflow>();
+  private closed_ = false;
+  private readonly subflows = new Set<VirtualUdpSubflow>();
+  private readonly log: Logger;
+  /** Errors of sends to single peers, which leave the endpoint running. */
+  sendErrors = 0;
 
   private constructor(
     private readonly socket: dgram.Socket,
     readonly address: string,
     readonly port: number,
+    readonly socketBuffers: SocketBuffers,
+    log: Logger,
   ) {
-    socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo.address, rinfo.port));
+    this.log = log;
+    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+      if (!this.closed_) this.onDatagram(msg, rinfo.address, rinfo.port);
+    });
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      // An unconnected socket only sees send errors here; they concern one peer.
-      if (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH')
+      if (err.code !== undefined && PER_PEER_ERRORS.has(err.code)) {
+        this.sendErrors++;
         return;
-      this.close(
-        new BraidError('BRAID_ERR_TRANSPORT', `UDP endpoint error ${err.code ?? ''}`.trim(), {
-          path: `${address}:${port}`,
+      }
+      this.shutdown(
+        new BraidError('BRAID_ERR_TRANSPORT', `UDP endpoint failed: ${err.code ?? err.message}`, {
+          path: `udp ${address}:${port}`,
           cause: err,
         }),
       );
     });
   }
 
-  static async bind(address: string, port: number): Promise<UdpEndpoint> {
-    const socket = dgram.createSocket({
-      type: isIPv6(address) ? 'udp6' : 'udp4',
-      recvBufferSize: DEFAULT_BUFFER,
-      sendBufferSize: DEFAULT_BUFFER,
-    });
+  /**
+   * Binds a socket to `address`:`port` (0: the kernel picks). Rejects with
+   * BRAID_ERR_USAGE for a malformed address, BRAID_ERR_TRANSPORT when it cannot bind.
+   */
+  static async bind(
+    address: string,
+    port: number,
+    options: UdpEndpointOptions = {},
+  ): Promise<UdpEndpoint> {
+    const bad = checkAddress(address, port, 'endpoint', true);
+    if (bad !== undefined) throw bad;
+    const where = `udp ${address}:${port}`;
+    const log = transportLogger(options.logger);
+    const socket = dgram.createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', (err) =>
+      socket.once('error', (err) => {
+        socket.close();
         reject(
           new BraidError('BRAID_ERR_TRANSPORT', 'could not bind UDP endpoint', {
-            path: `${address}:${port}`,
+            path: where,
             cause: err,
           }),
-        ),
-      );
+        );
+      });
       socket.bind(port, address, () => resolve());
     });
     socket.removeAllListeners('error');
     const bound = socket.address();
-    return new UdpEndpoint(socket, bound.address, bound.port);
+    const buffers = applySocketBuffers(
+      socket,
+      options.recvBufferSize ?? UDP_SOCKET_BUFFER,
+      options.sendBufferSize ?? UDP_SOCKET_BUFFER,
+      log,
+      where,
+    );
+    return new UdpEndpoint(socket, bound.address, bound.port, buffers, log);
   }
 
+  get closed(): boolean {
+    return this.closed_;
+  }
+
+  /** Bytes handed to send() that the kernel did not take yet (libuv's queue). */
   get queuedBytes(): number {
-    return this.closed ? 0 : this.socket.getSendQueueSize();
+    return this.closed_ ? 0 : this.socket.getSendQueueSize();
   }
 
-  sendTo(packet: Uint8Array | readonly Buffer[], address: string, port: number): boolean {
-    if (this.closed) return false;
-    this.socket.send(packet as Buffer, port, address);
-    return true;
+  /** Subflows from `subflowFor` that are still open. */
+  get subflowCount(): number {
+    return this.subflows.size;
   }
 
+  /**
+   * Sends one datagram (from one buffer or gathered from several); returns a BraidError instead of throwing when node refuses the
+   * destination synchronously (a port of 0 from a forged source, a closed endpoint).
+   */
+  sendTo(
+    packet: Uint8Array | readonly Buffer[],
+    address: string,
+    port: number,
+  ): BraidError | undefined {
+    if (this.closed_) {
+      return new BraidError('BRAID_ERR_TRANSPORT', 'UDP endpoint closed', {
+        path: `udp ${this.address}:${this.port}`,
+      });
+    }
+    try {
+      this.socket.send(packet, port, address);
+      return undefined;
+    } catch (err) {
+      this.sendErrors++;
+      return new BraidError('BRAID_ERR_TRANSPORT', 'UDP send refused', {
+        path: `udp ${this.address}:${this.port} -> ${address}:${port}`,
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * A subflow to `remoteAddress`:`remotePort` that sends through this socket. It stays
+   * open until its own close() or the endpoint's. Never throws: a destination node
+   * would refuse (not an IP literal, which would start a name lookup whose failure is
+   * reported as a socket error; port 0) yields a subflow whose first send closes it
+   * with BRAID_ERR_USAGE.
+   */
   subflowFor(remoteAddress: string, remotePort: number): Subflow {
-    const subflow = new VirtualUdpSubflow(this, remoteAddress, remotePort);
-    this.virtuals.add(subflow);
+    const invalid = checkAddress(remoteAddress, remotePort, 'remote', false);
+    const subflow = new VirtualUdpSubflow(this, remoteAddress, remotePort, invalid);
+    this.subflows.add(subflow);
     return subflow;
   }
 
-  close(error?: BraidError): void {
-    if (this.closed) return;
-    this.closed = true;
+  /** @internal Closes one virtual subflow and tells its owner (once). */
+  release(subflow: VirtualUdpSubflow, error: BraidError | undefined): void {
+    if (subflow.closed_) return;
+    subflow.closed_ = true;
+    this.subflows.delete(subflow);
+    subflow.onClose(error);
+  }
+
+  /** Closes the socket; each open virtual subflow's owner is told once, with no error. */
+  close(): void {
+    this.shutdown(undefined);
+  }
+
+  private shutdown(error: BraidError | undefined): void {
+    if (this.closed_) return;
+    this.closed_ = true;
     this.socket.close();
-    for (const v of this.virtuals) {
-      if (!v.closed) {
-        v.closed = true;
-        v.onClose(error);
-      }
-    }
-    this.virtuals.clear();
+    if (error !== undefined)
+      this.log.warn('UDP endpoint closed', { path: error.path, code: error.code });
+    for (const subflow of [...this.subflows]) this.release(subflow, error);
   }
 }
