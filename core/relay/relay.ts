@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import {
   addClientKey,
   loadClientKeys,
@@ -92,6 +91,19 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   };
 }
 
+/** Resolves on 'drain' or 'close', removing both listeners (a race of two once() calls leaks the loser). */
+function drainOrClose(stream: BraidStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
 /** Download benchmark: pseudo-random bytes for `ms` milliseconds, then end of stream. */
 async function sendFor(stream: BraidStream, ms: number): Promise<void> {
   const block = randomBytes(64 * 1024);
@@ -99,9 +111,7 @@ async function sendFor(stream: BraidStream, ms: number): Promise<void> {
   // Whatever the peer sends (nothing, normally) is read and dropped.
   stream.resume();
   while (performance.now() < until && !stream.destroyed) {
-    if (!stream.write(block)) {
-      await Promise.race([once(stream, 'drain'), once(stream, 'close')]);
-    }
+    if (!stream.write(block)) await drainOrClose(stream);
   }
   if (!stream.destroyed) stream.end();
 }
