@@ -21,6 +21,8 @@ export class TcpListener {
   acceptErrors = 0;
   private readonly open = new Set<Subflow>();
   private closing: Promise<void> | undefined;
+  /** Set while closing: resolves the close once the server and every socket are gone. */
+  private settle: (() => void) | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -81,7 +83,10 @@ export class TcpListener {
   private accept(socket: net.Socket): void {
     const subflow = wrapTcpSocket(socket, this.options);
     this.open.add(subflow);
-    socket.once('close', () => this.open.delete(subflow));
+    socket.once('close', () => {
+      this.open.delete(subflow);
+      this.settle?.();
+    });
     if (this.closing !== undefined) {
       subflow.close();
       return;
@@ -97,7 +102,14 @@ export class TcpListener {
    */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+      let listening = true;
+      this.settle = () => {
+        if (!listening && this.open.size === 0) resolve();
+      };
+      this.server.close(() => {
+        listening = false;
+        this.settle?.();
+      });
       for (const subflow of [...this.open]) subflow.close();
     });
     return this.closing;
