@@ -1,6 +1,7 @@
 import type { AckFrame, AckRange } from '../wire/frame.js';
 import type { Clock } from '../util/clock.js';
 import { BraidError } from '../util/errors.js';
+import { WindowedMaxFilter } from './windowed-filter.js';
 
 /**
  * Per-path loss recovery and congestion control in the manner of RFC 9002, with
@@ -87,6 +88,8 @@ export class PathRecovery<T> {
   rttvar: number;
   minRtt = Infinity;
   latestRtt = 0;
+  /** The newest RTT sample less the peer's ACK delay (RFC 9002 §5.3 adjusted_rtt), for jitter. */
+  latestAdjustedRtt = 0;
   hasRttSample = false;
   private firstRttSampleTime = 0;
 
@@ -108,8 +111,11 @@ export class PathRecovery<T> {
   private delivered = 0;
   private deliveredTime = 0;
   private firstSentTime = 0;
-  private rateSamples: Array<{ rate: number; time: number }> = [];
+  /** BBR's bandwidth filter: no allocation per ACK. */
+  private readonly rateFilter = new WindowedMaxFilter(RATE_WINDOW_RTTS * 333);
   deliveryRate = 0;
+  /** The newest delivery-rate sample (bytes/s), before the windowed maximum. */
+  latestRateSample = 0;
 
   // --- receiving
   /** Received packet numbers as descending disjoint ranges [first, last]. */
@@ -139,6 +145,22 @@ export class PathRecovery<T> {
     this.tokensAt = now;
     this.lastProgress = now;
     this.deliveredTime = now;
+  }
+
+  /**
+   * Starts from a scoreboard seed (paper §III-B) instead of RFC 9002's 333 ms: the PTO
+   * and the schedulers see a likely RTT at once. The first real sample replaces it
+   * (RFC 9002 §5.3), so a wrong seed costs nothing later.
+   */
+  seedRtt(srttMs: number, rttvarMs: number): void {
+    if (this.hasRttSample) return;
+    if (!(srttMs > 0 && Number.isFinite(srttMs) && rttvarMs >= 0 && Number.isFinite(rttvarMs))) {
+      throw new BraidError('BRAID_ERR_CONFIG', 'seeded RTT must be positive and finite', {
+        value: `${srttMs}/${rttvarMs}`,
+      });
+    }
+    this.srtt = srttMs;
+    this.rttvar = rttvarMs;
   }
 
   /** Consecutive probe timeouts without an ACK (RFC 9002 §6.2). */
@@ -305,6 +327,7 @@ export class PathRecovery<T> {
   private updateRtt(latest: number, ackDelay: number, now: number): void {
     // RFC 9002 §5.3
     this.latestRtt = latest;
+    this.latestAdjustedRtt = latest;
     if (!this.hasRttSample) {
       this.hasRttSample = true;
       this.minRtt = latest;
@@ -316,6 +339,7 @@ export class PathRecovery<T> {
     this.minRtt = Math.min(this.minRtt, latest);
     const delay = Math.min(ackDelay, this.maxAckDelay);
     const adjusted = latest >= this.minRtt + delay ? latest - delay : latest;
+    this.latestAdjustedRtt = adjusted;
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - adjusted);
     this.srtt = 0.875 * this.srtt + 0.125 * adjusted;
   }
@@ -327,14 +351,10 @@ export class PathRecovery<T> {
     const interval = Math.max(sendElapsed, ackElapsed);
     if (interval <= 0) return;
     const rate = ((this.delivered - p.delivered) / interval) * 1000;
+    this.latestRateSample = rate;
     if (p.appLimited && rate < this.deliveryRate) return;
     const window = RATE_WINDOW_RTTS * Math.max(this.srtt, 1);
-    this.rateSamples.push({ rate, time: now });
-    while (this.rateSamples.length > 0 && now - this.rateSamples[0]!.time > window)
-      this.rateSamples.shift();
-    let max = 0;
-    for (const s of this.rateSamples) if (s.rate > max) max = s.rate;
-    this.deliveryRate = max;
+    this.deliveryRate = this.rateFilter.update(rate, now, window);
   }
 
   private detectLoss(now: number): T[] {
