@@ -9,6 +9,9 @@ export default defineConfig({
       // The lab's pure parts run in simulated time and need no root.
       'test/lab/link-model.test.ts',
       'test/lab/scenario.test.ts',
+      'test/lab/payload.test.ts',
+      // Real namespaces and traffic for a few seconds; needs root (CI), skips otherwise.
+      'test/lab/smoke.test.ts',
     ],
     // Integration tests move hundreds of megabytes over real sockets; the two cores
     // of our CI machines are shared with the peer process.

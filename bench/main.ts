@@ -122,16 +122,27 @@ async function loopback(bytes: number, repeats: number): Promise<void> {
   }
 }
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    bytes: { type: 'string', default: '200M' },
-    repeats: { type: 'string', default: '2' },
-  },
-});
-const scenario = positionals[0] ?? 'loopback';
-if (scenario !== 'loopback') {
-  process.stderr.write(`unknown benchmark "${scenario}" (known: loopback)\n`);
-  process.exit(2);
+/** `npm run bench` with no argument, `-- lab ...` or only options: the network lab (bench/lab.ts). */
+async function main(argv: string[]): Promise<number> {
+  const first = argv[0];
+  if (first === undefined || first === 'lab' || first.startsWith('--')) {
+    const { runLabBench } = await import('./lab.js');
+    return runLabBench(first === 'lab' ? argv.slice(1) : argv);
+  }
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      bytes: { type: 'string', default: '200M' },
+      repeats: { type: 'string', default: '2' },
+    },
+  });
+  if (positionals[0] !== 'loopback') {
+    process.stderr.write(`unknown benchmark "${positionals[0]}" (known: lab, loopback)\n`);
+    return 2;
+  }
+  await loopback(parseSize(values.bytes), Number(values.repeats));
+  return 0;
 }
-await loopback(parseSize(values.bytes), Number(values.repeats));
+
+process.exitCode = await main(process.argv.slice(2));

@@ -18,10 +18,10 @@ import type { BulkResult } from './tools/bulk.js';
 
 const bulkPath = fileURLToPath(new URL('./tools/bulk.ts', import.meta.url));
 const braidBulkPath = fileURLToPath(new URL('./tools/braid-bulk.ts', import.meta.url));
-const PLAIN_PORT = 5201;
-const MPTCP_PORT = 5202;
+export const PLAIN_PORT = 5201;
+export const MPTCP_PORT = 5202;
 /** Pause between runs so the previous run's queues drain. */
-const SETTLE_MS = 500;
+export const SETTLE_MS = 500;
 const SAMPLE_MS = 100;
 
 export interface RunOptions {
@@ -84,12 +84,14 @@ export function mptcpizeAvailable(): boolean {
   return spawnSync('mptcpize', ['--help']).error === undefined;
 }
 
-function nodeArgs(tool = bulkPath): string[] {
+export function nodeArgs(tool = bulkPath): string[] {
   return ['--import', 'tsx', tool];
 }
 
 /** Starts `braid relay` (through the lab's braid-bulk tool) in the server namespace; resolves with its invite. */
-async function startBraidServer(topo: Topology): Promise<{ child: ChildProcess; invite: string }> {
+export async function startBraidServer(
+  topo: Topology,
+): Promise<{ child: ChildProcess; invite: string }> {
   const child = topo.spawn(
     'server',
     process.execPath,
@@ -116,7 +118,7 @@ async function startBraidServer(topo: Topology): Promise<{ child: ChildProcess; 
 }
 
 /** Starts the load tool's server in the server namespace; resolves once it listens. */
-async function startServer(
+export async function startServer(
   topo: Topology,
   port: number,
   mptcp: boolean,
@@ -154,13 +156,17 @@ async function startServer(
   return child;
 }
 
-/** Runs one bulk client; `onConnected` fires when its connection is up (events start then). */
-async function runClient(
+/**
+ * Runs one bulk client; `onConnected` fires when its connection is up (events start
+ * then). With `timeoutMs`, a client still running then is killed and the run fails.
+ */
+export async function runClient(
   topo: Topology,
   args: string[],
   mptcp: boolean,
   onConnected: () => void,
   tool = bulkPath,
+  timeoutMs?: number,
 ): Promise<BulkResult> {
   const full = [...nodeArgs(tool), 'client', ...args];
   const child = mptcp
@@ -174,6 +180,14 @@ async function runClient(
       });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  let timedOut = false;
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, timeoutMs);
   return new Promise<BulkResult>((resolve, reject) => {
     let result: BulkResult | undefined;
     const lines = createInterface({ input: child.stdout! });
@@ -183,12 +197,16 @@ async function runClient(
       else result = msg;
     });
     child.once('exit', (code) => {
+      clearTimeout(timer);
       if (result !== undefined) resolve(result);
       else
         reject(
           new BraidError(
             'BRAID_ERR_INTERNAL',
-            `bulk client exited (${code}) without a result: ${stderr}`,
+            timedOut
+              ? `bulk client still running after ${timeoutMs} ms; killed`
+              : `bulk client exited (${code}) without a result: ${stderr}`,
+            { value: timeoutMs },
           ),
         );
     });
@@ -196,7 +214,7 @@ async function runClient(
 }
 
 /** MPTcpExt counters of a namespace (/proc/net/netstat is per network namespace). */
-async function mptcpCounters(topo: Topology, side: Side): Promise<Map<string, number>> {
+export async function mptcpCounters(topo: Topology, side: Side): Promise<Map<string, number>> {
   const text = await topo.exec(side, 'cat', ['/proc/net/netstat']);
   const lines = text.split('\n').filter((l) => l.startsWith('MPTcpExt:'));
   const counters = new Map<string, number>();
@@ -294,7 +312,7 @@ export function startTimeline(
   };
 }
 
-async function linkRunStats(
+export async function linkRunStats(
   uplink: string,
   link: LinkHandle,
   download: boolean,
@@ -312,7 +330,7 @@ async function linkRunStats(
   };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Builds the scenario's topology, runs every baseline, tears it down. */
 export async function runBaselines(

@@ -1,22 +1,45 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BraidClient } from '../../../core/api/client.js';
-import { startRelay } from '../../../core/relay/relay.js';
+import type { BraidStream } from '../../../core/api/braid-stream.js';
+import { BraidListener } from '../../../core/api/listener.js';
+import {
+  addClientKey,
+  loadClientKeys,
+  loadOrCreateServerIdentity,
+} from '../../../core/handshake/identity-store.js';
+import { formatInvite } from '../../../core/handshake/invite.js';
+import { BraidError } from '../../../core/util/errors.js';
+import { createLogger, errorFields } from '../../../core/util/log.js';
 import type { TransportKind } from '../../../core/wire/frame.js';
-import { createLogger } from '../../../core/util/log.js';
-import { Receiver } from './bulk.js';
+import {
+  DEFAULT_MESSAGES,
+  messageResult,
+  pump,
+  receive,
+  Receiver,
+  sendMessages,
+  type BulkResult,
+  type MessagePlan,
+} from './bulk.js';
+import { MessageReceiver } from './payload.js';
 
 /**
- * Braid's side of the lab benchmark, with the same output as bulk.ts so the runner
- * treats every system alike.
- *   server --host H [--addresses A,B]   runs `braid relay` (keys in a temp folder);
- *                                        prints {"event":"listening","invite":...}
- *   client --invite I --via A,B,.. --ms D [--transport udp,...]
- *                                        downloads from the relay's source:<D> target
- *                                        over one path per --via address; prints
- *                                        {"event":"connected"}, then a BulkResult.
+ * Braid's side of the lab benchmark, with the same modes and output as bulk.ts so
+ * the runner treats every system alike.
+ *   server --host H [--addresses A,B]   a Braid listener (keys in a temp folder) that
+ *                                        serves the lab's targets; prints
+ *                                        {"event":"listening","invite":...}
+ *   client --invite I --via A,B,.. (--ms D | --bytes N | --messages N) [--transport udp,...]
+ *                                        downloads over one path per --via address;
+ *                                        prints {"event":"connected"}, then a BulkResult.
+ * Targets (the session's target string): `lab:time` sends the position pattern until
+ * the client closes; `lab:bytes:<n>` sends n bytes of it and ends;
+ * `lab:messages:<count>:<intervalMs>:<size>` sends stamped records (payload.ts).
+ * The relay's own `source:` target sends random bytes, which cannot be checked at the
+ * far end, hence this server.
  */
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -26,54 +49,125 @@ const { positionals, values } = parseArgs({
     invite: { type: 'string' },
     via: { type: 'string' },
     transport: { type: 'string', default: 'udp' },
-    ms: { type: 'string', default: '10000' },
-    upload: { type: 'boolean', default: false },
+    ms: { type: 'string' },
+    bytes: { type: 'string' },
+    messages: { type: 'string' },
   },
 });
 const logger = createLogger({ level: 'warn' });
 const list = (s: string | undefined): string[] => (s ?? '').split(',').filter((x) => x.length > 0);
 
-if (positionals[0] === 'server') {
+function serveStream(stream: BraidStream): void {
+  const target = stream.session.target;
+  // A time-mode client closes its association when its window ends: the reset that
+  // follows is the normal end of the run, so it is only logged (at info).
+  stream.on('error', (err) =>
+    logger.info('lab session ended with error', { target, ...errorFields(err) }),
+  );
+  stream.resume();
+  if (target === 'lab:time') return pump(stream, Infinity);
+  const bytes = /^lab:bytes:(\d{1,12})$/.exec(target);
+  if (bytes !== null) return pump(stream, Number(bytes[1]));
+  const msgs = /^lab:messages:(\d{1,7}):(\d{1,5}):(\d{2,6})$/.exec(target);
+  if (msgs !== null) {
+    const plan: MessagePlan = {
+      count: Number(msgs[1]),
+      intervalMs: Number(msgs[2]),
+      size: Number(msgs[3]),
+    };
+    void sendMessages(stream, plan);
+    return;
+  }
+  stream.destroy(new BraidError('BRAID_ERR_USAGE', 'unknown lab target', { value: target }));
+}
+
+async function server(): Promise<void> {
   const host = values.host ?? '0.0.0.0';
-  const relay = await startRelay({
-    stateDir: mkdtempSync(join(tmpdir(), 'braid-lab-relay-')),
+  const stateDir = mkdtempSync(join(tmpdir(), 'braid-lab-relay-'));
+  const identity = loadOrCreateServerIdentity(stateDir);
+  const key = addClientKey(stateDir, 'lab');
+  const listener = await BraidListener.listen({
     host,
     port: 0,
     addresses: list(values.addresses).length > 0 ? list(values.addresses) : [host],
+    identity,
+    clients: () => loadClientKeys(stateDir),
     logger,
   });
-  process.stdout.write(
-    JSON.stringify({ event: 'listening', invite: relay.invites[0]!.invite }) + '\n',
-  );
-  process.stdin.on('end', () => void relay.close().then(() => process.exit(0))).resume();
-} else if (positionals[0] === 'client') {
-  if (values.upload)
-    throw new Error('braid-bulk: upload runs are not implemented; scenarios are downloads');
-  const ms = Number(values.ms);
+  listener.on('stream', (stream) => serveStream(stream));
+  const invite = formatInvite({
+    host,
+    port: listener.port,
+    fingerprint: identity.fingerprint,
+    keyId: key.keyId,
+    key: key.key,
+  });
+  process.stdout.write(JSON.stringify({ event: 'listening', invite }) + '\n');
+  process.stdin
+    .on('end', () => {
+      rmSync(stateDir, { recursive: true, force: true });
+      void listener.close().then(() => process.exit(0));
+    })
+    .resume();
+}
+
+async function client(): Promise<BulkResult> {
+  const modes = [values.ms, values.bytes, values.messages].filter((v) => v !== undefined);
+  if (modes.length !== 1 || values.invite === undefined)
+    throw new BraidError(
+      'BRAID_ERR_USAGE',
+      'usage: braid-bulk client --invite I --via A,B (--ms N | --bytes N | --messages N)',
+    );
   const start = performance.now();
   const connected = await BraidClient.connect({
-    invite: values.invite ?? '',
+    invite: values.invite,
     via: list(values.via),
     transports: list(values.transport) as TransportKind[],
     logger,
   });
   if (connected.kind !== 'braid')
-    throw new Error(`braid-bulk: relay answered as legacy: ${connected.reason}`);
-  const client = connected.client;
-  const stream = client.openStream({ target: `source:${ms}` });
+    throw new BraidError('BRAID_ERR_HANDSHAKE', `relay answered as legacy: ${connected.reason}`);
+  const braid = connected.client;
+  const requested = performance.now();
+  const connectMs = requested - start;
+  const plan =
+    values.messages === undefined
+      ? undefined
+      : { count: Number(values.messages), ...DEFAULT_MESSAGES };
+  const target =
+    values.ms !== undefined
+      ? 'lab:time'
+      : values.bytes !== undefined
+        ? `lab:bytes:${Number(values.bytes)}`
+        : `lab:messages:${plan!.count}:${plan!.intervalMs}:${plan!.size}`;
+  const stream = braid.openStream({ target });
   process.stdout.write(JSON.stringify({ event: 'connected' }) + '\n');
-  const receiver = new Receiver(start);
-  stream.on('data', (chunk: Buffer) => receiver.add(chunk.length, performance.now()));
   stream.end();
-  await new Promise<void>((resolve, reject) => {
-    stream.once('end', resolve);
-    stream.once('error', reject);
-  });
-  process.stdout.write(
-    JSON.stringify({ ...receiver.result(undefined), paths: client.association.pathSummary() }) +
-      '\n',
-  );
-  client.close();
+  const failed = new Promise<never>((_, reject) => stream.once('error', reject));
+  let result: BulkResult;
+  if (plan !== undefined) {
+    const rx = new MessageReceiver(plan.size, plan.count);
+    stream.on('data', (chunk: Buffer) => rx.push(chunk));
+    await Promise.race([new Promise((resolve) => stream.once('end', resolve)), failed]);
+    result = { ...new Receiver(start).result(0), connectMs, messages: messageResult(rx) };
+  } else if (values.ms !== undefined) {
+    const ms = Number(values.ms);
+    const rx = await Promise.race([receive(stream, start, ms), failed]);
+    result = { ...rx.result(ms), connectMs };
+  } else {
+    const bytes = Number(values.bytes);
+    const rx = await Promise.race([receive(stream, start, undefined), failed]);
+    result = { ...rx.result(undefined, rx.last - requested, bytes), connectMs };
+  }
+  const paths = braid.association.pathSummary();
+  braid.close();
+  return { ...result, paths } as BulkResult;
+}
+
+if (positionals[0] === 'server') {
+  await server();
+} else if (positionals[0] === 'client') {
+  process.stdout.write(JSON.stringify(await client()) + '\n');
   process.exit(0);
 } else {
   process.stderr.write('usage: braid-bulk server|client ...\n');

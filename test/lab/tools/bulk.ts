@@ -1,9 +1,18 @@
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import koffi from 'koffi';
 import { BraidError } from '../../../core/util/errors.js';
+import {
+  encodeMessage,
+  MessageReceiver,
+  monotonicMs,
+  PatternSource,
+  PatternVerifier,
+  percentile,
+  type IntegrityCounts,
+} from './payload.js';
 
 /**
  * The lab's plain TCP (and, under `mptcpize run`, MPTCP) load tool, run inside the
@@ -12,20 +21,45 @@ import { BraidError } from '../../../core/util/errors.js';
  *
  *   bulk.ts server --port 5201 [--cc cubic]
  *   bulk.ts client --host 10.200.0.1 --port 5201 [--bind 10.10.1.2] [--cc cubic]
- *                  (--ms 10000 | --bytes 20000000) [--upload]
+ *                  (--ms 10000 | --bytes 20000000 | --messages 300) [--upload]
  *
  * Time mode: the receiver takes bytes for `ms` after its first byte, then closes;
  * goodput is exactly those bytes over that window. Bytes mode: the sender sends the
- * given count; completion time runs from the client's connect() to the last byte
- * (download) or to the server's report of the last byte (upload). The receiver
- * keeps a per-100 ms histogram of bytes for stall and failover plots.
- * The client prints `{"event":"connected"}` and then one result line (BulkResult).
+ * given count; completion time runs from the request (connection already up) to the
+ * last byte (download) or to the server's report of the last byte (upload).
+ * Messages mode (downloads): the server sends `messages` records of 1 KB, one every
+ * 20 ms, each stamped with its send time; the client reports one-way delays.
+ * Every byte is checked (payload.ts): bulk data against its position pattern,
+ * messages by sequence number and filler. The receiver keeps a per-100 ms
+ * histogram of bytes and the longest gap between arrivals, for stall and failover
+ * plots. The client prints `{"event":"connected"}` and then one result line.
  */
 
 export interface BulkRequest {
   upload: boolean;
   ms?: number;
   bytes?: number;
+  messages?: MessagePlan;
+}
+
+export interface MessagePlan {
+  count: number;
+  intervalMs: number;
+  size: number;
+}
+
+export const DEFAULT_MESSAGES: Omit<MessagePlan, 'count'> = { intervalMs: 20, size: 1024 };
+
+/** One-way delays of the messages mode, ms, and what the record check found. */
+export interface MessageResult {
+  count: number;
+  received: number;
+  lost: number;
+  duplicated: number;
+  corrupt: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
 }
 
 export interface BulkResult {
@@ -35,15 +69,25 @@ export interface BulkResult {
   goodputBps: number;
   /** From connect() to the first byte at the receiver, ms. */
   firstByteMs: number;
-  /** Bytes mode: from connect() to the last byte acknowledged, ms. */
+  /** Bytes mode: from the request (connection up) to the last byte, ms. */
   completionMs?: number;
+  /** From connect() until the request could be sent (handshakes), ms. */
+  connectMs?: number;
   binMs: number;
   /** Bytes received per bin, starting at the first byte. */
   bins: number[];
+  /** Longest time without any data arriving, first byte to end of window, ms. */
+  maxGapMs?: number;
+  /** When the longest gap started, ms after the first byte. */
+  maxGapAtMs?: number;
+  /** What the payload check found (bulk and bytes modes). */
+  integrity?: IntegrityCounts;
+  /** Messages mode. */
+  messages?: MessageResult;
 }
 
 export const BIN_MS = 100;
-const CHUNK = randomBytes(64 * 1024);
+const CHUNK_BYTES = 64 * 1024;
 const IPPROTO_TCP = 6;
 const TCP_CONGESTION = 13;
 
@@ -73,16 +117,24 @@ function setCongestion(socket: net.Socket, cc: string | undefined): void {
   }
 }
 
-/** Counts received bytes into a histogram; stops after `ms` (time mode). */
+/** Counts received bytes into a histogram, checks them, tracks the longest gap. */
 export class Receiver {
   bytes = 0;
   first = -1;
   last = -1;
+  maxGapMs = 0;
+  maxGapAtMs = 0;
   readonly bins: number[] = [];
+  readonly verifier = new PatternVerifier();
   constructor(private readonly start: number) {}
 
+  /** Counts `n` bytes arriving at `now` (performance.now()). */
   add(n: number, now: number): void {
     if (this.first < 0) this.first = now;
+    else if (now - this.last > this.maxGapMs) {
+      this.maxGapMs = now - this.last;
+      this.maxGapAtMs = this.last - this.first;
+    }
     this.last = now;
     this.bytes += n;
     const bin = Math.floor((now - this.first) / BIN_MS);
@@ -90,8 +142,17 @@ export class Receiver {
     this.bins[bin]! += n;
   }
 
-  result(windowMs: number | undefined, completionMs?: number): BulkResult {
+  /** Counts and checks a chunk of the position pattern. */
+  take(chunk: Buffer, now: number): void {
+    this.add(chunk.length, now);
+    this.verifier.push(chunk);
+  }
+
+  result(windowMs: number | undefined, completionMs?: number, expectedBytes?: number): BulkResult {
     const window = windowMs ?? (this.first < 0 ? 0 : this.last - this.first);
+    // A path that never came back leaves a gap up to the end of the window.
+    const tail = this.first < 0 ? 0 : this.first + window - this.last;
+    const gap = tail > this.maxGapMs ? { ms: tail, at: this.last - this.first } : undefined;
     return {
       bytes: this.bytes,
       windowMs: window,
@@ -100,29 +161,57 @@ export class Receiver {
       ...(completionMs === undefined ? {} : { completionMs }),
       binMs: BIN_MS,
       bins: this.bins,
+      maxGapMs: gap?.ms ?? this.maxGapMs,
+      maxGapAtMs: gap?.at ?? this.maxGapAtMs,
+      integrity: this.verifier.finish(expectedBytes),
     };
   }
 }
 
-/** Writes CHUNK until `limit` bytes (Infinity: until the socket closes). */
-function pump(socket: net.Socket, limit: number): void {
-  let sent = 0;
+/** Summarises a message receiver's findings. */
+export function messageResult(rx: MessageReceiver): MessageResult {
+  const s = rx.finish();
+  return {
+    count: s.expected,
+    received: s.received,
+    lost: s.lost,
+    duplicated: s.duplicated,
+    corrupt: s.corrupt,
+    p50Ms: percentile(s.delaysMs, 50),
+    p99Ms: percentile(s.delaysMs, 99),
+    maxMs: s.delaysMs.reduce((m, d) => Math.max(m, d), 0),
+  };
+}
+
+/** Sends `plan.count` stamped records on a fixed schedule (not drifting with timer lateness), then ends. */
+export async function sendMessages(out: Writable, plan: MessagePlan): Promise<void> {
+  const start = performance.now();
+  for (let seq = 0; seq < plan.count && !out.destroyed; seq++) {
+    const due = start + seq * plan.intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    out.write(encodeMessage(seq, plan.size, monotonicMs()));
+  }
+  if (!out.destroyed) out.end();
+}
+
+/** Writes the position pattern until `limit` bytes (Infinity: until the stream closes). */
+export function pump(out: Writable, limit: number): void {
+  const source = new PatternSource();
   const fill = (): void => {
-    while (sent < limit && !socket.destroyed) {
-      const n = Math.min(CHUNK.length, limit - sent);
-      sent += n;
-      const more = socket.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
+    while (source.offset < limit && !out.destroyed) {
+      const more = out.write(source.next(Math.min(CHUNK_BYTES, limit - source.offset)));
       if (!more) return;
     }
-    if (sent >= limit) socket.end();
+    if (source.offset >= limit && !out.destroyed) out.end();
   };
-  socket.on('drain', fill);
+  out.on('drain', fill);
   fill();
 }
 
 /** Receives on `socket`: in time mode until `ms` after the first byte, else to EOF. */
-function receive(
-  socket: net.Socket,
+export function receive(
+  socket: Readable,
   start: number,
   ms: number | undefined,
   initial?: Buffer,
@@ -142,7 +231,7 @@ function receive(
         finish();
         return;
       }
-      rx.add(chunk.length, now);
+      rx.take(chunk, now);
     };
     if (initial !== undefined && initial.length > 0) onData(initial);
     socket.on('data', onData);
@@ -173,12 +262,16 @@ function serve(port: number, cc: string | undefined): void {
       socket.off('data', onHead);
       const req = JSON.parse(head.subarray(0, nl).toString('utf8')) as BulkRequest;
       const rest = head.subarray(nl + 1);
+      if (req.messages !== undefined) {
+        void sendMessages(socket, req.messages);
+        return;
+      }
       if (!req.upload) {
         pump(socket, req.bytes ?? Infinity);
         return;
       }
       void receive(socket, performance.now(), req.ms, rest).then((rx) => {
-        socket.end(JSON.stringify(rx.result(req.ms)) + '\n');
+        socket.end(JSON.stringify(rx.result(req.ms, undefined, req.bytes)) + '\n');
         // Time mode: the client still writes; close hard once the report is out.
         if (req.ms !== undefined)
           socket.once('finish', () => setTimeout(() => socket.destroy(), 200));
@@ -212,13 +305,21 @@ async function client(options: {
   });
   setCongestion(socket, options.cc);
   process.stdout.write(JSON.stringify({ event: 'connected' }) + '\n');
+  const requested = performance.now();
+  const connectMs = requested - start;
   socket.write(JSON.stringify(options.request) + '\n');
   const { request } = options;
+  if (request.messages !== undefined) {
+    const rx = new MessageReceiver(request.messages.size, request.messages.count);
+    socket.on('data', (chunk: Buffer) => rx.push(chunk));
+    await new Promise((resolve) => socket.once('close', resolve));
+    return { ...new Receiver(start).result(0), connectMs, messages: messageResult(rx) };
+  }
   if (!request.upload) {
     const rx = await receive(socket, start, request.ms);
-    const completion = request.bytes === undefined ? undefined : rx.last - start;
+    const completion = request.bytes === undefined ? undefined : rx.last - requested;
     socket.destroy();
-    return rx.result(request.ms, completion);
+    return { ...rx.result(request.ms, completion, request.bytes), connectMs };
   }
   socket.on('error', () => socket.destroy());
   let text = '';
@@ -236,8 +337,8 @@ async function client(options: {
   const result = await report;
   socket.destroy();
   return request.bytes === undefined
-    ? result
-    : { ...result, completionMs: performance.now() - start };
+    ? { ...result, connectMs }
+    : { ...result, connectMs, completionMs: performance.now() - requested };
 }
 
 async function main(): Promise<void> {
@@ -250,6 +351,7 @@ async function main(): Promise<void> {
       cc: { type: 'string' },
       ms: { type: 'string' },
       bytes: { type: 'string' },
+      messages: { type: 'string' },
       upload: { type: 'boolean', default: false },
     },
   });
@@ -261,17 +363,21 @@ async function main(): Promise<void> {
   if (
     positionals[0] !== 'client' ||
     values.host === undefined ||
-    (values.ms === undefined) === (values.bytes === undefined)
+    [values.ms, values.bytes, values.messages].filter((v) => v !== undefined).length !== 1 ||
+    (values.messages !== undefined && values.upload)
   ) {
     throw new BraidError(
       'BRAID_ERR_USAGE',
-      'usage: bulk.ts server|client --host H (--ms N | --bytes N) [...]',
+      'usage: bulk.ts server|client --host H (--ms N | --bytes N | --messages N) [--upload] [...]',
     );
   }
   const request: BulkRequest = {
     upload: values.upload,
     ...(values.ms === undefined ? {} : { ms: Number(values.ms) }),
     ...(values.bytes === undefined ? {} : { bytes: Number(values.bytes) }),
+    ...(values.messages === undefined
+      ? {}
+      : { messages: { count: Number(values.messages), ...DEFAULT_MESSAGES } }),
   };
   const result = await client({
     host: values.host,

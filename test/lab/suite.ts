@@ -1,0 +1,308 @@
+import { fileURLToPath } from 'node:url';
+import {
+  linkRunStats,
+  MPTCP_PORT,
+  mptcpCounters,
+  PLAIN_PORT,
+  resetLinks,
+  runClient,
+  SETTLE_MS,
+  sleep,
+  startBraidServer,
+  startServer,
+  startTimeline,
+  type LinkRunStats,
+  type PathSeries,
+} from './baselines.js';
+import { uplinkSpecs, type Scenario } from './scenario.js';
+import { Topology } from './topology.js';
+import type { BulkResult, MessageResult } from './tools/bulk.js';
+import type { IntegrityCounts } from './tools/payload.js';
+
+/**
+ * The lab benchmark's measurements (issue 5): for each system on the same emulated
+ * links — plain TCP on each uplink alone, kernel MPTCP over all, Braid over all —
+ * bulk goodput over a window, completion times of fixed transfers, one-way delay of
+ * 1 KB messages at 50 per second on an otherwise idle connection, and what the
+ * payload check found. Every measurement is a fresh connection (a fresh association
+ * for Braid) with the links reset and the scenario's events and traces started when
+ * it is up, so each system sees the same link history.
+ */
+
+const braidBulkPath = fileURLToPath(new URL('./tools/braid-bulk.ts', import.meta.url));
+
+export interface SuiteOptions {
+  congestionControl?: string;
+  /** Bulk window; the scenario's durationMs by default. */
+  bulkMs?: number;
+  /** Transfer sizes whose completion time is measured; default 1 MB and 20 MB. */
+  transfers?: number[];
+  /** Messages of the delay test (1 KB every 20 ms); default 300 (6 s); 0 skips it. */
+  messages?: number;
+  /** Uplinks that get a single-path TCP run: all by default. */
+  tcpUplinks?: string[];
+  mptcp?: boolean;
+  braid?: boolean;
+  /** A transfer or message run still going after this is killed and reported as failed. */
+  timeoutMs?: number;
+  progress?: (line: string) => void;
+}
+
+export interface TransferOutcome {
+  bytes: number;
+  /** From the request (connection up) to the last byte, ms. */
+  completionMs?: number;
+  /** Connection (TCP) or association (Braid: TLS + path joins) set-up before it, ms. */
+  connectMs?: number;
+  integrity?: IntegrityCounts;
+  error?: string;
+}
+
+export interface SystemReport {
+  /** 'braid', 'mptcp' or 'tcp:<uplink>'. */
+  system: string;
+  label: string;
+  bulk?: BulkResult;
+  bulkError?: string;
+  /** Per-uplink bytes the link delivered in the data direction per 100 ms, bulk run. */
+  paths: PathSeries[];
+  links: LinkRunStats[];
+  transfers: TransferOutcome[];
+  messages?: MessageResult;
+  messagesError?: string;
+  /** MPTCP bulk run only: MP_CAPABLE negotiated, subflows joined. */
+  mptcp?: { capable: boolean; joins: number };
+  /** Application bytes lost, duplicated or corrupt over all of this system's runs. */
+  integrity: IntegrityCounts & { messagesLost: number; messagesDuplicated: number };
+}
+
+export interface SuiteReport {
+  scenario: Scenario;
+  congestionControl: string;
+  bulkMs: number;
+  messages: number;
+  systems: SystemReport[];
+  singles: Array<{ uplink: string; goodputBps: number }>;
+  sumSinglesBps: number;
+  best?: { uplink: string; goodputBps: number };
+}
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export async function runSuite(
+  scenario: Scenario,
+  options: SuiteOptions = {},
+): Promise<SuiteReport> {
+  const progress = options.progress ?? (() => undefined);
+  const cc = options.congestionControl;
+  const bulkMs = options.bulkMs ?? scenario.durationMs;
+  const transfers = options.transfers ?? [1_000_000, 20_000_000];
+  const messages = options.messages ?? 300;
+  const timeoutMs = options.timeoutMs ?? 90_000;
+  const withMptcp = options.mptcp ?? true;
+  const withBraid = options.braid ?? true;
+  if ((scenario.direction ?? 'download') !== 'download')
+    throw new Error(`the lab benchmark measures downloads; ${scenario.name} is an upload`);
+  const topo = await Topology.create({
+    uplinks: uplinkSpecs(scenario),
+    mptcp: withMptcp,
+    ...(scenario.serverAddresses === undefined
+      ? {}
+      : { serverAddresses: scenario.serverAddresses }),
+  });
+  const servers: Array<{ stdin: NodeJS.WritableStream | null }> = [];
+  try {
+    servers.push(await startServer(topo, PLAIN_PORT, false, cc));
+    if (withMptcp) servers.push(await startServer(topo, MPTCP_PORT, true, cc));
+    let invite = '';
+    if (withBraid) {
+      const braid = await startBraidServer(topo);
+      servers.push(braid.child);
+      invite = braid.invite;
+    }
+    const ccArgs = cc === undefined ? [] : ['--cc', cc];
+    interface System {
+      system: string;
+      label: string;
+      args: string[];
+      mptcp: boolean;
+      tool?: string;
+    }
+    const systems: System[] = [];
+    if (withBraid)
+      systems.push({
+        system: 'braid',
+        label: 'Braid (UDP, a path per uplink)',
+        args: ['--invite', invite, '--via', topo.uplinks.map((u) => u.address).join(',')],
+        mptcp: false,
+        tool: braidBulkPath,
+      });
+    for (const u of topo.uplinks) {
+      if (options.tcpUplinks !== undefined && !options.tcpUplinks.includes(u.name)) continue;
+      systems.push({
+        system: `tcp:${u.name}`,
+        label: `TCP on ${u.name}`,
+        args: [
+          '--host',
+          topo.serverAddress,
+          '--port',
+          String(PLAIN_PORT),
+          '--bind',
+          u.address,
+          ...ccArgs,
+        ],
+        mptcp: false,
+      });
+    }
+    if (withMptcp)
+      systems.push({
+        system: 'mptcp',
+        label: 'MPTCP (kernel)',
+        args: ['--host', topo.serverAddress, '--port', String(MPTCP_PORT), ...ccArgs],
+        mptcp: true,
+      });
+
+    const measure = async (
+      sys: System,
+      mode: string[],
+      what: string,
+      limitMs: number,
+    ): Promise<{ result: BulkResult; paths: PathSeries[]; links: LinkRunStats[] }> => {
+      await resetLinks(topo, scenario);
+      await sleep(SETTLE_MS);
+      progress(`  ${scenario.name}: ${sys.label}: ${what} ...`);
+      await Promise.all(topo.uplinks.map((u) => u.link.stats(true)));
+      let timeline: ReturnType<typeof startTimeline> | undefined;
+      try {
+        const result = await runClient(
+          topo,
+          [...sys.args, ...mode],
+          sys.mptcp,
+          () => (timeline = startTimeline(topo, scenario, true)),
+          sys.tool,
+          limitMs,
+        );
+        const stopping = timeline;
+        timeline = undefined;
+        const paths = stopping === undefined ? [] : await stopping.stop();
+        const links = await Promise.all(
+          topo.uplinks.map((u) => linkRunStats(u.name, u.link, true)),
+        );
+        return { result, paths, links };
+      } finally {
+        // A failed run still stops its events before the next run resets the links.
+        await timeline?.stop().catch(() => undefined);
+      }
+    };
+
+    const reports: SystemReport[] = [];
+    for (const sys of systems) {
+      const report: SystemReport = {
+        system: sys.system,
+        label: sys.label,
+        paths: [],
+        links: [],
+        transfers: [],
+        integrity: {
+          checkedBytes: 0,
+          lostBytes: 0,
+          duplicatedBytes: 0,
+          corruptBytes: 0,
+          messagesLost: 0,
+          messagesDuplicated: 0,
+        },
+      };
+      const count = (i: IntegrityCounts | undefined): void => {
+        if (i === undefined) return;
+        report.integrity.checkedBytes += i.checkedBytes;
+        report.integrity.lostBytes += i.lostBytes;
+        report.integrity.duplicatedBytes += i.duplicatedBytes;
+        report.integrity.corruptBytes += i.corruptBytes;
+      };
+      const before = sys.mptcp ? await mptcpCounters(topo, 'client') : undefined;
+      try {
+        // The bulk client ends its own window; the limit only catches a hung run.
+        const run = await measure(
+          sys,
+          ['--ms', String(bulkMs)],
+          `bulk ${bulkMs / 1000} s`,
+          bulkMs + timeoutMs,
+        );
+        report.bulk = run.result;
+        report.paths = run.paths;
+        report.links = run.links;
+        count(run.result.integrity);
+      } catch (err) {
+        report.bulkError = message(err);
+        progress(`    failed: ${report.bulkError}`);
+      }
+      if (before !== undefined) {
+        const after = await mptcpCounters(topo, 'client');
+        const delta = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+        report.mptcp = { capable: delta('MPCapableSYNACKRX') > 0, joins: delta('MPJoinSynAckRx') };
+      }
+      for (const bytes of transfers) {
+        try {
+          const run = await measure(
+            sys,
+            ['--bytes', String(bytes)],
+            `${bytes / 1e6} MB`,
+            timeoutMs,
+          );
+          const r = run.result;
+          report.transfers.push({
+            bytes,
+            ...(r.completionMs === undefined ? {} : { completionMs: r.completionMs }),
+            ...(r.connectMs === undefined ? {} : { connectMs: r.connectMs }),
+            ...(r.integrity === undefined ? {} : { integrity: r.integrity }),
+          });
+          count(r.integrity);
+        } catch (err) {
+          report.transfers.push({ bytes, error: message(err) });
+          progress(`    failed: ${message(err)}`);
+        }
+      }
+      if (messages > 0) {
+        try {
+          const run = await measure(
+            sys,
+            ['--messages', String(messages)],
+            `${messages} messages`,
+            messages * 20 + timeoutMs,
+          );
+          const m = run.result.messages;
+          if (m !== undefined) {
+            report.messages = m;
+            report.integrity.messagesLost += m.lost;
+            report.integrity.messagesDuplicated += m.duplicated;
+            report.integrity.corruptBytes += m.corrupt * 1024;
+          }
+        } catch (err) {
+          report.messagesError = message(err);
+          progress(`    failed: ${report.messagesError}`);
+        }
+      }
+      reports.push(report);
+    }
+    const singles = reports
+      .filter((r) => r.system.startsWith('tcp:'))
+      .map((r) => ({ uplink: r.system.slice(4), goodputBps: r.bulk?.goodputBps ?? 0 }));
+    const best =
+      singles.length === 0
+        ? undefined
+        : singles.reduce((a, b) => (b.goodputBps > a.goodputBps ? b : a));
+    return {
+      scenario,
+      congestionControl: cc ?? 'kernel default',
+      bulkMs,
+      messages,
+      systems: reports,
+      singles,
+      sumSinglesBps: singles.reduce((s, x) => s + x.goodputBps, 0),
+      ...(best === undefined ? {} : { best }),
+    };
+  } finally {
+    for (const s of servers) s.stdin?.end();
+    await topo.destroy();
+  }
+}
