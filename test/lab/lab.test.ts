@@ -124,6 +124,30 @@ describe.skipIf(reason !== null)('lab (root, netns, TUN)', () => {
     expect(listNamespaces()).not.toContain(topo.serverNs);
   });
 
+  it('routes with one main-table default route on request, with or without per-uplink source rules', async () => {
+    const uplinks = [
+      { name: 'a', c2s: {}, s2c: {} },
+      { name: 'b', c2s: {}, s2c: {} },
+    ];
+    const pinned = await Topology.create({ uplinks, singleDefaultRoute: true });
+    topologies.push(pinned);
+    const defaults = await pinned.exec('client', 'ip', ['route', 'show', 'default']);
+    expect(defaults.trim().split('\n')).toEqual([expect.stringContaining('dev up0')]);
+    const get = (topo: Topology, ...extra: string[]): Promise<string> =>
+      topo.exec('client', 'ip', ['route', 'get', topo.serverAddress, ...extra]);
+    expect(await get(pinned)).toContain('dev up0');
+    // Source rules kept: a socket bound to uplink b's address still leaves through b.
+    expect(await get(pinned, 'from', '10.10.1.2')).toContain('dev up1');
+
+    const bare = await Topology.create({ uplinks, singleDefaultRoute: true, sourceRouting: false });
+    topologies.push(bare);
+    expect(await bare.exec('client', 'ip', ['rule', 'show'])).not.toContain('lookup 101');
+    // Without them, only egress pinning (a device, not an address) can use uplink b.
+    expect(await get(bare, 'from', '10.10.1.2')).toContain('dev up0');
+    await pinned.destroy();
+    await bare.destroy();
+  });
+
   it('leaves no namespace, process or device behind when its owner is killed with SIGKILL', async () => {
     const script = fileURLToPath(new URL('./tools/hold-topology.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', script], {

@@ -60,6 +60,20 @@ export interface TopologyOptions {
   congestionControl?: string;
   /** Configure MPTCP endpoints (one `subflow` endpoint per uplink) and limits. */
   mptcp?: boolean;
+  /**
+   * The client's main table gets one default route, via uplink 0, instead of one
+   * per uplink by metric (default false). With the source rules kept, a socket bound
+   * to an uplink's address still leaves through that uplink while an unbound one
+   * always takes uplink 0: for egress pinning tests.
+   */
+  singleDefaultRoute?: boolean;
+  /**
+   * A routing table and a `from <address>` rule per uplink (default true). Without
+   * them, only the main table routes, as on a host where nothing set up source
+   * routing; then only an application that pins its egress device can use the
+   * other uplinks.
+   */
+  sourceRouting?: boolean;
   log?: Logger;
 }
 
@@ -73,6 +87,7 @@ export interface Uplink {
   /** Device names inside the client and server namespaces. */
   clientDevice: string;
   serverDevice: string;
+  /** Its routing table (absent when sourceRouting is false). */
   table: number;
   link: LinkHandle;
 }
@@ -225,13 +240,18 @@ export class Topology {
         `link set dev ${DEVICE_PREFIX}${pid36}-${k36}c${i} netns ${this.clientNs} name ${clientDevice}`,
         `link set dev ${DEVICE_PREFIX}${pid36}-${k36}s${i} netns ${this.serverNs} name ${serverDevice}`,
       );
-      clientLines.push(
-        `addr add ${address}/24 dev ${clientDevice}`,
-        `link set ${clientDevice} up`,
-        `route add default via ${gateway} dev ${clientDevice} table ${table}`,
-        `rule add from ${address} table ${table} pref ${RULE_PREF_BASE + i}`,
-        `route add default via ${gateway} dev ${clientDevice} metric ${100 * (i + 1)}`,
-      );
+      clientLines.push(`addr add ${address}/24 dev ${clientDevice}`, `link set ${clientDevice} up`);
+      if (options.sourceRouting ?? true) {
+        clientLines.push(
+          `route add default via ${gateway} dev ${clientDevice} table ${table}`,
+          `rule add from ${address} table ${table} pref ${RULE_PREF_BASE + i}`,
+        );
+      }
+      if (options.singleDefaultRoute !== true || i === 0) {
+        clientLines.push(
+          `route add default via ${gateway} dev ${clientDevice} metric ${100 * (i + 1)}`,
+        );
+      }
       serverLines.push(`addr add ${gateway}/24 dev ${serverDevice}`, `link set ${serverDevice} up`);
       this.uplinks.push({
         name: spec.name,
