@@ -10,8 +10,14 @@ import type { TransportKind } from '../wire/frame.js';
 import { BraidListener } from '../api/listener.js';
 import type { BraidStream } from '../api/braid-stream.js';
 import type { Config } from '../session/config.js';
+import type { Association } from '../session/association.js';
 import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
+import { DestinationPolicy } from './destination-policy.js';
+import { encodeForwardReply, ForwardStatus } from './forward-reply.js';
+import { parseForwardTarget } from './forward-target.js';
+import { forwardTcp, forwardUdp, type ForwardContext, type ForwardStats } from './forwarder.js';
+import { TokenBucket } from './token-bucket.js';
 
 export interface RelayOptions {
   /** Folder for the key, certificate and client keys (created 0700). */
@@ -23,6 +29,36 @@ export interface RelayOptions {
   transports?: TransportKind[];
   config?: Partial<Config>;
   logger?: Logger;
+  /** Where forwarding sessions may go (see destination-policy.ts). Default: public addresses only. */
+  forward?: {
+    allowPrivate?: boolean;
+    /** CIDRs allowed although private, e.g. ["127.0.0.0/8"]. */
+    allow?: string[];
+    /** Own addresses to refuse; default the relay host's interface addresses. */
+    ownAddresses?: string[];
+    /** Per destination address tried (default 10 s). */
+    connectTimeoutMs?: number;
+  };
+  /** Per client key (a household's laptops each have one). */
+  limits?: RelayLimits;
+  /** Host written into invites (the relay's public name); default `host`. */
+  publicHost?: string;
+}
+
+export interface RelayLimits {
+  /** Open sessions per client; further OPENs are refused with a reason (default 512). */
+  maxSessions?: number;
+  /** Bytes per second per client, both directions together; 0 = unlimited (default). */
+  bytesPerSecond?: number;
+}
+
+/** Live numbers of one client, for logs and tests. */
+export interface RelayClientStats {
+  name: string;
+  sessions: number;
+  refused: number;
+  bytesUp: number;
+  bytesDown: number;
 }
 
 export interface Relay {
@@ -30,7 +66,21 @@ export interface Relay {
   fingerprint: string;
   /** Invite for each client key, in the order of the key store. */
   invites: Array<{ name: string; invite: string }>;
+  /** Per client key name. */
+  clients(): RelayClientStats[];
+  /** Sessions open now, all clients. */
+  readonly openSessions: number;
+  /**
+   * Graceful stop (SIGTERM): refuse new sessions at once, let open ones finish for up
+   * to `graceMs`, then close everything.
+   */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+interface ClientState {
+  stats: RelayClientStats;
+  bucket: TokenBucket | undefined;
 }
 
 /** The report a sink sends back once the sender ended its stream. */
@@ -41,11 +91,13 @@ export interface SinkReport {
 }
 
 /**
- * `braid relay`: the far end of associations. At this stage it terminates sessions
- * itself: target "sink" counts and hashes what arrives and answers with a
- * SinkReport line; "echo" sends everything back; "source:<ms>" sends pseudo-random
- * bytes for that many milliseconds (download benchmarks). Forwarding to the Internet comes
- * with the proxy/relay issue; other targets are reset with a clear reason.
+ * `braid relay`: the far end of associations, one per client key. Target
+ * "tcp:host:port" and "udp" forward to the Internet (forwarder.ts), within the
+ * destination policy and the client's limits. Targets that end at the relay itself,
+ * for tests, the benchmark and the demo: "sink" counts and hashes what arrives and
+ * answers with a SinkReport line; "echo" sends everything back; "source:<ms>" sends
+ * pseudo-random bytes for that many milliseconds. Other targets are reset with a
+ * clear reason.
  */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const log = (options.logger ?? createLogger()).child({ component: 'relay' });
@@ -71,8 +123,75 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     config: options.config,
     logger: log,
   });
-  listener.on('stream', (stream) => serveStream(stream, log));
-  const host = options.host;
+  const maxSessions = options.limits?.maxSessions ?? 512;
+  const rate = options.limits?.bytesPerSecond ?? 0;
+  const policy = new DestinationPolicy(options.forward ?? {});
+  const connectTimeoutMs = options.forward?.connectTimeoutMs ?? 10_000;
+  const byClient = new Map<string, ClientState>();
+  const clientOf = new WeakMap<Association, ClientState>();
+  const open = new Set<BraidStream>();
+  let draining = false;
+  let drained: (() => void) | undefined;
+  listener.on('association', (association, est) => {
+    const name = est.clientName ?? 'unknown';
+    let state = byClient.get(name);
+    if (state === undefined) {
+      state = {
+        stats: { name, sessions: 0, refused: 0, bytesUp: 0, bytesDown: 0 },
+        // One second of burst: enough for a TCP window, short enough to hold the rate.
+        bucket: rate > 0 ? new TokenBucket(rate, Math.max(rate, 64 * 1024)) : undefined,
+      };
+      byClient.set(name, state);
+    }
+    clientOf.set(association, state);
+    log.info('client associated', { client: name, peer: est.peer });
+  });
+  const onSession = (stream: BraidStream, association: Association): void => {
+    const client = clientOf.get(association);
+    const slog = log.child({
+      client: client?.stats.name ?? 'unknown',
+      session: stream.sessionId,
+    });
+    const refusal = draining
+      ? 'relay is shutting down'
+      : client === undefined
+        ? 'association has no client'
+        : client.stats.sessions >= maxSessions
+          ? `client ${client.stats.name} has ${client.stats.sessions} sessions open (limit ${maxSessions})`
+          : undefined;
+    if (refusal !== undefined || client === undefined) {
+      if (client !== undefined) client.stats.refused++;
+      slog.warn('session refused', { target: stream.session.target, reason: refusal });
+      refuseStream(stream, refusal ?? 'refused');
+      return;
+    }
+    client.stats.sessions++;
+    open.add(stream);
+    const stats: ForwardStats = { up: 0, down: 0, dropped: 0 };
+    const started = performance.now();
+    stream.once('close', () => {
+      client.stats.sessions--;
+      client.stats.bytesUp += stats.up;
+      client.stats.bytesDown += stats.down;
+      open.delete(stream);
+      slog.info('session ended', {
+        target: stream.session.target,
+        up: stats.up,
+        down: stats.down,
+        dropped: stats.dropped,
+        ms: Math.round(performance.now() - started),
+      });
+      if (draining && open.size === 0) drained?.();
+    });
+    serveStream(
+      stream,
+      slog,
+      { policy, connectTimeoutMs, bucket: client.bucket, log: slog },
+      stats,
+    );
+  };
+  listener.on('stream', onSession);
+  const host = options.publicHost ?? options.host;
   const invites = clients.map((c) => ({
     name: c.name,
     invite: formatInvite({
@@ -87,8 +206,57 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     listener,
     fingerprint: identity.fingerprint,
     invites,
+    clients: () => [...byClient.values()].map((c) => ({ ...c.stats })),
+    get openSessions() {
+      return open.size;
+    },
+    shutdown: async (graceMs: number) => {
+      draining = true;
+      log.info('shutting down', { openSessions: open.size, graceMs });
+      if (open.size > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs);
+          drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      if (open.size > 0)
+        log.warn('grace period over; closing open sessions', { openSessions: open.size });
+      await listener.close();
+    },
     close: () => listener.close(),
   };
+}
+
+/**
+ * A forwarding session gets a ForwardReply it can map to a SOCKS code; any other
+ * session gets a reset whose reason travels in the RESET frame.
+ */
+function refuseStream(stream: BraidStream, reason: string): void {
+  stream.on('error', () => undefined);
+  if (parseForwardTarget(stream.session.target) !== undefined) {
+    stream.resume();
+    stream.end(encodeForwardReply({ status: ForwardStatus.notAllowed, text: reason }));
+    return;
+  }
+  stream.destroy(new BraidError('BRAID_ERR_RELAY_REFUSED', reason));
+}
+
+/** The invite of one client key, as `braid relay add-client` prints it. */
+export function clientInvite(stateDir: string, name: string, host: string, port: number): string {
+  const identity = loadOrCreateServerIdentity(stateDir);
+  const client = loadClientKeys(stateDir).find((c) => c.name === name);
+  if (client === undefined)
+    throw new BraidError('BRAID_ERR_CONFIG', 'no client key with that name', { value: name });
+  return formatInvite({
+    host,
+    port,
+    fingerprint: identity.fingerprint,
+    keyId: client.keyId,
+    key: client.key,
+  });
 }
 
 /** Resolves on 'drain' or 'close', removing both listeners (a race of two once() calls leaks the loser). */
@@ -116,11 +284,26 @@ async function sendFor(stream: BraidStream, ms: number): Promise<void> {
   if (!stream.destroyed) stream.end();
 }
 
-function serveStream(stream: BraidStream, log: Logger): void {
+function serveStream(
+  stream: BraidStream,
+  log: Logger,
+  ctx: ForwardContext,
+  stats: ForwardStats,
+): void {
   const target = stream.session.target;
-  stream.on('error', (err) =>
-    log.info('session ended with error', { session: stream.sessionId, ...errorFields(err) }),
-  );
+  stream.on('error', (err) => log.info('session ended with error', errorFields(err)));
+  const forward = parseForwardTarget(target);
+  if (forward?.kind === 'tcp') {
+    forwardTcp(stream, forward.host, forward.port, ctx, stats).catch((err: unknown) => {
+      log.warn('forwarding failed', errorFields(err));
+      stream.destroy(err instanceof Error ? err : undefined);
+    });
+    return;
+  }
+  if (forward?.kind === 'udp') {
+    forwardUdp(stream, ctx, stats);
+    return;
+  }
   if (target === 'sink') {
     const started = performance.now();
     const hash = createHash('sha256');
@@ -151,8 +334,12 @@ function serveStream(stream: BraidStream, log: Logger): void {
     return;
   }
   stream.destroy(
-    new BraidError('BRAID_ERR_USAGE', 'this relay does not forward sessions yet', {
-      value: target,
-    }),
+    new BraidError(
+      'BRAID_ERR_RELAY_REFUSED',
+      'unknown target (tcp:host:port, udp, sink, echo, source:<ms>)',
+      {
+        value: target,
+      },
+    ),
   );
 }

@@ -28,9 +28,18 @@ export const ErrorCodes = {
   BRAID_ERR_REORDER_OVERFLOW: 33,
   BRAID_ERR_ASSOCIATION_CLOSED: 34,
   BRAID_ERR_NO_PATH: 35,
+  /** The peer is not Braid and the session's semantics need it. */
+  BRAID_ERR_LEGACY_PEER: 36,
   // transports
   BRAID_ERR_TRANSPORT: 40,
   BRAID_ERR_PATH_FAILED: 41,
+  // local proxy and relay forwarding
+  /** A SOCKS5 client sent something malformed or unsupported; carries the SOCKS reply code. */
+  BRAID_ERR_SOCKS: 60,
+  /** The relay refused to forward a session (policy, limit, or the destination failed). */
+  BRAID_ERR_RELAY_REFUSED: 61,
+  /** A per-app rule or rules file is invalid. */
+  BRAID_ERR_RULES: 62,
   // configuration and usage
   BRAID_ERR_CONFIG: 50,
   BRAID_ERR_USAGE: 51,

@@ -1,0 +1,109 @@
+/**
+ * Datagrams between the local proxy and the relay (SOCKS UDP ASSOCIATE). The one
+ * place that decides how they travel: today over a reliable-ordered session with a
+ * 2-byte length prefix, because message sessions (unreliable semantics) are still
+ * being built; when they land, a MessageSocket-backed channel replaces this class and
+ * nothing else changes.
+ */
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { createLogger, errorFields, type Logger } from '../util/log.js';
+
+export interface DatagramChannelEvents {
+  message: [Buffer];
+  close: [];
+}
+
+export interface DatagramChannel extends EventEmitter<DatagramChannelEvents> {
+  /** Sends one datagram; false when it was dropped (too large, or the channel is closed or full). */
+  send(datagram: Buffer): boolean;
+  close(): void;
+  readonly closed: boolean;
+  /** Datagrams dropped on the way out (channel full or closed, or over the size limit). */
+  readonly dropped: number;
+}
+
+/** Largest datagram carried: what a 2-byte length can say, and the UDP maximum. */
+export const MAX_DATAGRAM = 65535;
+/**
+ * Bytes a stream channel queues before it drops instead: a datagram late by more
+ * than a few round trips is worth less than a fresh one (UDP semantics).
+ */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
+export class StreamDatagramChannel
+  extends EventEmitter<DatagramChannelEvents>
+  implements DatagramChannel
+{
+  private pending = Buffer.alloc(0);
+  private closed_ = false;
+  private dropped_ = 0;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly stream: Duplex,
+    logger: Logger = createLogger(),
+  ) {
+    super();
+    this.log = logger;
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('end', () => this.close());
+    stream.on('close', () => this.finish());
+    stream.on('error', (err) => {
+      this.log.info('datagram channel failed', errorFields(err));
+      this.finish();
+    });
+    // Explicitly paused streams (the reply was read off the head) do not start on 'data'.
+    stream.resume();
+  }
+
+  get closed(): boolean {
+    return this.closed_;
+  }
+
+  get dropped(): number {
+    return this.dropped_;
+  }
+
+  send(datagram: Buffer): boolean {
+    if (
+      this.closed_ ||
+      datagram.length > MAX_DATAGRAM ||
+      this.stream.writableLength > MAX_QUEUED_BYTES
+    ) {
+      this.dropped_++;
+      return false;
+    }
+    const head = Buffer.allocUnsafe(2);
+    head.writeUInt16BE(datagram.length, 0);
+    this.stream.write(head);
+    this.stream.write(datagram);
+    return true;
+  }
+
+  close(): void {
+    if (this.closed_) return;
+    this.closed_ = true;
+    this.stream.end();
+    this.emit('close');
+  }
+
+  private finish(): void {
+    if (!this.stream.destroyed) this.stream.destroy();
+    if (this.closed_) return;
+    this.closed_ = true;
+    this.emit('close');
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (buf.length >= 2) {
+      const len = buf.readUInt16BE(0);
+      if (buf.length < 2 + len) break;
+      const datagram = buf.subarray(2, 2 + len);
+      buf = buf.subarray(2 + len);
+      this.emit('message', datagram);
+    }
+    this.pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+  }
+}
