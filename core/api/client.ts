@@ -11,6 +11,8 @@ import type { Path } from '../session/path.js';
 import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { BraidStream } from './braid-stream.js';
+import { BraidMessageSocket } from './message-socket.js';
+import type { MessageSemantics } from '../session/session.js';
 
 export interface ClientOptions {
   invite: Invite | string;
@@ -172,6 +174,17 @@ export class BraidClient {
     return new BraidStream(
       this.association.openSession({ ...options, semantics: 'reliable-ordered' }),
     );
+  }
+
+  /** Opens a message session: unreliable-unordered, reliable-unordered or unreliable-ordered. */
+  openMessages(options: {
+    semantics: MessageSemantics;
+    target?: string;
+    priorities?: Objective[];
+    /** Playout deadline of unreliable-ordered sessions (ms); default 150. */
+    deadlineMs?: number;
+  }): BraidMessageSocket {
+    return new BraidMessageSocket(this.association.openSession(options));
   }
 
   close(): void {

@@ -13,6 +13,7 @@ import { verifyConfig, type Config } from '../session/config.js';
 import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { BraidStream } from './braid-stream.js';
+import { BraidMessageSocket } from './message-socket.js';
 
 export interface ListenOptions {
   /** Address the TLS control port binds to. */
@@ -31,7 +32,10 @@ export interface ListenOptions {
 }
 
 export interface ListenerEvents {
+  /** A reliable-ordered session the peer opened. */
   stream: [BraidStream, Association];
+  /** A message session (the three other semantics) the peer opened. */
+  messages: [BraidMessageSocket, Association];
   association: [Association, EstablishedAssociation];
   rejected: [BraidError, string];
 }
@@ -138,9 +142,24 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
     });
     const key = est.associationId.toString('hex');
     this.associations.set(key, association);
-    association.on('session', (session) =>
-      this.emit('stream', new BraidStream(session), association),
-    );
+    association.on('session', (session) => {
+      const kind = session.isMessage ? 'messages' : 'stream';
+      if (this.listenerCount(kind) === 0) {
+        // Nobody here serves this kind of session: refuse it rather than let it hang.
+        session.abort(
+          new BraidError(
+            'BRAID_ERR_SESSION_STATE',
+            `this peer accepts no ${session.semantics} sessions`,
+            {
+              value: session.id,
+            },
+          ),
+        );
+        return;
+      }
+      if (session.isMessage) this.emit('messages', new BraidMessageSocket(session), association);
+      else this.emit('stream', new BraidStream(session), association);
+    });
     association.on('closed', () => {
       this.associations.delete(key);
       est.control.destroy();

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Invite } from '../handshake/invite.js';
-import type { Objective, Semantics, TransportKind } from '../wire/frame.js';
+import { SEMANTICS, type Objective, type Semantics, type TransportKind } from '../wire/frame.js';
+import type { BraidMessageSocket } from './message-socket.js';
 import type { Config } from '../session/config.js';
 import { BraidError } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -33,21 +34,25 @@ export interface ConnectOptions {
  * session, falling back to one plain TCP connection when the peer is not Braid.
  * Reading, writing and closing go through `stream` (a Node Duplex).
  */
-export class SessionSocket {
-  readonly semantics: Semantics;
+/** What `connect()` gives for a semantics: a byte stream, or a message socket. */
+export type Connected<S extends Semantics> = S extends 'reliable-ordered'
+  ? Duplex
+  : BraidMessageSocket;
+
+export class SessionSocket<S extends Semantics = Semantics> {
+  readonly semantics: S;
   readonly objectives: Objective[];
   private state_: SessionSocketState = 'idle';
   private stream_: Duplex | undefined;
+  private messages_: BraidMessageSocket | undefined;
   private client: BraidClient | undefined;
   private listener: BraidListener | undefined;
   /** Why the socket is in legacy mode, when it is. */
   legacyReason: string | undefined;
 
-  constructor(semantics: Semantics, objectives: Objective[]) {
-    if (semantics !== 'reliable-ordered') {
-      throw new BraidError('BRAID_ERR_USAGE', 'only reliable-ordered sessions exist yet', {
-        value: semantics,
-      });
+  constructor(semantics: S, objectives: Objective[]) {
+    if (!SEMANTICS.includes(semantics)) {
+      throw new BraidError('BRAID_ERR_USAGE', 'unknown semantics', { value: semantics });
     }
     this.semantics = semantics;
     this.objectives = objectives;
@@ -71,6 +76,13 @@ export class SessionSocket {
     this.state_ = to;
   }
 
+  /** The message socket once connected (semantics other than reliable-ordered). */
+  get messages(): BraidMessageSocket {
+    if (this.messages_ === undefined)
+      throw new BraidError('BRAID_ERR_SESSION_STATE', `no message socket in state ${this.state_}`);
+    return this.messages_;
+  }
+
   /** The byte stream once connected: a BraidStream, or a net.Socket in legacy mode. */
   get stream(): Duplex {
     if (this.stream_ === undefined)
@@ -88,8 +100,15 @@ export class SessionSocket {
     return this.listener;
   }
 
-  /** `session connect`: to the peer named by an invite. */
-  async connect(invite: Invite | string, options: ConnectOptions): Promise<Duplex> {
+  /**
+   * `session connect`: to the peer named by an invite. A reliable-ordered session
+   * resolves to its byte stream (`stream`); the other semantics resolve to a message
+   * socket (`messages`). Only a byte stream can fall back to a legacy peer.
+   */
+  async connect(
+    invite: Invite | string,
+    options: ConnectOptions & { deadlineMs?: number },
+  ): Promise<Connected<S>> {
     this.transition('connecting');
     const log = options.logger ?? createLogger();
     try {
@@ -102,6 +121,13 @@ export class SessionSocket {
       });
       if (result.kind === 'legacy') {
         this.legacyReason = result.reason;
+        if (this.semantics !== 'reliable-ordered') {
+          throw new BraidError(
+            'BRAID_ERR_LEGACY_PEER',
+            `the peer is not Braid (${result.reason}); ${this.semantics} needs a Braid peer`,
+            { peer: `${result.invite.host}:${result.invite.port}` },
+          );
+        }
         const socket = await openPlainTcp(result.invite.host, result.invite.port, options.via[0]);
         log.warn('session is a plain TCP connection (legacy peer)', {
           peer: `${result.invite.host}:${result.invite.port}`,
@@ -109,15 +135,25 @@ export class SessionSocket {
         });
         this.stream_ = socket;
         this.transition('legacy');
-        return socket;
+        return socket as Duplex as Connected<S>;
       }
       this.client = result.client;
+      if (this.semantics !== 'reliable-ordered') {
+        this.messages_ = result.client.openMessages({
+          semantics: this.semantics,
+          target: options.target ?? '',
+          priorities: this.objectives,
+          deadlineMs: options.deadlineMs,
+        });
+        this.transition('striped');
+        return this.messages_ as Connected<S>;
+      }
       this.stream_ = result.client.openStream({
         target: options.target ?? '',
         priorities: this.objectives,
       });
       this.transition('striped');
-      return this.stream_;
+      return this.stream_ as Connected<S>;
     } catch (err) {
       this.transition('closed');
       throw err;
@@ -127,6 +163,7 @@ export class SessionSocket {
   async close(): Promise<void> {
     if (this.state_ === 'closed') return;
     this.stream_?.end();
+    this.messages_?.end();
     this.client?.close();
     await this.listener?.close();
     if (this.state_ !== 'idle' || this.stream_ !== undefined) this.state_ = 'closed';
@@ -134,6 +171,11 @@ export class SessionSocket {
   }
 }
 
+export function sessionSocket(): SessionSocket<'reliable-ordered'>;
+export function sessionSocket<S extends Semantics>(
+  semantics: S,
+  objectives?: Objective[],
+): SessionSocket<S>;
 export function sessionSocket(
   semantics: Semantics = 'reliable-ordered',
   objectives: Objective[] = ['loss', 'throughput'],

@@ -2,7 +2,14 @@ import { EventEmitter } from 'node:events';
 import type { AssociationSecrets } from '../handshake/keys.js';
 import type { Subflow } from '../transport/subflow.js';
 import { PacketProtection, TAG_LENGTH } from '../transport/packet-protection.js';
-import type { Frame, Objective, PathState, Semantics, TransportKind } from '../wire/frame.js';
+import type {
+  Frame,
+  FrameOf,
+  Objective,
+  PathState,
+  Semantics,
+  TransportKind,
+} from '../wire/frame.js';
 import { isAckEliciting } from '../wire/frame.js';
 import { decodeFrames } from '../wire/decode.js';
 import {
@@ -24,7 +31,13 @@ import { BraidError, codeName } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { errorFields } from '../util/log.js';
 import type { Config } from './config.js';
-import { Path, type PathLifecycle, type SentChunk, type SentRecord } from './path.js';
+import {
+  Path,
+  type PathLifecycle,
+  type SentChunk,
+  type SentMessage,
+  type SentRecord,
+} from './path.js';
 import { Session, type SessionHost } from './session.js';
 import { chargePath, pickPath } from '../sched/rate-split.js';
 
@@ -51,7 +64,15 @@ export interface OpenSessionOptions {
   semantics?: Semantics;
   priorities?: Objective[];
   target?: string;
+  /** Playout deadline (ms) of an unreliable-ordered session; default 150. */
+  deadlineMs?: number;
 }
+
+/** Default playout deadline of unreliable-ordered sessions (a call's jitter buffer). */
+export const DEFAULT_DEADLINE_MS = 150;
+
+/** Largest header of a DATAGRAM frame: type and three 8-byte varints. */
+const DATAGRAM_FRAME_OVERHEAD_MAX = 1 + 8 + 8 + 8;
 
 /** Room kept in front of the payload for the packet header. */
 const HEADER_ROOM = 32;
@@ -85,6 +106,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private ready: Session[] = [];
   private readyRr = 0;
   private readonly readySet = new Set<Session>();
+  /** Message sessions holding messages behind a gap (their playout deadline needs a timer). */
+  private readonly heldSessions = new Set<Session>();
   /** Session-control frames to (re)send on any path. */
   private control: Frame[] = [];
   private nextSessionId: number;
@@ -99,6 +122,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private readonly peerIdsSkipped = new Set<number>();
 
   private readonly scratch: Buffer;
+  /** Reliable messages written into the packet being built. */
+  private sentMessages: SentMessage[] | null = null;
   private flushScheduled = false;
   /** Bound once, so scheduling a flush or a timer allocates no closure. */
   private readonly flushCallback = (): void => this.flushNow();
@@ -158,14 +183,24 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         cause: this.closeError,
       });
     }
+    const semantics = options.semantics ?? 'reliable-ordered';
+    const deadlineMs =
+      semantics === 'unreliable-ordered' ? (options.deadlineMs ?? DEFAULT_DEADLINE_MS) : 0;
+    if (!Number.isSafeInteger(deadlineMs) || deadlineMs < 0) {
+      throw new BraidError('BRAID_ERR_USAGE', 'deadlineMs must be a whole number of ms', {
+        value: options.deadlineMs,
+      });
+    }
     const id = this.nextSessionId;
     this.nextSessionId += 2;
     const session = new Session(
       {
         id,
-        semantics: options.semantics ?? 'reliable-ordered',
+        semantics,
         priorities: options.priorities ?? ['loss', 'throughput'],
         target: options.target ?? '',
+        deadlineMs,
+        maxMessageSize: this.maxMessageSize,
         window: this.config.sessionWindow,
         sendBufferLimit: this.config.sendBufferLimit,
         local: true,
@@ -175,6 +210,16 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.sessions.set(id, session);
     this.wake(session);
     return session;
+  }
+
+  /**
+   * Largest message of a message session. Messages are never split, so one must fit
+   * the smallest packet any path uses: a UDP path's packet (at most 1452 bytes, the
+   * Ethernet MTU less IP and UDP headers) less the packet header, the AEAD tag and the
+   * DATAGRAM frame header, with some room to spare.
+   */
+  get maxMessageSize(): number {
+    return Math.min(this.config.udpPacketSize, 1452) - 80;
   }
 
   wake(session: Session): void {
@@ -197,7 +242,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   sessionEnded(session: Session): void {
     this.sessions.delete(session.id);
-
+    this.heldSessions.delete(session);
     this.log.debug('session ended', { session: session.id, state: session.state });
   }
 
@@ -447,14 +492,19 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         }
         return;
       }
-      case 'datagram':
-        // Message semantics arrive with the semantics issue; refuse clearly meanwhile.
-        this.sessionForPeerFrame(frame.sessionId)?.abort(
-          new BraidError('BRAID_ERR_SESSION_STATE', 'DATAGRAM on a reliable-ordered session', {
-            value: frame.sessionId,
-          }),
-        );
+      case 'datagram': {
+        const session = this.sessionForPeerFrame(frame.sessionId);
+        if (session === undefined) return;
+        path.stats.messagesReceived++;
+        const err = session.onDatagram(frame.messageNumber, frame.data, this.clock.now());
+        if (err !== undefined) {
+          this.log.warn('session protocol error', { session: session.id, ...errorFields(err) });
+          session.abort(err);
+          return;
+        }
+        this.noteHeld(session);
         return;
+      }
       case 'ack':
         this.onAck(frame.pathId, frame.ranges, frame.ackDelayMicros);
         return;
@@ -470,16 +520,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         }
         const existing = this.sessions.get(frame.sessionId);
         if (existing !== undefined) {
-          if (existing.state === 'awaiting-open') {
-            existing.opened(frame.semantics, frame.priorities, frame.target);
-            this.emit('session', existing);
-          }
+          if (existing.state === 'awaiting-open') this.peerOpened(existing, frame);
           return;
         }
         const session = this.createPeerSession(frame.sessionId, false);
         if (session === undefined) return;
-        session.opened(frame.semantics, frame.priorities, frame.target);
-        this.emit('session', session);
+        this.peerOpened(session, frame);
         return;
       }
       case 'max_data':
@@ -494,7 +540,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         );
         return;
       case 'close':
-        // Reliable-ordered sessions end with FIN in both directions; CLOSE is for message sessions.
+        // Reliable-ordered sessions end with FIN in both directions; CLOSE ends a
+        // message session's sending half (sent once all its messages were settled).
+        this.sessions.get(frame.sessionId)?.onPeerClose();
         return;
       case 'probe':
         path.pending.push({
@@ -553,6 +601,32 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     }
   }
 
+  private peerOpened(session: Session, frame: FrameOf<'open'>): void {
+    const err = session.opened(frame.semantics, frame.priorities, frame.target, frame.deadlineMs);
+    if (err !== undefined) {
+      this.log.warn('session protocol error', { session: session.id, ...errorFields(err) });
+      session.abort(err);
+      return;
+    }
+    this.emit('session', session);
+    session.replayEarly();
+    this.noteHeld(session);
+  }
+
+  /** Keeps the set of sessions whose held messages need the playout timer. */
+  private noteHeld(session: Session): void {
+    const msg = session.msg;
+    if (msg === undefined) return;
+    if (msg.recv.heldCount > 0) {
+      if (!this.heldSessions.has(session)) {
+        this.heldSessions.add(session);
+        this.armTimer();
+      }
+    } else {
+      this.heldSessions.delete(session);
+    }
+  }
+
   private onPathStatus(pathId: number, state: PathState): void {
     const target = this.paths.get(pathId);
     if (target === undefined || !target.alive) return;
@@ -600,6 +674,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         semantics: 'reliable-ordered',
         priorities: ['loss', 'throughput'],
         target: '',
+        maxMessageSize: this.maxMessageSize,
         window: this.config.sessionWindow,
         sendBufferLimit: this.config.sendBufferLimit,
         local: false,
@@ -638,6 +713,22 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   }
 
   private onAcked(record: SentRecord): void {
+    const messages = record.messages;
+    if (messages !== null) {
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
+        const session = m.session;
+        const wasWritable = session.writable;
+        session.msg?.send.onAcked(m.number);
+        session.afterAck(wasWritable);
+      }
+    }
+    const control = record.control;
+    if (control !== null) {
+      for (const frame of control) {
+        if (frame.type === 'close') this.sessions.get(frame.sessionId)?.closeAcked();
+      }
+    }
     const chunks = record.chunks;
     if (chunks === null) return;
     for (let i = 0; i < chunks.length; i++) {
@@ -651,6 +742,17 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   /** Repairs a lost packet: its stream ranges and control frames go back to the queue (reinjection). */
   private onLost(record: SentRecord): void {
+    const messages = record.messages;
+    if (messages !== null) {
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
+        const queue = m.session.msg?.send;
+        if (m.session.isDone || queue === undefined) continue;
+        queue.onLost(m.number);
+        // A repair to send, or (unreliable) maybe the CLOSE that waited for this.
+        this.wake(m.session);
+      }
+    }
     const chunks = record.chunks;
     if (chunks !== null) {
       for (let i = 0; i < chunks.length; i++) {
@@ -777,6 +879,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
             semantics: session.semantics,
             priorities: session.priorities,
             target: session.target,
+            deadlineMs: session.deadlineMs,
           };
           if (frameLength(open) > budgetEnd - pos) break;
           pos = encodeFrame(open, buf, pos);
@@ -795,6 +898,25 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           session.maxDataPending = false;
           (control ??= []).push(md);
           ackEliciting = true;
+        }
+        if (session.msg !== undefined) {
+          const before = pos;
+          pos = this.writeMessages(session, path, buf, pos, budgetEnd, now);
+          if (pos !== before) ackEliciting = true;
+          if (session.closeDue) {
+            const close: Frame = { type: 'close', sessionId: session.id, code: 0, reason: '' };
+            if (frameLength(close) > budgetEnd - pos) break;
+            pos = encodeFrame(close, buf, pos);
+            session.closeSent = true;
+            (control ??= []).push(close);
+            ackEliciting = true;
+          }
+          if (!session.msg.send.hasPending && !session.closeDue) {
+            this.unready(this.readyRr);
+            continue;
+          }
+          // The next message does not fit: this packet is full.
+          break;
         }
         const range = session.send.nextRange(budgetEnd - pos - STREAM_FRAME_OVERHEAD_MAX);
         if (range === undefined) {
@@ -816,6 +938,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         if (!session.send.hasPending && !session.openPending && !session.maxDataPending)
           this.unready(this.readyRr);
       }
+      // The next packet starts with the next ready session, so that a bulk stream does
+      // not hold back the message sessions queued behind it.
+      this.readyRr++;
     }
     if (pos === HEADER_ROOM) return false;
     if (path.probesDue > 0 && ackEliciting) path.probesDue--;
@@ -830,12 +955,40 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     const inFlight = ackEliciting && path.state !== 'joining';
     // Recorded before the transport sees it: a send that kills the path (the interface
     // vanished mid-write) then finds this packet among the outstanding ones to reinject.
-    path.recovery.onPacketSent(pn, sealedLength, inFlight, { chunks, control });
+    const messages = this.sentMessages;
+    this.sentMessages = null;
+    path.recovery.onPacketSent(pn, sealedLength, inFlight, { chunks, control, messages });
     if (!path.subflow.sendParts(parts)) path.blocked = true;
     path.stats.packetsSent++;
     path.stats.bytesSent += sealedLength;
     path.lastSentAt = now;
     return true;
+  }
+
+  /** Writes as many of a message session's queued messages as fit, one DATAGRAM frame each. */
+  private writeMessages(
+    session: Session,
+    path: Path,
+    buf: Buffer,
+    pos: number,
+    budgetEnd: number,
+    now: number,
+  ): number {
+    const queue = session.msg!.send;
+    let m = queue.peek(budgetEnd - pos - DATAGRAM_FRAME_OVERHEAD_MAX, now);
+    while (m !== undefined) {
+      pos = encodeFrame(
+        { type: 'datagram', sessionId: session.id, messageNumber: m.number, data: m.data },
+        buf,
+        pos,
+      );
+      queue.taken(m);
+      (this.sentMessages ??= []).push({ session, number: m.number });
+      path.stats.messagesSent++;
+      session.bytesByPath.set(path.id, (session.bytesByPath.get(path.id) ?? 0) + m.data.length);
+      m = queue.peek(budgetEnd - pos - DATAGRAM_FRAME_OVERHEAD_MAX, now);
+    }
+    return pos;
   }
 
   private writeAck(path: Path, buf: Buffer, pos: number, budgetEnd: number): number {
@@ -884,6 +1037,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       }
       at = Math.min(at, path.lastSentAt + this.config.keepaliveMs);
     }
+    for (const s of this.heldSessions) at = Math.min(at, s.msg!.recv.nextDeadline);
     at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
     if (this.state_ === 'orphaned') at = Math.min(at, this.orphanedAt + this.config.idleTimeoutMs);
     if (at >= this.timerAt - 0.25 && this.timer !== undefined) return;
@@ -913,6 +1067,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         false,
       );
       return;
+    }
+    for (const s of [...this.heldSessions]) {
+      if (s.msg!.recv.nextDeadline <= now) {
+        s.onMessageTimer(now);
+        this.noteHeld(s);
+      }
     }
     for (const path of [...this.live]) {
       if (path.state === 'joining') {

@@ -28,9 +28,17 @@ export interface SentChunk {
   fin: boolean;
 }
 
+/** A reliable message carried by a sent packet. */
+export interface SentMessage {
+  session: Session;
+  number: number;
+}
+
 /** What a sent packet carried, so that a loss can be repaired on any path. */
 export interface SentRecord {
   chunks: SentChunk[] | null;
+  /** Messages: reliable ones are re-sent if the packet is lost; unreliable ones are settled. */
+  messages: SentMessage[] | null;
   /** Session-control frames (OPEN, MAX_DATA, RESET) to send again if lost. */
   control: Frame[] | null;
 }
@@ -46,6 +54,9 @@ export interface PathStats {
   streamBytesAcked: number;
   /** Stream payload bytes received on this path. */
   streamBytesReceived: number;
+  /** DATAGRAM frames sent and received on this path. */
+  messagesSent: number;
+  messagesReceived: number;
   decryptFailures: number;
   replaysDropped: number;
 }
@@ -76,6 +87,8 @@ export class Path {
     streamBytesSent: 0,
     streamBytesAcked: 0,
     streamBytesReceived: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
     decryptFailures: 0,
     replaysDropped: 0,
   };

@@ -41,6 +41,11 @@ export class ReceiveStream {
     return this.bufferedBytes_;
   }
 
+  /** Some STREAM frame (data or FIN) arrived. */
+  get hasReceived(): boolean {
+    return !this.received.isEmpty || this.finOffset !== undefined;
+  }
+
   /** Every byte up to the end of stream was handed to the application. */
   get finished(): boolean {
     return this.finOffset !== undefined && this.deliveredOffset === this.finOffset;

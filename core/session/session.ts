@@ -1,15 +1,27 @@
 import type { Objective, Semantics } from '../wire/frame.js';
 import { BraidError } from '../util/errors.js';
+import { MessageReceiver } from './message-receiver.js';
+import { MessageSendQueue } from './message-send-queue.js';
 import { ReceiveStream } from './receive-stream.js';
 import { SendStream } from './send-stream.js';
 
+/** Semantics carried by DATAGRAM frames (message sessions). */
+export type MessageSemantics = Exclude<Semantics, 'reliable-ordered'>;
+
+/** The two halves of a message session. */
+export interface MessageParts {
+  send: MessageSendQueue;
+  recv: MessageReceiver;
+}
+
 /**
- * Life of a reliable-ordered session. Only `transition()` assigns the state.
- * - awaiting-open: the peer's STREAM frames arrived before its OPEN (they took a
- *   faster path); data is buffered, the application is not told yet.
+ * Life of a session. Only `transition()` assigns the state.
+ * - awaiting-open: the peer's STREAM or DATAGRAM frames arrived before its OPEN
+ *   (they took a faster path); data is buffered, the application is not told yet.
  * - open: both directions carry data.
- * - local-finished / remote-finished: one direction ended (FIN acknowledged, or
- *   the peer's FIN delivered to the application).
+ * - local-finished / remote-finished: one direction ended (a byte stream's FIN
+ *   acknowledged or delivered to the application; for a message session, our CLOSE
+ *   acknowledged or the peer's CLOSE received).
  * - closed: both directions ended; the session is forgotten.
  * - reset: aborted by either side with a code.
  */
@@ -26,6 +38,10 @@ export interface SessionEvents {
   /** `byApplication`: the local application closed the association itself. */
   onReset(error: BraidError, byApplication: boolean): void;
   onClosed(): void;
+  /** Message sessions: a message is delivered. */
+  onMessage?(data: Uint8Array): void;
+  /** Message sessions: the peer closed its sending half; no further message comes. */
+  onPeerEnd?(): void;
 }
 
 /** What a session needs from its association. */
@@ -43,6 +59,9 @@ export interface SessionOptions {
   semantics: Semantics;
   priorities: Objective[];
   target: string;
+  /** Playout deadline of an unreliable-ordered session (ms). */
+  deadlineMs?: number;
+  maxMessageSize?: number;
   /** Our receive window (bytes), advertised to the peer. */
   window: number;
   /** Unacknowledged bytes the application may have written before writes wait. */
@@ -68,6 +87,19 @@ export class Session {
   maxDataPending = false;
   /** Stream payload bytes this session sent on each path (fresh and retransmitted). */
   readonly bytesByPath = new Map<number, number>();
+  /** Message sessions only (semantics other than reliable-ordered). */
+  msg: MessageParts | undefined;
+  deadlineMs: number;
+  /** Largest message: each travels whole in one packet of the smallest path. */
+  maxMessageSize: number;
+  /** Message session: the application closed its sending half. */
+  closing = false;
+  /** Message session: our CLOSE is queued (it goes once every message is acknowledged). */
+  closeSent = false;
+  private early: Array<{ number: number; data: Uint8Array; at: number }> | undefined;
+  private earlyBytes = 0;
+  /** Bound of the early DATAGRAM buffer: the same receive window a byte stream has. */
+  private readonly window: number;
   events: SessionEvents | undefined;
   private state_: SessionState;
   private resetError: BraidError | undefined;
@@ -86,7 +118,17 @@ export class Session {
     this.send = new SendStream(options.window);
     this.recv = new ReceiveStream(options.window);
     this.openPending = options.local;
+    this.deadlineMs = options.deadlineMs ?? 0;
+    this.window = options.window;
+    this.maxMessageSize = options.maxMessageSize ?? 1200;
     this.state_ = options.awaitingOpen === true ? 'awaiting-open' : 'open';
+    if (options.awaitingOpen !== true && options.semantics !== 'reliable-ordered') {
+      this.msg = makeMessageParts(options.semantics, this.deadlineMs);
+    }
+  }
+
+  get isMessage(): boolean {
+    return this.msg !== undefined;
   }
 
   get state(): SessionState {
@@ -132,12 +174,146 @@ export class Session {
     });
   }
 
-  /** The peer's OPEN arrived (possibly after some of its data). */
-  opened(semantics: Semantics, priorities: Objective[], target: string): void {
+  /**
+   * The peer's OPEN arrived (possibly after some of its data). Returns an error when
+   * the session's early data does not fit the semantics the OPEN names.
+   */
+  opened(
+    semantics: Semantics,
+    priorities: Objective[],
+    target: string,
+    deadlineMs = 0,
+  ): BraidError | undefined {
     this.semantics = semantics;
     this.priorities = priorities;
     this.target = target;
+    this.deadlineMs = deadlineMs;
+    if (semantics !== 'reliable-ordered') {
+      if (semantics === 'unreliable-ordered' && !(deadlineMs > 0)) {
+        return new BraidError(
+          'BRAID_ERR_SESSION_STATE',
+          'unreliable-ordered OPEN without deadline',
+          {
+            value: this.id,
+          },
+        );
+      }
+      if (this.recv.hasReceived) {
+        return new BraidError('BRAID_ERR_SESSION_STATE', 'STREAM data on a message session', {
+          value: this.id,
+        });
+      }
+      this.msg ??= makeMessageParts(semantics, deadlineMs);
+    } else if (this.early !== undefined) {
+      return new BraidError('BRAID_ERR_SESSION_STATE', 'DATAGRAM on a reliable-ordered session', {
+        value: this.id,
+      });
+    }
     if (this.state_ === 'awaiting-open') this.transition('open');
+    return undefined;
+  }
+
+  /** Replays DATAGRAM frames that arrived before OPEN; call after the application was told. */
+  replayEarly(): void {
+    const early = this.early;
+    this.early = undefined;
+    if (early === undefined) return;
+    for (const e of early) this.onDatagram(e.number, e.data, e.at);
+  }
+
+  // ------------------------------------------------------------- message sessions
+
+  /** Queues one message; false when the send buffer is over its limit (wait for onWritable). */
+  sendMessage(data: Buffer, now: number): boolean {
+    const msg = this.msg;
+    if (msg === undefined) {
+      throw new BraidError('BRAID_ERR_USAGE', 'sendMessage on a byte-stream session', {
+        value: this.id,
+      });
+    }
+    if (this.isDone || this.closing) {
+      throw new BraidError(
+        'BRAID_ERR_SESSION_STATE',
+        `send on a ${this.closing ? 'closing' : this.state_} session`,
+        {
+          value: this.id,
+        },
+      );
+    }
+    if (data.length > this.maxMessageSize) {
+      throw new BraidError(
+        'BRAID_ERR_USAGE',
+        `message of ${data.length} bytes exceeds the ${this.maxMessageSize}-byte limit`,
+        { value: data.length },
+      );
+    }
+    msg.send.push(data, now);
+    this.host.wake(this);
+    return this.writable;
+  }
+
+  /** DATAGRAM frame from the peer. */
+  onDatagram(number: number, data: Uint8Array, now: number): BraidError | undefined {
+    if (this.isDone) return undefined;
+    if (this.state_ === 'awaiting-open') {
+      // Acknowledged at the packet level already, so never dropped: a reliable sender
+      // would not repeat them. A peer that sends more than a window before its OPEN
+      // arrives is in error.
+      this.earlyBytes += data.length + 64;
+      if (this.earlyBytes > this.window) {
+        return new BraidError('BRAID_ERR_FLOW_CONTROL', 'messages before OPEN exceed the window', {
+          value: this.earlyBytes,
+        });
+      }
+      (this.early ??= []).push({ number, data, at: now });
+      return undefined;
+    }
+    const msg = this.msg;
+    if (msg === undefined) {
+      return new BraidError('BRAID_ERR_SESSION_STATE', 'DATAGRAM on a reliable-ordered session', {
+        value: this.id,
+      });
+    }
+    if (this.state_ === 'remote-finished') return undefined;
+    msg.recv.receive(number, data, now, this.deliverMessage);
+    return undefined;
+  }
+
+  private readonly deliverMessage = (data: Uint8Array): void => {
+    this.events?.onMessage?.(data);
+  };
+
+  /** The playout deadline of held messages passed (unreliable-ordered). */
+  onMessageTimer(now: number): void {
+    this.msg?.recv.onTimer(now, this.deliverMessage);
+  }
+
+  /** The peer's CLOSE: it sends nothing more. */
+  onPeerClose(): void {
+    if (this.isDone || this.msg === undefined) return;
+    if (this.state_ === 'remote-finished') return;
+    // Whatever is still held behind a gap goes out now: no repair can come after CLOSE.
+    this.msg.recv.onTimer(Infinity, this.deliverMessage);
+    if (this.state_ === 'local-finished') {
+      this.events?.onPeerEnd?.();
+      this.close();
+      return;
+    }
+    this.transition('remote-finished');
+    this.events?.onPeerEnd?.();
+  }
+
+  /** Our CLOSE was acknowledged: every message we sent is settled. */
+  closeAcked(): void {
+    if (this.isDone) return;
+    this.events?.onSendDone();
+    if (this.state_ === 'open') this.transition('local-finished');
+    else if (this.state_ === 'remote-finished') this.close();
+  }
+
+  /** Message session: our CLOSE may go now (closing, and nothing left to settle). */
+  get closeDue(): boolean {
+    return this.closing && !this.closeSent && this.msg !== undefined && this.msg.send.drained;
   }
 
   write(chunk: Buffer): void {
@@ -152,18 +328,27 @@ export class Session {
 
   end(): void {
     if (this.isDone) return;
-    this.send.end();
+    if (this.msg !== undefined) {
+      this.closing = true;
+    } else {
+      this.send.end();
+    }
     this.host.wake(this);
   }
 
   get writable(): boolean {
-    return this.send.bufferedBytes < this.sendBufferLimit;
+    const buffered = this.msg !== undefined ? this.msg.send.bufferedBytes : this.send.bufferedBytes;
+    return buffered < this.sendBufferLimit;
   }
 
   /** Called by the association after acknowledgements were applied to `send`. */
   afterAck(wasWritable: boolean): void {
     if (this.isDone) return;
     if (!wasWritable && this.writable) this.events?.onWritable();
+    if (this.msg !== undefined) {
+      if (this.closeDue) this.host.wake(this);
+      return;
+    }
     if (this.send.allAcked) {
       this.events?.onSendDone();
       if (this.state_ === 'open') this.transition('local-finished');
@@ -174,6 +359,11 @@ export class Session {
   /** STREAM frame from the peer. */
   onStream(offset: number, data: Uint8Array, fin: boolean): BraidError | undefined {
     if (this.isDone) return undefined;
+    if (this.msg !== undefined || this.early !== undefined) {
+      return new BraidError('BRAID_ERR_SESSION_STATE', 'STREAM data on a message session', {
+        value: this.id,
+      });
+    }
     const err = this.recv.receive(offset, data, fin);
     if (err !== undefined) return err;
     if (this.state_ !== 'awaiting-open') this.events?.onReadable();
@@ -220,4 +410,11 @@ export class Session {
     this.host.sessionEnded(this);
     this.events?.onClosed();
   }
+}
+
+function makeMessageParts(semantics: MessageSemantics, deadlineMs: number): MessageParts {
+  return {
+    send: new MessageSendQueue(semantics, deadlineMs),
+    recv: new MessageReceiver(semantics, deadlineMs),
+  };
 }

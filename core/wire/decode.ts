@@ -251,7 +251,8 @@ function readFrame(r: WireReader): Frame {
       const priorities: Objective[] = [];
       for (let i = 0; i < n; i++) priorities.push(r.enumValue('priorities', OBJECTIVES));
       const target = r.string('target');
-      return { type: 'open', sessionId, semantics, priorities, target };
+      const deadlineMs = r.varint('deadlineMs');
+      return { type: 'open', sessionId, semantics, priorities, target, deadlineMs };
     }
     case FrameType.CLOSE:
     case FrameType.RESET: {

@@ -169,7 +169,11 @@ export function frameLength(frame: Frame): number {
       for (const o of frame.priorities) {
         n += varintLength(enumIndex(frame, 'priorities', OBJECTIVES, o));
       }
-      return n + stringLength(frame, 'target', frame.target);
+      return (
+        n +
+        stringLength(frame, 'target', frame.target) +
+        intLength(frame, 'deadlineMs', frame.deadlineMs)
+      );
     }
     case 'close':
     case 'reset':
@@ -408,7 +412,8 @@ function writeFrame(frame: Frame, buf: Buffer, pos: number): number {
       pos = writeVarintUnchecked(buf, pos, SEMANTICS.indexOf(frame.semantics));
       pos = writeVarintUnchecked(buf, pos, frame.priorities.length);
       for (const o of frame.priorities) pos = writeVarintUnchecked(buf, pos, OBJECTIVES.indexOf(o));
-      return writeString(buf, pos, frame.target);
+      pos = writeString(buf, pos, frame.target);
+      return writeVarintUnchecked(buf, pos, frame.deadlineMs);
     case 'close':
     case 'reset':
       buf[pos] = frame.type === 'close' ? FrameType.CLOSE : FrameType.RESET;

@@ -116,7 +116,7 @@ export interface AckFrame {
 
 /**
  * Opens a session. Encoded: type, sessionId, semantics (index in SEMANTICS), priority
- * count and each objective's index in OBJECTIVES, string target.
+ * count and each objective's index in OBJECTIVES, string target, deadlineMs.
  */
 export interface OpenFrame {
   type: 'open';
@@ -126,6 +126,11 @@ export interface OpenFrame {
   priorities: Objective[];
   /** Where the far end should forward the session ("host:port"), or "" for the peer itself. */
   target: string;
+  /**
+   * Playout deadline of an unreliable-ordered session in milliseconds: how long the
+   * receiver holds a message behind a gap before it skips the gap (0: none).
+   */
+  deadlineMs: number;
 }
 
 /** Ends a session gracefully once all its data is delivered. Encoded: type, sessionId, code, string reason. */

@@ -38,6 +38,7 @@ const open = (sessionId: number): Frame => ({
   semantics: 'reliable-ordered',
   priorities: ['loss'],
   target: '',
+  deadlineMs: 0,
 });
 const data = (sessionId: number): Frame => ({
   type: 'stream',

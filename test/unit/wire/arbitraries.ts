@@ -96,6 +96,7 @@ const frameArbs: { [K in Frame['type']]: fc.Arbitrary<Extract<Frame, { type: K }
     semantics: fc.constantFrom(...SEMANTICS),
     priorities: fc.array(fc.constantFrom(...OBJECTIVES), { maxLength: 8 }),
     target: wireStringArb,
+    deadlineMs: varintArb,
   }),
   close: fc.record({
     type: fc.constant('close'),

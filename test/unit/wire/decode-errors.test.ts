@@ -71,7 +71,7 @@ describe('frame decoder rejects malformed input with a typed error', () => {
     expect(codeOf(hex('03 01 0a 00 01 02 06 00'))).toBe('ok'); // gap to exactly 0
     expect(codeOf(hex('03 01 0a 00 01 02 04 02'))).toBe('ok'); // range down to exactly 0
     expect(codeOf(hex('14 01 40ff' + '61'.repeat(255)))).toBe('ok'); // 255-byte string
-    expect(codeOf(hex('04 01 00 4040 ' + '00'.repeat(64) + '00'))).toBe('ok'); // 64 items
+    expect(codeOf(hex('04 01 00 4040 ' + '00'.repeat(64) + '00 00'))).toBe('ok'); // 64 items
     expect(codeOf(hex('07 3f 4040'))).toBe('ok'); // 63 in one byte, 64 in two
     expect(codeOf(hex('07 c01fffffffffffff 80004000'))).toBe('ok'); // 2^53-1, 16384
     expect(codeOf(hex('00 00 00 00'))).toBe('ok'); // two empty PADDING frames

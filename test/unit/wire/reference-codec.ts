@@ -123,6 +123,7 @@ export function referenceEncode(frames: readonly Frame[]): number[] {
         varint(out, index(SEMANTICS, frame.semantics));
         list(out, frame.priorities, (o) => varint(out, index(OBJECTIVES, o)));
         string(out, frame.target);
+        varint(out, frame.deadlineMs);
         break;
       case 'close':
       case 'reset':
@@ -300,7 +301,8 @@ function decodeOne(input: Input): Frame {
       const n = input.count();
       const priorities: Objective[] = [];
       for (let i = 0; i < n; i++) priorities.push(input.pick(OBJECTIVES));
-      return { type: 'open', sessionId, semantics, priorities, target: input.string() };
+      const target = input.string();
+      return { type: 'open', sessionId, semantics, priorities, target, deadlineMs: input.varint() };
     }
     case 0x05:
     case 0x06: {

@@ -1,0 +1,172 @@
+import type { Semantics } from '../wire/frame.js';
+
+/** One message waiting to be sent, or sent and not yet acknowledged (reliable only). */
+export interface OutMessage {
+  readonly number: number;
+  readonly data: Buffer;
+  /** When the application handed it over (clock ms); the playout deadline counts from here. */
+  readonly queuedAt: number;
+  /** Copies put on the wire so far (first sends, duplicates and retransmissions). */
+  copies: number;
+  acked: boolean;
+  /** Waiting in the repair queue after a loss. */
+  inRepair: boolean;
+}
+
+export interface MessageSendStats {
+  /** Messages the application handed over. */
+  queued: number;
+  /** Copies put on the wire, duplicates and retransmissions included. */
+  copiesSent: number;
+  retransmitted: number;
+  /** Unreliable-ordered messages that waited past their deadline and were never sent. */
+  expired: number;
+  /** Unreliable messages whose packets were all declared lost (not repaired). */
+  lost: number;
+}
+
+/**
+ * The sending half of a message session (DESIGN §3 semantics table): a FIFO of
+ * messages, each sent whole in one DATAGRAM frame. Reliable-unordered keeps each
+ * message until the peer acknowledges a packet that carried it, and a loss puts it in
+ * front of the queue again (the association may re-send it on any path). The
+ * unreliable kinds forget a message once sent; unreliable-ordered also drops a message
+ * that waited longer than the playout deadline, since it would be late at the receiver
+ * anyway.
+ */
+export class MessageSendQueue {
+  readonly reliable: boolean;
+  readonly deadlineMs: number;
+  readonly stats: MessageSendStats = {
+    queued: 0,
+    copiesSent: 0,
+    retransmitted: 0,
+    expired: 0,
+    lost: 0,
+  };
+  private queue: OutMessage[] = [];
+  private head = 0;
+  /** Lost reliable messages, sent before new ones. */
+  private repair: OutMessage[] = [];
+  /**
+   * Messages sent whose fate is not known yet, by number. Reliable ones wait for an
+   * acknowledgement; unreliable ones for an acknowledgement or a loss, so that a
+   * CLOSE is sent only after them and cannot overtake them on a faster path.
+   */
+  private readonly unacked = new Map<number, OutMessage>();
+  private nextNumber = 0;
+  private bytes = 0;
+
+  constructor(semantics: Exclude<Semantics, 'reliable-ordered'>, deadlineMs: number) {
+    this.reliable = semantics === 'reliable-unordered';
+    this.deadlineMs = semantics === 'unreliable-ordered' ? deadlineMs : 0;
+  }
+
+  /** Bytes queued or in flight unacknowledged, for the session's send-buffer limit. */
+  get bufferedBytes(): number {
+    return this.bytes;
+  }
+
+  get hasPending(): boolean {
+    return this.repair.length > 0 || this.head < this.queue.length;
+  }
+
+  /** Nothing queued and (reliable) nothing unacknowledged. */
+  get drained(): boolean {
+    return !this.hasPending && this.unacked.size === 0;
+  }
+
+  push(data: Buffer, now: number): number {
+    const message: OutMessage = {
+      number: this.nextNumber++,
+      data,
+      queuedAt: now,
+      copies: 0,
+      acked: false,
+      inRepair: false,
+    };
+    this.queue.push(message);
+    this.bytes += data.length;
+    this.stats.queued++;
+    return message.number;
+  }
+
+  /** The next message to put on the wire, if one fits in `room` bytes of payload. */
+  peek(room: number, now: number): OutMessage | undefined {
+    while (this.repair.length > 0) {
+      const m = this.repair[0]!;
+      if (m.acked) {
+        this.repair.shift();
+        m.inRepair = false;
+        continue;
+      }
+      return m.data.length <= room ? m : undefined;
+    }
+    while (this.head < this.queue.length) {
+      const m = this.queue[this.head]!;
+      if (this.deadlineMs > 0 && now - m.queuedAt > this.deadlineMs) {
+        this.advance();
+        this.bytes -= m.data.length;
+        this.stats.expired++;
+        continue;
+      }
+      return m.data.length <= room ? m : undefined;
+    }
+    return undefined;
+  }
+
+  /** `peek()`'s message was written into a packet. */
+  taken(message: OutMessage): void {
+    if (this.repair.length > 0 && this.repair[0] === message) {
+      this.repair.shift();
+      message.inRepair = false;
+      this.stats.retransmitted++;
+    } else {
+      this.advance();
+      this.unacked.set(message.number, message);
+      if (!this.reliable) this.bytes -= message.data.length;
+    }
+    message.copies++;
+    this.stats.copiesSent++;
+  }
+
+  /** An extra copy of a message went out on another path (loss objective duplication). */
+  duplicated(message: OutMessage): void {
+    message.copies++;
+    this.stats.copiesSent++;
+  }
+
+  onAcked(number: number): void {
+    const m = this.unacked.get(number);
+    if (m === undefined) return;
+    m.acked = true;
+    this.unacked.delete(number);
+    if (this.reliable) this.bytes -= m.data.length;
+  }
+
+  /**
+   * A packet carrying this message was declared lost. Another copy may still arrive
+   * (duplication); the message is re-sent unless some copy was acknowledged already.
+   */
+  onLost(number: number): void {
+    const m = this.unacked.get(number);
+    if (m === undefined || m.inRepair) return;
+    if (!this.reliable) {
+      // Not repaired: the loss is settled (and counted) as it is.
+      this.unacked.delete(number);
+      this.stats.lost++;
+      return;
+    }
+    m.inRepair = true;
+    this.repair.push(m);
+  }
+
+  private advance(): void {
+    this.head++;
+    // Compact now and then instead of shifting per message.
+    if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
