@@ -1,0 +1,119 @@
+import type { ObjectiveScheduler, PathView, SchedContext } from './path-view.js';
+import {
+  MAX_COPIES,
+  PathDecision,
+  expectedArrivalMs,
+  isReliable,
+  markEligible,
+} from './path-view.js';
+
+export interface LossConfig {
+  /** Loss rates closer than this are equal (DESIGN §3 tolerance; default 0.5 %). */
+  epsilon?: number;
+  /** Unreliable sessions: duplicate until the residual loss estimate is below this. */
+  targetLoss?: number;
+  /** ...with at most this many copies in all (1..MAX_COPIES). */
+  maxCopies?: number;
+}
+
+/** Loss rate assumed for a copy's path when it measured none: losses are never impossible. */
+const LOSS_FLOOR = 1e-4;
+
+/**
+ * Loss (paper §III-A: "minimizing losses only applies when the session layer is
+ * requested to provide unreliable delivery"; DESIGN §3):
+ * - unreliable sessions: send on the lowest-loss path and duplicate onto the next
+ *   lowest-loss paths that can send now, as many copies as needed for the residual
+ *   loss estimate Π pᵢ (independent losses) to fall below `targetLoss`, at most
+ *   `maxCopies` in all;
+ * - reliable sessions: avoid lossy paths — among the paths within ε of the lowest
+ *   loss, the one with the earliest expected arrival, a loss costing its expected
+ *   retransmission (path-view.ts `expectedArrivalMs`).
+ */
+export class LossScheduler implements ObjectiveScheduler {
+  private readonly decision = new PathDecision();
+  private eligible = new Uint8Array(8);
+  readonly epsilon: number;
+  readonly targetLoss: number;
+  readonly maxCopies: number;
+
+  constructor(config: LossConfig = {}) {
+    this.epsilon = config.epsilon ?? 0.005;
+    this.targetLoss = config.targetLoss ?? 0.001;
+    this.maxCopies = Math.max(1, Math.min(MAX_COPIES, Math.floor(config.maxCopies ?? 2)));
+  }
+
+  pick(ctx: SchedContext, candidates: readonly PathView[], bytes: number, now: number) {
+    const n = candidates.length;
+    if (this.eligible.length < n) this.eligible = new Uint8Array(n * 2);
+    const eligible = this.eligible;
+    if (markEligible(ctx, candidates, eligible) === 0) return this.decision.wait(Infinity);
+    const reliable = isReliable(ctx.semantics);
+    let minLoss = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (eligible[i] === 1 && candidates[i]!.lossRate < minLoss) minLoss = candidates[i]!.lossRate;
+    }
+    // Lowest loss within ε; among those the earliest expected arrival.
+    let best = -1;
+    let bestAt = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (eligible[i] === 0) continue;
+      const v = candidates[i]!;
+      if (v.lossRate > minLoss + this.epsilon) continue;
+      const t = expectedArrivalMs(v, bytes, now, reliable);
+      if (t < bestAt) {
+        best = i;
+        bestAt = t;
+      }
+    }
+    const v = candidates[best]!;
+    if (!v.canSend) return this.decision.wait(v.bytesInFlight < v.cwnd ? v.sendAt : Infinity);
+    this.decision.choose(best, v.id);
+    if (!reliable) this.addDuplicates(this.decision, candidates, eligible, this.maxCopies);
+    return this.decision;
+  }
+
+  /**
+   * Adds copies to `decision` on the lowest-loss eligible paths that can send now until
+   * the residual loss is below the target or `maxCopies` is reached. No allocation:
+   * a selection by repeated scans (a handful of paths).
+   */
+  addDuplicates(
+    decision: PathDecision,
+    candidates: readonly PathView[],
+    eligible: Uint8Array,
+    maxCopies: number,
+  ): void {
+    if (decision.index < 0) return;
+    let residual = Math.max(candidates[decision.index]!.lossRate, LOSS_FLOOR);
+    let copies = 1;
+    const limit = Math.min(maxCopies, MAX_COPIES);
+    while (residual > this.targetLoss && copies < limit) {
+      let next = -1;
+      for (let i = 0; i < candidates.length; i++) {
+        if (eligible[i] === 0 || i === decision.index || !candidates[i]!.canSend) continue;
+        if (this.isDuplicate(decision, i)) continue;
+        if (next < 0 || candidates[i]!.lossRate < candidates[next]!.lossRate) next = i;
+      }
+      if (next < 0) break;
+      decision.duplicates[decision.duplicateCount++] = next;
+      residual *= Math.max(candidates[next]!.lossRate, LOSS_FLOOR);
+      copies++;
+    }
+  }
+
+  private isDuplicate(decision: PathDecision, i: number): boolean {
+    for (let k = 0; k < decision.duplicateCount; k++) if (decision.duplicates[k] === i) return true;
+    return false;
+  }
+
+  /** Residual loss estimate of a decision (product of the copies' loss rates). */
+  static residual(decision: PathDecision, candidates: readonly PathView[]): number {
+    if (decision.index < 0) return 1;
+    let r = Math.max(candidates[decision.index]!.lossRate, LOSS_FLOOR);
+    for (let k = 0; k < decision.duplicateCount; k++) {
+      r *= Math.max(candidates[decision.duplicates[k]!]!.lossRate, LOSS_FLOOR);
+    }
+    return r;
+  }
+}

@@ -1,0 +1,149 @@
+import type { ObjectiveScheduler, PathView, SchedContext } from './path-view.js';
+import { PathDecision, effectiveRate, isReliable, markEligible, waitMs } from './path-view.js';
+
+/** Bytes handed out per round to the fastest path; slower paths get a proportional share. */
+const QUANTUM = 64 * 1024;
+/** ECF's hysteresis β (Lim et al. 2017 §3): once waiting, keep waiting unless clearly worse. */
+const ECF_BETA = 0.25;
+/** Credit kept across rounds is capped so that a path idle for long does not burst. */
+const MAX_CREDIT = 2 * QUANTUM;
+
+/**
+ * Throughput: deficit round robin with quanta proportional to each path's rate (paper
+ * §III-B: "a modified deficit-round-robin algorithm where quanta are a function of the
+ * achievable throughput on each path"), and the ECF rule (Lim et al., "ECF: An MPTCP
+ * Path Scheduler to Manage Heterogeneous Paths", CoNEXT 2017; BLEST, Ferlin et al.
+ * 2016, has the same idea): a packet is not put on a slower path when the fastest path
+ * would deliver the whole backlog before that packet arrives — it waits for the fast
+ * path instead. With a large backlog every path carries its share.
+ *
+ * `pickWeighted` takes a gain per candidate (0..1) from the combiner: a path's quantum
+ * is its rate times its gain, and a gain of 0 excludes it.
+ */
+export class ThroughputScheduler implements ObjectiveScheduler {
+  private readonly decision = new PathDecision();
+  private readonly credits = new Map<number, number>();
+  private eligible = new Uint8Array(8);
+  /** Whether the last decision was an ECF wait (hysteresis). */
+  private waiting = false;
+  /** Counters for tests and the dashboard. */
+  ecfWaits = 0;
+  rounds = 0;
+
+  pick(ctx: SchedContext, candidates: readonly PathView[], bytes: number, now: number) {
+    return this.pickWeighted(ctx, candidates, null, bytes, now);
+  }
+
+  /** DRR credit of a path (for tests and the dashboard). */
+  credit(pathId: number): number {
+    return this.credits.get(pathId) ?? 0;
+  }
+
+  /** Forgets a path that left the association. */
+  remove(pathId: number): void {
+    this.credits.delete(pathId);
+  }
+
+  pickWeighted(
+    ctx: SchedContext,
+    candidates: readonly PathView[],
+    gains: Float64Array | null,
+    bytes: number,
+    now: number,
+  ): PathDecision {
+    const n = candidates.length;
+    if (this.eligible.length < n) this.eligible = new Uint8Array(n * 2);
+    const eligible = this.eligible;
+    markEligible(ctx, candidates, eligible);
+    const reliable = isReliable(ctx.semantics);
+    let maxRate = 0;
+    let best = -1;
+    let bestCredit = 0;
+    let sendable = 0;
+    let nextRelease = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (eligible[i] === 0) continue;
+      const g = gains === null ? 1 : gains[i]!;
+      if (!(g > 0)) {
+        eligible[i] = 0;
+        continue;
+      }
+      const v = candidates[i]!;
+      const rate = effectiveRate(v, reliable) * g;
+      if (rate > maxRate) maxRate = rate;
+      if (!v.canSend) {
+        if (v.bytesInFlight < v.cwnd && v.sendAt < nextRelease) nextRelease = v.sendAt;
+        continue;
+      }
+      sendable++;
+      const c = this.credits.get(v.id) ?? 0;
+      if (c > 0 && (best < 0 || c > bestCredit)) {
+        best = i;
+        bestCredit = c;
+      }
+    }
+    if (sendable === 0) return this.decision.wait(nextRelease);
+    if (best < 0) {
+      // Every sendable path spent its quantum: a new round.
+      this.rounds++;
+      for (let i = 0; i < n; i++) {
+        if (eligible[i] === 0) continue;
+        const v = candidates[i]!;
+        if (!v.canSend) continue;
+        const g = gains === null ? 1 : gains[i]!;
+        const quantum = (QUANTUM * effectiveRate(v, reliable) * g) / maxRate;
+        const c = Math.min((this.credits.get(v.id) ?? 0) + quantum, MAX_CREDIT);
+        this.credits.set(v.id, c);
+        if (best < 0 || c > bestCredit) {
+          best = i;
+          bestCredit = c;
+        }
+      }
+    }
+    const chosen = candidates[best]!;
+    const ecfWait = this.ecf(ctx, candidates, eligible, best, bytes, now, reliable);
+    if (ecfWait >= 0) {
+      this.waiting = true;
+      this.ecfWaits++;
+      return this.decision.wait(ecfWait);
+    }
+    this.waiting = false;
+    this.credits.set(chosen.id, bestCredit - bytes);
+    return this.decision.choose(best, chosen.id);
+  }
+
+  /**
+   * ECF: returns the time to wait for the fastest path, or -1 to send on `s` now.
+   * Fastest = lowest RTT among eligible paths. With k = the session's backlog, the fast
+   * path needs about wait_f + k/rate_f + srtt_f/2 to deliver all of it; the packet on
+   * the slow path arrives after bytes/rate_s + srtt_s/2. When the former is sooner
+   * (by the β margin once waiting), the slow path would only add reordering.
+   */
+  private ecf(
+    ctx: SchedContext,
+    candidates: readonly PathView[],
+    eligible: Uint8Array,
+    s: number,
+    bytes: number,
+    now: number,
+    reliable: boolean,
+  ): number {
+    let f = -1;
+    for (let i = 0; i < candidates.length; i++) {
+      if (eligible[i] === 0) continue;
+      if (f < 0 || candidates[i]!.srtt < candidates[f]!.srtt) f = i;
+    }
+    if (f < 0 || f === s) return -1;
+    const fast = candidates[f]!;
+    const slow = candidates[s]!;
+    if (fast.canSend) return -1; // the fast path has room: DRR's choice stands
+    const k = Math.max(ctx.backlogBytes, bytes);
+    const wait = waitMs(fast, bytes, now);
+    const fastDone =
+      wait + (k / effectiveRate(fast, reliable)) * 1000 + fast.srtt / 2 + fast.rttvar;
+    const slowArrives =
+      (bytes / effectiveRate(slow, reliable)) * 1000 + slow.srtt / 2 + slow.rttvar;
+    const margin = this.waiting ? 1 + ECF_BETA : 1;
+    return fastDone < slowArrives * margin ? now + Math.max(wait, 0.001) : -1;
+  }
+}

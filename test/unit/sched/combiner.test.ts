@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import { FEEDBACK_MS, SessionScheduler } from '../../../core/sched/combiner.js';
+import { createSchedContext } from '../../../core/sched/path-view.js';
+import { BraidError } from '../../../core/util/errors.js';
+import { fraction, shares, view } from './views.js';
+
+const reliable = { ...createSchedContext('reliable-ordered'), backlogBytes: 1e9 };
+const unreliable = { ...createSchedContext('unreliable-unordered'), backlogBytes: 1e9 };
+
+describe('SessionScheduler: priorities, tolerance and sliders', () => {
+  // Two equal-rate paths; path 2 loses 2 % (3 ε beyond the 0.5 % tolerance).
+  const lossy = () => [view(1, { lossRate: 0 }), view(2, { lossRate: 0.02 })];
+
+  it('loss before throughput at slider 1 keeps the lossy path out entirely', () => {
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 1 });
+    expect(shares(s, reliable, lossy(), 2000).get(2)).toBe(0);
+  });
+
+  it('slider 0 gives pure throughput: shares by rate, loss ignored but for what it loses', () => {
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 0 });
+    // Reliable: each path's share is its rate × (1 − loss).
+    expect(fraction(shares(s, reliable, lossy(), 20_000), 2)).toBeCloseTo(0.98 / 1.98, 2);
+  });
+
+  it('slider 0.5 cuts the lossy path to (1−w)/((1−w)+w·e) = 1/4 of its share at e = 3', () => {
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 0.5 });
+    const m = shares(s, reliable, lossy(), 40_000);
+    expect(s.gains[1]).toBeCloseTo(0.25, 12);
+    expect(fraction(m, 2)).toBeCloseTo((0.25 * 0.98) / (1 + 0.25 * 0.98), 2);
+  });
+
+  it('a difference below ε does not count: the next objective decides', () => {
+    const views = [view(1, { lossRate: 0.001 }), view(2, { lossRate: 0.004 })];
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 1 });
+    const f = fraction(shares(s, unreliable, views, 20_000), 2);
+    expect(f).toBeCloseTo(0.5, 2);
+    // With a tighter ε the 0.3 % counts.
+    const strict = new SessionScheduler({
+      priorities: ['loss', 'throughput'],
+      lossVsThroughput: 1,
+      epsilon: { loss: 0.001 },
+    });
+    expect(shares(strict, unreliable, views, 2000).get(2)).toBe(0);
+  });
+
+  it('is lexicographic: latency decides only among paths loss found equal', () => {
+    const views = [
+      view(1, { lossRate: 0, srtt: 80 }),
+      view(2, { lossRate: 0.003, srtt: 20 }),
+      view(3, { lossRate: 0.05, srtt: 5 }),
+    ];
+    const s = new SessionScheduler({
+      priorities: ['loss', 'latency', 'throughput'],
+      lossVsThroughput: 1,
+      latencyVsThroughput: 1,
+    });
+    const m = shares(s, reliable, views, 1000);
+    expect(m.get(3)).toBe(0);
+    expect(m.get(1)).toBe(0);
+    expect(m.get(2)).toBe(1_200_000);
+  });
+
+  it('latency first keeps to the fast path; throughput first stripes over both', () => {
+    const views = () => [view(1, { srtt: 20 }), view(2, { srtt: 100 })];
+    const lat = new SessionScheduler({
+      priorities: ['latency', 'throughput'],
+      latencyVsThroughput: 1,
+    });
+    expect(shares(lat, reliable, views(), 2000).get(2)).toBe(0);
+    const tput = new SessionScheduler({
+      priorities: ['throughput', 'latency'],
+      latencyVsThroughput: 1,
+    });
+    expect(fraction(shares(tput, reliable, views(), 20_000), 2)).toBeCloseTo(0.5, 2);
+  });
+
+  it('jitter keeps to the steadiest path and admits only paths of like jitter and delay', () => {
+    const s = new SessionScheduler({
+      priorities: ['jitter', 'throughput'],
+      latencyVsThroughput: 1,
+    });
+    const views = [
+      view(1, { jitter: 1, srtt: 30 }),
+      view(2, { jitter: 3, srtt: 32 }), // like path 1: shares the load
+      view(3, { jitter: 2, srtt: 90 }), // steady but 60 ms further: mixing it adds jitter
+      view(4, { jitter: 40, srtt: 30 }),
+    ];
+    const m = shares(s, reliable, views, 20_000);
+    expect(fraction(m, 1)).toBeCloseTo(0.5, 2);
+    expect(fraction(m, 2)).toBeCloseTo(0.5, 2);
+    expect(m.get(3)).toBe(0);
+    expect(m.get(4)).toBe(0);
+  });
+
+  it('duplicates unreliable packets when loss ranks first, as many copies as the slider allows', () => {
+    const views = [view(1, { lossRate: 0.02 }), view(2, { lossRate: 0.03 })];
+    const full = new SessionScheduler({
+      priorities: ['loss', 'throughput'],
+      lossVsThroughput: 1,
+      maxCopies: 2,
+      epsilon: { loss: 0.05 },
+    });
+    expect(full.pick(unreliable, views, 1200, 0).duplicateCount).toBe(1);
+    const none = new SessionScheduler({
+      priorities: ['loss', 'throughput'],
+      lossVsThroughput: 0.4,
+      maxCopies: 2,
+    });
+    expect(none.pick(unreliable, views, 1200, 0).duplicateCount).toBe(0);
+    // Reliable sessions never duplicate, and throughput first means no copies either.
+    expect(full.pick(reliable, views, 1200, 0).duplicateCount).toBe(0);
+    const tput = new SessionScheduler({ priorities: ['throughput', 'loss'], lossVsThroughput: 1 });
+    expect(tput.pick(unreliable, views, 1200, 0).duplicateCount).toBe(0);
+  });
+
+  it('appends throughput when the app did not rank it', () => {
+    const s = new SessionScheduler({ priorities: ['latency'] });
+    expect(s.stages).toEqual(['latency', 'throughput']);
+  });
+
+  it('refuses repeated objectives and sliders outside 0..1', () => {
+    for (const bad of [
+      { priorities: ['loss', 'loss'] as const },
+      { priorities: ['loss'] as const, lossVsThroughput: 1.5 },
+      { priorities: ['loss'] as const, epsilon: { loss: 0 } },
+    ]) {
+      try {
+        new SessionScheduler({ ...bad, priorities: [...bad.priorities] });
+        expect.unreachable();
+      } catch (err) {
+        expect((err as BraidError).code).toBe('BRAID_ERR_CONFIG');
+      }
+    }
+  });
+});
+
+describe('SessionScheduler: application feedback', () => {
+  it('"too much delay" moves a throughput session onto the fast path for a while', () => {
+    const views = [view(1, { srtt: 20 }), view(2, { srtt: 150 })];
+    const s = new SessionScheduler({ priorities: ['throughput'] });
+    expect(fraction(shares(s, reliable, views, 10_000, 1200, 0), 2)).toBeCloseTo(0.5, 2);
+    s.feedback({ objective: 'latency', severity: 1 }, 1000);
+    expect(s.stages).toEqual(['latency', 'throughput']);
+    expect(shares(s, reliable, views, 2000, 1200, 1000).get(2)).toBe(0);
+    // Half-way through, the weight has faded to 0.5: the slow path is back, reduced.
+    const mid = fraction(shares(s, reliable, views, 20_000, 1200, 1000 + FEEDBACK_MS / 2), 2);
+    expect(mid).toBeGreaterThan(0.01);
+    expect(mid).toBeLessThan(0.2);
+    // And after it, back to the app's own rule.
+    const after = shares(s, reliable, views, 20_000, 1200, 1000 + FEEDBACK_MS);
+    expect(fraction(after, 2)).toBeCloseTo(0.5, 2);
+  });
+
+  it('a report against one path cuts its share', () => {
+    const views = [view(1), view(2)];
+    const s = new SessionScheduler({ priorities: ['throughput'] });
+    s.feedback({ objective: 'loss', pathId: 2, severity: 0.8 }, 0);
+    const m = shares(s, reliable, views, 20_000);
+    expect(fraction(m, 2)).toBeCloseTo(0.2 / 1.2, 2);
+  });
+
+  it('a jitter report against the held path moves a jitter session off it', () => {
+    const views = [view(1, { jitter: 2 }), view(2, { jitter: 6, srtt: 22 })];
+    const s = new SessionScheduler({ priorities: ['jitter'], latencyVsThroughput: 1 });
+    expect(s.pick(reliable, views, 1200, 0).pathId).toBe(1);
+    s.feedback({ objective: 'jitter', pathId: 1, severity: 1 }, 0);
+    // The held path's jitter now counts up to 4·ε = 20 ms more (fading): after the
+    // hysteresis hold time the session moves.
+    s.pick(reliable, views, 1200, 10);
+    expect(shares(s, reliable, views, 100, 1200, 3000).get(1)).toBe(0);
+  });
+
+  it('"too slow" lowers the sliders: a loss-first session uses the lossy path again', () => {
+    const views = [view(1, { lossRate: 0 }), view(2, { lossRate: 0.02 })];
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 0.6 });
+    const before = fraction(shares(s, reliable, views, 20_000), 2);
+    s.feedback({ objective: 'throughput', severity: 0.6 }, 0);
+    const after = fraction(shares(s, reliable, views, 20_000), 2);
+    expect(after).toBeGreaterThan(before + 0.2);
+  });
+
+  it('refuses a report without a known objective', () => {
+    const s = new SessionScheduler({ priorities: ['throughput'] });
+    try {
+      s.feedback({ objective: 'speed' as 'loss' }, 0);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as BraidError).code).toBe('BRAID_ERR_USAGE');
+    }
+  });
+});

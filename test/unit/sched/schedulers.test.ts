@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'vitest';
+import { JitterScheduler } from '../../../core/sched/jitter-scheduler.js';
+import { LatencyScheduler } from '../../../core/sched/latency-scheduler.js';
+import { LossScheduler } from '../../../core/sched/loss-scheduler.js';
+import {
+  createPathView,
+  createSchedContext,
+  expectedArrivalMs,
+  fillPathView,
+} from '../../../core/sched/path-view.js';
+import { PathEstimator } from '../../../core/paths/estimators.js';
+import { PathRecovery } from '../../../core/paths/path-recovery.js';
+import { ManualClock } from '../../../core/util/clock.js';
+import { ThroughputScheduler } from '../../../core/sched/throughput-scheduler.js';
+import { seededRandom } from '../../support/impaired-subflow.js';
+import { fraction, shares, view } from './views.js';
+
+const reliable = createSchedContext('reliable-ordered');
+const unreliable = createSchedContext('unreliable-unordered');
+
+describe('ThroughputScheduler (DRR with rate quanta, ECF)', () => {
+  it('splits bytes in proportion to delivery rate', () => {
+    const s = new ThroughputScheduler();
+    const views = [view(1, { deliveryRate: 10e6 }), view(2, { deliveryRate: 5e6 }), view(3)];
+    const m = shares(s, { ...reliable, backlogBytes: 1e9 }, views, 30_000);
+    expect(fraction(m, 1)).toBeCloseTo(10 / 16, 2);
+    expect(fraction(m, 2)).toBeCloseTo(5 / 16, 2);
+    expect(fraction(m, 3)).toBeCloseTo(1 / 16, 2);
+  });
+
+  it('discounts a lossy path by the bytes it loses on reliable sessions only', () => {
+    const views = [view(1, { deliveryRate: 1e6, lossRate: 0.5 }), view(2, { deliveryRate: 1e6 })];
+    const r = shares(new ThroughputScheduler(), reliable, views, 30_000);
+    expect(fraction(r, 1)).toBeCloseTo(1 / 3, 2);
+    const u = shares(new ThroughputScheduler(), unreliable, views, 30_000);
+    expect(fraction(u, 1)).toBeCloseTo(1 / 2, 2);
+  });
+
+  it('waits for the fast path instead of sending a short backlog on a slow one (ECF)', () => {
+    const s = new ThroughputScheduler();
+    // The fast path's window is full; the slow path (300 ms) has room.
+    const fast = view(1, { srtt: 20, canSend: false, bytesInFlight: 100_000, cwnd: 100_000 });
+    const slow = view(2, { srtt: 300, deliveryRate: 1e6 });
+    const short = s.pick({ ...reliable, backlogBytes: 20_000 }, [fast, slow], 1200, 1000);
+    expect(short.index).toBe(-1);
+    expect(short.retryAt).toBeGreaterThan(1000);
+    expect(short.retryAt).toBeLessThan(1000 + 40);
+    expect(s.ecfWaits).toBe(1);
+    // A bulk backlog: the slow path helps, since the fast one alone would take longer.
+    const bulk = s.pick({ ...reliable, backlogBytes: 50e6 }, [fast, slow], 1200, 1000);
+    expect(bulk.pathId).toBe(2);
+  });
+
+  it('says when to ask again when no path can send: the pacer release, else the next ACK', () => {
+    const s = new ThroughputScheduler();
+    const paced = view(1, { canSend: false, sendAt: 1003 });
+    const full = view(2, { canSend: false, bytesInFlight: 100_000, cwnd: 100_000, sendAt: 1000 });
+    expect(s.pick(reliable, [paced, full], 1200, 1000).retryAt).toBe(1003);
+    expect(s.pick(reliable, [full], 1200, 1000).retryAt).toBe(Infinity);
+  });
+
+  it('uses a backup path only when no other is usable, and never a "never" path', () => {
+    const s = new ThroughputScheduler();
+    const views = [view(1, { role: 'backup' }), view(2), view(3, { role: 'never' })];
+    let m = shares(s, reliable, views, 100);
+    expect(m.get(1)).toBe(0);
+    expect(m.get(3)).toBe(0);
+    views[1]!.usable = false;
+    m = shares(s, reliable, views, 100);
+    expect(m.get(1)).toBe(120_000);
+    expect(m.get(3)).toBe(0);
+  });
+
+  it('keeps to the single path the guard chose, and to all if that path is gone', () => {
+    const s = new ThroughputScheduler();
+    const views = [view(1), view(2)];
+    expect(shares(s, { ...reliable, onlyPathId: 2 }, views, 50).get(1)).toBe(0);
+    expect(shares(s, { ...reliable, onlyPathId: 9 }, views, 50).get(1)).toBeGreaterThan(0);
+  });
+
+  it('returns the same decision object every time (no allocation per packet)', () => {
+    const s = new ThroughputScheduler();
+    const views = [view(1), view(2)];
+    const a = s.pick(reliable, views, 1200, 0);
+    const b = s.pick(reliable, views, 1200, 0);
+    expect(a).toBe(b);
+  });
+});
+
+describe('LatencyScheduler (earliest expected arrival)', () => {
+  it('sends on the lowest-delay path, and moves when its socket queue makes it late', () => {
+    const s = new LatencyScheduler();
+    const a = view(1, { srtt: 20, kind: 'tcp' });
+    const b = view(2, { srtt: 40 });
+    expect(s.pick(reliable, [a, b], 1200, 0).pathId).toBe(1);
+    // 50 kB unsent in a's socket at 1 MB/s = 50 ms of queue: b (20 ms one way) wins.
+    a.queuedBytes = 50_000;
+    expect(s.pick(reliable, [a, b], 1200, 0).pathId).toBe(2);
+  });
+
+  it('waits for a paced fast path rather than send on a much slower one', () => {
+    const s = new LatencyScheduler();
+    const a = view(1, { srtt: 20, canSend: false, sendAt: 2 });
+    const b = view(2, { srtt: 200 });
+    const d = s.pick(reliable, [a, b], 1200, 0);
+    expect(d.index).toBe(-1);
+    expect(d.retryAt).toBe(2);
+  });
+
+  it('charges a lossy path its expected retransmission on reliable sessions', () => {
+    const s = new LatencyScheduler();
+    const lossy = view(1, { srtt: 20, lossRate: 0.3 });
+    const clean = view(2, { srtt: 30 });
+    expect(expectedArrivalMs(lossy, 1200, 0, true)).toBeGreaterThan(
+      expectedArrivalMs(clean, 1200, 0, true),
+    );
+    expect(s.pick(reliable, [lossy, clean], 1200, 0).pathId).toBe(2);
+    expect(s.pick(unreliable, [lossy, clean], 1200, 0).pathId).toBe(1);
+  });
+});
+
+describe('JitterScheduler (steadiest path with hysteresis)', () => {
+  it('holds one path while two similar paths trade places in noise', () => {
+    const s = new JitterScheduler();
+    const random = seededRandom(1);
+    const a = view(1, { jitter: 8 });
+    const b = view(2, { jitter: 9 });
+    const used = new Set<number>();
+    for (let t = 0; t < 60_000; t += 10) {
+      a.jitter = 8 + 3 * random();
+      b.jitter = 8 + 3 * random();
+      used.add(s.pick(reliable, [a, b], 1200, t).pathId);
+    }
+    expect(s.switches).toBe(0);
+    expect(used.size).toBe(1);
+  });
+
+  it('moves to a clearly steadier path only after it stayed better for the hold time', () => {
+    const s = new JitterScheduler({ holdMs: 2000 });
+    const a = view(1, { jitter: 10 });
+    const b = view(2, { jitter: 30 });
+    expect(s.pick(reliable, [a, b], 1200, 0).pathId).toBe(1);
+    a.jitter = 40;
+    b.jitter = 5;
+    expect(s.pick(reliable, [a, b], 1200, 100).pathId).toBe(1);
+    expect(s.pick(reliable, [a, b], 1200, 2000).pathId).toBe(1);
+    expect(s.pick(reliable, [a, b], 1200, 2100).pathId).toBe(2);
+    expect(s.switches).toBe(1);
+  });
+
+  it('leaves a path at once when it becomes unusable', () => {
+    const s = new JitterScheduler();
+    const a = view(1, { jitter: 1 });
+    const b = view(2, { jitter: 30 });
+    expect(s.pick(reliable, [a, b], 1200, 0).pathId).toBe(1);
+    a.usable = false;
+    expect(s.pick(reliable, [a, b], 1200, 1).pathId).toBe(2);
+  });
+});
+
+describe('LossScheduler', () => {
+  it('duplicates an unreliable packet until the residual loss is below the target', () => {
+    const views = [
+      view(1, { lossRate: 0.05 }),
+      view(2, { lossRate: 0.03 }),
+      view(3, { lossRate: 0.01 }),
+    ];
+    const two = new LossScheduler({ targetLoss: 0.001, maxCopies: 3 });
+    const d = two.pick(unreliable, views, 1200, 0);
+    expect(d.pathId).toBe(3);
+    expect(Array.from(d.duplicates.subarray(0, d.duplicateCount))).toEqual([1]);
+    expect(LossScheduler.residual(d, views)).toBeCloseTo(0.0003, 9);
+    // A stricter target takes all three paths, the cap limits it.
+    const three = new LossScheduler({ targetLoss: 1e-6, maxCopies: 3 });
+    expect(three.pick(unreliable, views, 1200, 0).duplicateCount).toBe(2);
+    const capped = new LossScheduler({ targetLoss: 1e-6, maxCopies: 2 });
+    expect(capped.pick(unreliable, views, 1200, 0).duplicateCount).toBe(1);
+  });
+
+  it('does not duplicate onto a path that cannot send now, nor when one path is clean', () => {
+    const s = new LossScheduler({ maxCopies: 3 });
+    const views = [view(1, { lossRate: 0.05 }), view(2, { lossRate: 0.04, canSend: false })];
+    expect(s.pick(unreliable, views, 1200, 0).duplicateCount).toBe(0);
+    const clean = [view(1, { lossRate: 0 }), view(2, { lossRate: 0.04 })];
+    expect(s.pick(unreliable, clean, 1200, 0).duplicateCount).toBe(0);
+  });
+
+  it('keeps reliable sessions off lossy paths, without copies, ties within ε going to the earlier arrival', () => {
+    const s = new LossScheduler();
+    const lossy = view(1, { lossRate: 0.05, srtt: 10 });
+    const clean = view(2, { lossRate: 0.001, srtt: 60 });
+    const near = view(3, { lossRate: 0.004, srtt: 30 });
+    const d = s.pick(reliable, [lossy, clean, near], 1200, 0);
+    expect(d.pathId).toBe(3);
+    expect(d.duplicateCount).toBe(0);
+  });
+});
+
+describe('fillPathView', () => {
+  it('reads a real PathRecovery and PathEstimator: seed first, then measured, window state', () => {
+    const clock = new ManualClock(0);
+    const r = new PathRecovery<number>({ kind: 'udp', maxDatagramSize: 1200 }, clock);
+    const e = new PathEstimator({ kind: 'udp' });
+    e.seed({
+      srttMs: 15,
+      rttvarMs: 2,
+      deliveryRate: 3e6,
+      lossRate: 0.02,
+      jitterMs: 1,
+      samples: 50,
+    });
+    const v = createPathView(7);
+    const path = { usable: true, maxPacketSize: 1200 };
+    fillPathView(v, path, r, e, 'secondary', 0);
+    expect(v).toMatchObject({ srtt: 15, rttvar: 2, jitter: 1, role: 'secondary', canSend: true });
+    expect(v.deliveryRate).toBe(3e6);
+    expect(v.lossRate).toBeCloseTo(0.02, 12);
+    // Fill the initial window: no room left.
+    while (r.sendAllowance() > 0) r.onPacketSent(r.nextPacketNumber(), 1200, true, 0);
+    fillPathView(v, path, r, e, 'secondary', 0);
+    expect(v.canSend).toBe(false);
+    expect(v.bytesInFlight).toBe(r.bytesInFlight);
+    clock.advance(30);
+    const res = r.onAck([{ first: 0, last: 9 }], 0);
+    if (res instanceof Error) throw res;
+    e.onAck(30, r, res.acked.length, res.lost.length, r.latestAdjustedRtt);
+    fillPathView(v, path, r, e, 'primary', 30);
+    expect(v.srtt).toBe(30);
+    expect(v.canSend).toBe(true);
+  });
+});
