@@ -26,16 +26,32 @@ export default tseslint.config(
             {
               target: './renderer',
               from: './core',
+              except: ['./host/contract.ts'],
               message: 'renderer/ talks to core only through the contract',
             },
           ],
         },
       ],
+    },
+  },
+  {
+    files: ['core/**/*.ts'],
+    rules: {
       'no-restricted-imports': [
         'error',
-        { paths: ['electron', 'react'].map((name) => ({ name, message: 'not in core/' })) },
+        {
+          paths: ['electron', 'react', 'react-dom'].map((name) => ({
+            name,
+            message: 'not in core/',
+          })),
+        },
       ],
     },
+  },
+  {
+    // DESIGN §2: the renderer imports no Node module (it runs sandboxed, or in a browser).
+    files: ['renderer/src/**/*.{ts,tsx}'],
+    rules: { 'import-x/no-nodejs-modules': 'error' },
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
