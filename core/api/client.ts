@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { connectControl } from '../handshake/control.js';
 import { parseInvite, type Invite } from '../handshake/invite.js';
@@ -11,6 +12,7 @@ import type { Path } from '../session/path.js';
 import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { BraidStream } from './braid-stream.js';
+import type { EngineEvent } from './engine-events.js';
 import { BraidMessageSocket } from './message-socket.js';
 import type { MessageSemantics } from '../session/session.js';
 
@@ -44,8 +46,18 @@ export type ConnectResult =
  * JOIN. A UDP path that cannot join (UDP blocked on that uplink) falls back to TCP
  * from the same local address (paper §III-B, automatic transport selection).
  */
-export class BraidClient {
+export interface ClientEvents {
+  event: [EngineEvent];
+}
+
+export class BraidClient extends EventEmitter<ClientEvents> {
   readonly association: Association;
+  /** Local addresses in use (one per uplink), with the transport each prefers. */
+  private readonly uplinks = new Map<string, TransportKind>();
+  /** Paths that were active once (a later 'active' is a recovery). */
+  private readonly joinedOnce = new Set<number>();
+  /** TCP paths being replaced, by old path id. */
+  private readonly replacing = new Set<number>();
   readonly invite: Invite;
   private readonly log: Logger;
   private readonly remote: { addresses: string[]; udpPort: number; tcpPort: number };
@@ -60,11 +72,13 @@ export class BraidClient {
     log: Logger,
     wrap: ((subflow: Subflow, path: PathPlan) => Subflow) | undefined,
   ) {
+    super();
     this.association = association;
     this.invite = invite;
     this.remote = remote;
     this.log = log;
     this.wrap = wrap;
+    association.on('path', (path, state) => this.onPathState(path, state));
   }
 
   /** Connects and joins every path; resolves once all joins settled and at least one path is up. */
@@ -116,10 +130,8 @@ export class BraidClient {
     association.once('closed', () => est.control.destroy());
     const plans: PathPlan[] = [];
     options.via.forEach((localAddress, i) => {
-      for (const remoteAddress of est.remote.addresses) {
-        if (sameFamily(localAddress, remoteAddress))
-          plans.push({ localAddress, remoteAddress, transport: transports[i]! });
-      }
+      client.uplinks.set(localAddress, transports[i]!);
+      plans.push(...client.plansFor(localAddress, transports[i]!));
     });
     const outcomes = await Promise.allSettled(plans.map((plan) => client.addPath(plan)));
     const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -134,6 +146,147 @@ export class BraidClient {
       });
     }
     return { kind: 'braid', client };
+  }
+
+  private plansFor(localAddress: string, transport: TransportKind): PathPlan[] {
+    return this.remote.addresses
+      .filter((remoteAddress) => sameFamily(localAddress, remoteAddress))
+      .map((remoteAddress) => ({ localAddress, remoteAddress, transport }));
+  }
+
+  /** Local addresses of the uplinks in use. */
+  get uplinkAddresses(): string[] {
+    return [...this.uplinks.keys()];
+  }
+
+  /**
+   * A new uplink (or a returning one, with the same or a new address): its paths join
+   * the running association. Resolves with the paths that joined; rejects only when
+   * none did. Adding an address already in use does nothing.
+   */
+  async addUplink(localAddress: string, transport: TransportKind = 'udp'): Promise<Path[]> {
+    if (this.uplinks.has(localAddress)) return [];
+    this.uplinks.set(localAddress, transport);
+    this.event({ type: 'uplink-up', at: Date.now(), local: localAddress });
+    const plans = this.plansFor(localAddress, transport);
+    if (plans.length === 0) {
+      throw new BraidError('BRAID_ERR_NO_PATH', 'no peer address of this address family', {
+        value: localAddress,
+        peer: this.association.peer,
+      });
+    }
+    const outcomes = await Promise.allSettled(plans.map((plan) => this.addPath(plan)));
+    const joined: Path[] = [];
+    for (const o of outcomes) {
+      if (o.status === 'rejected') {
+        this.log.warn('path could not join', { local: localAddress, ...errorFields(o.reason) });
+        continue;
+      }
+      // The uplink vanished while this path was joining.
+      if (!this.uplinks.has(localAddress)) this.association.dropPath(o.value, 'uplink removed');
+      else joined.push(o.value);
+    }
+    if (joined.length === 0 && this.uplinks.has(localAddress)) {
+      throw new BraidError('BRAID_ERR_NO_PATH', 'no path from this uplink could join', {
+        value: localAddress,
+        peer: this.association.peer,
+        cause: outcomes.find((o) => o.status === 'rejected')?.reason,
+      });
+    }
+    return joined;
+  }
+
+  /**
+   * An uplink vanished (interface gone, address lost, link black-holed by the user's
+   * choice): its paths are dropped at once and their data re-sent on the others,
+   * without waiting for a timeout.
+   */
+  removeUplink(localAddress: string, reason: string): void {
+    if (!this.uplinks.delete(localAddress)) return;
+    this.event({ type: 'uplink-down', at: Date.now(), local: localAddress, reason });
+    for (const path of [...this.association.livePaths]) {
+      if (path.subflow.localAddress !== localAddress) continue;
+      const reinjected = this.association.dropPath(path, reason);
+      this.event({
+        type: 'failover',
+        at: Date.now(),
+        local: localAddress,
+        pathId: path.id,
+        reinjectedBytes: reinjected,
+        reason,
+      });
+    }
+  }
+
+  private onPathState(path: Path, state: string): void {
+    const local = path.subflow.localAddress;
+    const at = Date.now();
+    switch (state) {
+      case 'active':
+        if (this.joinedOnce.has(path.id)) {
+          this.event({ type: 'path-recovered', at, local, pathId: path.id });
+        } else {
+          this.joinedOnce.add(path.id);
+          this.event({
+            type: 'path-joined',
+            at,
+            local,
+            pathId: path.id,
+            remote: `${path.subflow.remoteAddress}:${path.subflow.remotePort}`,
+            transport: path.kind,
+          });
+        }
+        return;
+      case 'suspect':
+        this.event({ type: 'path-suspect', at, local, pathId: path.id });
+        this.event({
+          type: 'failover',
+          at,
+          local,
+          pathId: path.id,
+          reinjectedBytes: path.reinjectedBytes,
+          reason: 'no acknowledgement progress',
+        });
+        // Paper §III-B: a TCP path that stalls is replaced, since its kernel buffer may
+        // hold it behind a loss it will never get past in time.
+        if (path.kind === 'tcp') this.replaceTcpPath(path);
+        return;
+      case 'failed':
+      case 'closed':
+        this.event({ type: 'path-failed', at, local, pathId: path.id, reason: state });
+        return;
+    }
+  }
+
+  private replaceTcpPath(old: Path): void {
+    const local = old.subflow.localAddress;
+    if (this.replacing.has(old.id) || !this.uplinks.has(local)) return;
+    this.replacing.add(old.id);
+    this.joinPath(local, old.subflow.remoteAddress, 'tcp')
+      .then((fresh) => {
+        this.replacing.delete(old.id);
+        if (old.alive) this.association.dropPath(old, 'replaced by a fresh TCP connection');
+        this.event({
+          type: 'path-replaced',
+          at: Date.now(),
+          local,
+          oldPathId: old.id,
+          newPathId: fresh.id,
+        });
+      })
+      .catch((err: unknown) => {
+        this.replacing.delete(old.id);
+        this.log.warn('stalled TCP path could not be replaced', {
+          path: old.id,
+          local,
+          ...errorFields(err),
+        });
+      });
+  }
+
+  private event(e: EngineEvent): void {
+    if (this.log.enabled('info')) this.log.info('engine event', { ...e });
+    this.emit('event', e);
   }
 
   /** Opens one path; a UDP path that does not join falls back to TCP on the same local address. */

@@ -15,6 +15,8 @@ export interface TransferOptions {
   config?: Partial<Config>;
   logger?: Logger;
   wrapSubflow?: ClientOptions['wrapSubflow'];
+  /** Called once the stream is open, with the client and a reader of bytes written so far. */
+  onStart?: (client: BraidClient, written: () => number) => void;
 }
 
 export interface PathResult {
@@ -71,6 +73,7 @@ export async function runTransfer(options: TransferOptions): Promise<TransferRes
     const started = performance.now();
     let sent = 0;
     let counter = 0;
+    options.onStart?.(client, () => sent);
     while (sent < options.bytes) {
       const n = Math.min(block.length, options.bytes - sent);
       const chunk = Buffer.allocUnsafe(n);

@@ -391,10 +391,40 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.emit('path', path, 'failed');
   }
 
+  /**
+   * Takes a path off at once because its uplink is gone (interface removed, address
+   * lost) or is being replaced: no timeout is waited for. Everything it had in flight
+   * is re-sent on the other paths now (reinjection), and the peer is told over any
+   * other path, so that it reinjects its own side too (DESIGN §3, paper §III-B).
+   * Returns the stream and message bytes reinjected.
+   */
+  dropPath(path: Path, reason: string): number {
+    if (!path.alive) return 0;
+    const from = path.transition('failed');
+    const reinjected = this.retire(path);
+    this.control.push({ type: 'path_status', pathId: path.id, state: 'closing', sequence: 1 });
+    this.scheduleFlush();
+    this.log.info('path dropped', {
+      path: path.id,
+      from,
+      reason,
+      reinjected,
+      desc: path.describe(),
+    });
+    this.emit('path', path, 'failed');
+    return reinjected;
+  }
+
   /** Takes a path out of service and reinjects everything it had outstanding. */
-  private retire(path: Path): void {
+  private retire(path: Path): number {
     const outstanding = path.recovery.drainOutstanding();
-    for (const record of outstanding) this.onLost(record);
+    let reinjected = 0;
+    for (const record of outstanding) {
+      if (record.chunks !== null) for (const c of record.chunks) reinjected += c.length;
+      if (record.messages !== null) reinjected += record.messages.length;
+      this.onLost(record);
+    }
+    path.reinjectedBytes += reinjected;
     this.live = this.live.filter((p) => p !== path);
     if (!path.subflow.closed) path.subflow.close();
     if (this.live.length === 0 && this.state_ === 'active') {
@@ -402,6 +432,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       this.orphanedAt = this.clock.now();
     }
     this.scheduleFlush();
+    return reinjected;
   }
 
   closePath(path: Path): void {
@@ -1110,7 +1141,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private suspect(path: Path): void {
     path.transition('suspect');
     this.log.warn('path suspect: reinjecting its data', { path: path.id, desc: path.describe() });
-    for (const record of path.recovery.drainOutstanding()) this.onLost(record);
+    for (const record of path.recovery.drainOutstanding()) {
+      if (record.chunks !== null) for (const c of record.chunks) path.reinjectedBytes += c.length;
+      this.onLost(record);
+    }
     path.probesDue = Math.max(path.probesDue, 1);
     this.emit('path', path, 'suspect');
   }

@@ -72,6 +72,8 @@ export interface PathOptions {
 }
 
 export class Path {
+  /** Stream bytes moved off this path to others when it failed or turned suspect. */
+  reinjectedBytes = 0;
   readonly id: number;
   readonly kind: TransportKind;
   readonly subflow: Subflow;
