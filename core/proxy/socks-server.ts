@@ -176,15 +176,7 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
     }, this.options.handshakeTimeoutMs ?? 10_000);
     socket.once('close', () => clearTimeout(timer));
     const onData = (chunk: Buffer): void => {
-      let messages;
-      try {
-        messages = parser.push(chunk);
-      } catch (err) {
-        clearTimeout(timer);
-        socket.off('data', onData);
-        this.refuseHandshake(socket, peer, err);
-        return;
-      }
+      const { messages, error } = parser.push(chunk);
       for (const m of messages) {
         switch (m.type) {
           case 'greeting':
@@ -217,17 +209,17 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
             return;
         }
       }
+      if (error !== undefined) {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        this.refuseHandshake(socket, peer, error);
+      }
     };
     socket.on('data', onData);
   }
 
-  private refuseHandshake(socket: net.Socket, peer: string, err: unknown): void {
+  private refuseHandshake(socket: net.Socket, peer: string, err: Socks5Error): void {
     this.stats.malformed++;
-    if (!(err instanceof Socks5Error)) {
-      this.log.error('SOCKS parser failed unexpectedly', { peer, ...errorFields(err) });
-      socket.destroy();
-      return;
-    }
     this.log.warn('bad SOCKS handshake', {
       peer,
       stage: err.stage,

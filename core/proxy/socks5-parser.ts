@@ -93,13 +93,22 @@ export interface Socks5ParserOptions {
  */
 export const MAX_HANDSHAKE_BYTES = 1040;
 
-/** What the caller gets from `push`: whole messages, in order. */
-export type Socks5Parsed = Socks5Message[];
+/**
+ * What `push` gives: the whole messages completed by this chunk, in order, and the
+ * error that stopped parsing, if any. Messages before an error are still returned:
+ * a client that pipelines its greeting and a bad request must get the method
+ * selection first, then the failure reply.
+ */
+export interface Socks5Parsed {
+  messages: Socks5Message[];
+  error?: Socks5Error;
+}
 
 /**
- * Feed it with `push(chunk)`; each call returns the messages completed by that chunk.
- * After the request the phase is 'done' and `takeRest()` returns any bytes the client
- * sent early (optimistic data), which belong to the proxied connection.
+ * Feed it with `push(chunk)`; each call returns the messages completed by that chunk
+ * and, once the input is bad, the typed error (then the phase is 'failed'). `push`
+ * never throws. After the request the phase is 'done' and `takeRest()` returns any
+ * bytes the client sent early (optimistic data), which belong to the proxied connection.
  */
 export class Socks5Parser {
   private buf: Buffer = Buffer.alloc(0);
@@ -117,14 +126,14 @@ export class Socks5Parser {
 
   push(chunk: Uint8Array): Socks5Parsed {
     if (this.phase_ === 'failed')
-      throw new Socks5Error('request', undefined, 'parser already failed');
-    if (this.phase_ === 'done') {
-      this.buf = concat(this.buf, chunk);
-      return [];
-    }
-    this.total += chunk.length;
+      return {
+        messages: [],
+        error: new Socks5Error('request', undefined, 'parser already failed'),
+      };
     this.buf = concat(this.buf, chunk);
-    const out: Socks5Message[] = [];
+    if (this.phase_ === 'done') return { messages: [] };
+    this.total += chunk.length;
+    const messages: Socks5Message[] = [];
     try {
       for (;;) {
         const phase = this.phase_ as Socks5Phase;
@@ -132,7 +141,7 @@ export class Socks5Parser {
         const msg =
           phase === 'greeting' ? this.greeting() : phase === 'auth' ? this.auth() : this.request();
         if (msg === undefined) break;
-        out.push(msg);
+        messages.push(msg);
       }
       // The cap counts only handshake bytes: after 'done' the rest is payload.
       const now = this.phase_ as Socks5Phase;
@@ -145,10 +154,12 @@ export class Socks5Parser {
         );
       }
     } catch (err) {
+      // Only Socks5Error is thrown above; anything else is a bug and must surface.
+      if (!(err instanceof Socks5Error)) throw err;
       this.phase_ = 'failed';
-      throw err;
+      return { messages, error: err };
     }
-    return out;
+    return { messages };
   }
 
   /** Bytes after the request (only once the phase is 'done'). */

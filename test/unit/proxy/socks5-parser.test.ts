@@ -17,12 +17,14 @@ import {
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-/** Feeds `bytes` cut at `cuts` (sorted offsets) and collects every message. */
+/** Feeds `bytes` cut at `cuts` (sorted offsets), collects every message, throws the parser's error. */
 function feed(parser: Socks5Parser, bytes: Buffer, cuts: number[] = []): Socks5Message[] {
   const out: Socks5Message[] = [];
   let at = 0;
   for (const cut of [...cuts, bytes.length]) {
-    out.push(...parser.push(bytes.subarray(at, cut)));
+    const { messages, error } = parser.push(bytes.subarray(at, cut));
+    out.push(...messages);
+    if (error !== undefined) throw error;
     at = cut;
   }
   return out;
@@ -120,6 +122,14 @@ describe('SOCKS5 parser (RFC 1928)', () => {
     expect(messages[1]).toEqual({ type: 'auth', username: 'alice', password: 's3cret' });
   });
 
+  it('returns the messages completed before an error in the same chunk', () => {
+    const { messages, error } = new Socks5Parser({ requireAuth: false }).push(
+      hex('05 01 00 05 01 00 09 01 02 03 04 00 50'),
+    );
+    expect(messages).toEqual([{ type: 'greeting', methods: [0], chosen: 0 }]);
+    expect(error).toMatchObject({ stage: 'request', reply: Reply.addressTypeNotSupported });
+  });
+
   it('answers each malformed or unsupported input with its RFC 1928 reply', () => {
     const cases: Array<[boolean, string, Socks5Error['stage'], number | undefined]> = [
       [false, '04 01 00 50 7f 00 00 01 00', 'greeting', undefined], // SOCKS4: no SOCKS5 reply fits
@@ -166,8 +176,8 @@ describe('SOCKS5 parser (RFC 1928)', () => {
       'request',
     ]);
     const failed = new Socks5Parser({ requireAuth: false });
-    expect(errorOf(() => failed.push(hex('04 01'))).reply).toBeUndefined();
-    expect(errorOf(() => failed.push(GREETING)).code).toBe('BRAID_ERR_SOCKS');
+    expect(errorOf(() => feed(failed, hex('04 01'))).reply).toBeUndefined();
+    expect(errorOf(() => feed(failed, GREETING)).code).toBe('BRAID_ERR_SOCKS');
   });
 
   it('parses UDP datagrams (RFC 1928 §7) and reports FRAG', () => {
@@ -205,7 +215,7 @@ describe('SOCKS5 parser (RFC 1928)', () => {
 describe('SOCKS5 parser properties (fast-check)', () => {
   const runs = Number(process.env.BRAID_FUZZ_RUNS ?? 100_000);
 
-  it(`never throws anything but Socks5Error on ${runs} random inputs split at random`, () => {
+  it(`never throws, and fails only with a Socks5Error, on ${runs} random inputs split at random`, () => {
     fc.assert(
       fc.property(
         fc.boolean(),
@@ -228,12 +238,18 @@ describe('SOCKS5 parser properties (fast-check)', () => {
           const cuts = [...new Set(rawCuts.map((c) => Math.min(c, bytes.length)))].sort(
             (a, b) => a - b,
           );
-          try {
-            feed(parser, Buffer.from(bytes), cuts);
-            parser.takeRest();
-          } catch (err) {
-            if (!(err instanceof Socks5Error)) throw err;
+          let at = 0;
+          for (const cut of [...cuts, bytes.length]) {
+            const { error } = parser.push(bytes.subarray(at, cut));
+            if (error !== undefined && !(error instanceof Socks5Error))
+              throw new Error('parser failed with something other than a Socks5Error', {
+                cause: error,
+              });
+            if (error !== undefined && parser.phase !== 'failed')
+              throw new Error('parser reported an error but is not in phase "failed"');
+            at = cut;
           }
+          parser.takeRest();
           try {
             parseUdpDatagram(Buffer.from(bytes));
           } catch (err) {
