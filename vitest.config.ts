@@ -6,6 +6,8 @@ export default defineConfig({
       'test/unit/**/*.test.ts',
       'test/integration/**/*.test.ts',
       'test/regressions/**/*.test.ts',
+      // The dashboard in Chromium against the demo engine; builds the renderer if stale.
+      'test/e2e/**/*.test.ts',
       // The lab's pure parts run in simulated time and need no root.
       'test/lab/link-model.test.ts',
       'test/lab/scenario.test.ts',

@@ -920,6 +920,13 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
+/** Shares summed per uplink: a path replaced on the same uplink is still that uplink. */
+function byUplink(split: SessionView['split']): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of split) out.set(s.uplinkId, (out.get(s.uplinkId) ?? 0) + s.share);
+  return out;
+}
+
 /** The sentence the Apps view shows: what the engine does for the app now, from its state. */
 function describeDoing(
   rule: AppRule,
@@ -939,9 +946,9 @@ function describeDoing(
         session === undefined || session.split.length === 0
           ? 'waiting for its first bytes'
           : 'split ' +
-            [...session.split]
-              .sort((a, b) => b.share - a.share)
-              .map((s) => `${Math.round(s.share * 100)}% ${s.uplinkId}`)
+            [...byUplink(session.split)]
+              .sort((a, b) => b[1] - a[1])
+              .map(([uplink, share]) => `${Math.round(share * 100)}% ${uplink}`)
               .join(', ');
       return `session ${route.sessionId}, ${sem}, priorities ${rule.priorities.join(' > ')}; ${split}`;
     }

@@ -23,12 +23,26 @@ export function RuleSlider({ label, left, right, value, onCommit, name }: Props)
   const [local, setLocal] = useState<number | null>(null);
   const timer = useRef<number | undefined>(undefined);
   const latest = useRef<number | null>(null);
-  useEffect(() => () => window.clearTimeout(timer.current), []);
+  const release = useRef<number | undefined>(undefined);
+  useEffect(
+    () => () => {
+      window.clearTimeout(timer.current);
+      window.clearTimeout(release.current);
+    },
+    [],
+  );
+  // The local value leads until the engine holds it (quick key presses build on it, not
+  // on the engine's older value); if the engine never confirms, its value wins again.
+  useEffect(() => {
+    if (local !== null && timer.current === undefined && Math.abs(value - local) < 0.005)
+      setLocal(null);
+  }, [value, local]);
 
   const flush = (): void => {
     timer.current = undefined;
     if (latest.current !== null) onCommit(latest.current);
   };
+
   const change = (v: number): void => {
     setLocal(v);
     latest.current = v;
@@ -37,8 +51,9 @@ export function RuleSlider({ label, left, right, value, onCommit, name }: Props)
   const end = (): void => {
     window.clearTimeout(timer.current);
     flush();
-    setLocal(null);
     latest.current = null;
+    window.clearTimeout(release.current);
+    release.current = window.setTimeout(() => setLocal(null), 2000);
   };
   const shown = local ?? value;
   const percent = Math.round(shown * 100);
@@ -59,7 +74,7 @@ export function RuleSlider({ label, left, right, value, onCommit, name }: Props)
           onChange={(e) => change(Number(e.currentTarget.value) / 100)}
           onPointerUp={end}
           onKeyUp={end}
-          onBlur={() => (local === null ? undefined : end())}
+          onBlur={() => (latest.current === null ? undefined : end())}
         />
         <span aria-hidden="true">{right}</span>
       </div>

@@ -1,0 +1,148 @@
+import { statSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { BraidHost } from '../../core/host/host.js';
+import { startDashboardServer, type DashboardServer } from '../../core/host/dashboard-server.js';
+import { createLogger } from '../../core/util/log.js';
+import { AppsPage } from './pages/apps-page.js';
+import { DashboardPage, type ViewName } from './pages/dashboard-page.js';
+import { OverviewPage } from './pages/overview-page.js';
+import { launchChromium } from './support/browser.js';
+import { ensureRendererBuilt, RENDERER_OUT } from './support/renderer-build.js';
+
+/**
+ * The dashboard end to end: the real engine in demo mode (embedded relay, three
+ * loopback uplinks behind emulated links, apps with traffic), the headless server, the
+ * built renderer in Debian's Chromium. What the UI changes is read back from the
+ * engine, never from the DOM.
+ */
+describe('dashboard (headless server, demo engine, Chromium)', () => {
+  let host: BraidHost;
+  let server: DashboardServer;
+  let browser: Browser;
+  let page: Page;
+  let dashboard: DashboardPage;
+
+  beforeAll(async () => {
+    await ensureRendererBuilt();
+    host = await BraidHost.start({ mode: 'demo', logger: createLogger({ level: 'error' }) });
+    server = await startDashboardServer({
+      engine: host,
+      staticDir: RENDERER_OUT,
+      logger: createLogger({ level: 'error' }),
+    });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (err) => {
+      throw err;
+    });
+    dashboard = new DashboardPage(page);
+    await dashboard.open(server.url);
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await host?.stop();
+  });
+
+  it('shows every demo uplink, and its values and charts move over time', async () => {
+    const overview = new OverviewPage(page);
+    expect(await overview.uplinkIds()).toEqual(['wlan0', 'usb0', 'eth0']);
+    const read = async (): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {};
+      for (const id of ['wlan0', 'usb0', 'eth0']) {
+        out[`${id} throughput`] = await overview.value(id, 'throughput');
+        out[`${id} latency`] = await overview.value(id, 'latency');
+        out[`${id} chart`] = await overview.chartPath(id, 'latency');
+      }
+      out.aggregate = (await page.locator('[data-metric="aggregate"]').textContent()) ?? '';
+      return out;
+    };
+    const before = await read();
+    await page.waitForTimeout(2500);
+    const after = await read();
+    // Every uplink's latency chart grew or moved, and the aggregate rate changed.
+    for (const id of ['wlan0', 'usb0', 'eth0']) {
+      expect(after[`${id} chart`], `${id} latency chart`).not.toEqual(before[`${id} chart`]);
+      expect(after[`${id} latency`]).toMatch(/\d+(\.\d)? ms/);
+    }
+    expect(after.aggregate).not.toEqual(before.aggregate);
+    const changedValues = Object.keys(before).filter(
+      (k) => !k.endsWith('chart') && before[k] !== after[k],
+    );
+    expect(changedValues.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('dragging a slider with the mouse changes the engine’s rule; the keyboard does too', async () => {
+    await dashboard.show('Apps');
+    const apps = new AppsPage(page);
+    const appId = 'com.backblaze.bzbui';
+    expect(host.rule(appId)!.lossVsThroughput).toBeCloseTo(0.8, 5);
+    await apps.drag(appId, 'lossVsThroughput', 0.15);
+    await expect
+      .poll(() => host.rule(appId)!.lossVsThroughput, { timeout: 5000 })
+      .toBeLessThan(0.3);
+    const settled = host.rule(appId)!.lossVsThroughput;
+    expect(settled).toBeGreaterThan(0.05);
+
+    const latency = apps.slider(appId, 'latencyVsThroughput');
+    const start = host.rule(appId)!.latencyVsThroughput;
+    await latency.focus();
+    for (let i = 0; i < 10; i++) await page.keyboard.press('ArrowLeft');
+    await expect
+      .poll(() => host.rule(appId)!.latencyVsThroughput, { timeout: 5000 })
+      .toBeCloseTo(start - 0.1, 5);
+  });
+
+  it('toggling an app’s bypass moves its flow off the association, and back', async () => {
+    await dashboard.show('Apps');
+    const apps = new AppsPage(page);
+    const appId = 'us.zoom.Zoom';
+    const route = host.routeOf(appId);
+    expect(route.kind).toBe('association');
+    const sessionId = route.kind === 'association' ? route.sessionId : -1;
+    expect(host.sessionIds()).toContain(sessionId);
+
+    await apps.bypassSwitch(appId).click();
+    await expect.poll(() => host.routeOf(appId).kind, { timeout: 5000 }).toBe('bypass');
+    expect(host.rule(appId)!.bypass).toBe(true);
+    // The session is gone from the association once its close is acknowledged.
+    await expect.poll(() => host.sessionIds().includes(sessionId), { timeout: 10_000 }).toBe(false);
+    await expect.poll(() => apps.doing(appId), { timeout: 5000 }).toMatch(/bypassing Braid/);
+
+    await apps.bypassSwitch(appId).click();
+    await expect.poll(() => host.routeOf(appId).kind, { timeout: 5000 }).toBe('association');
+    const back = host.routeOf(appId);
+    expect(back.kind === 'association' && back.sessionId !== sessionId).toBe(true);
+  });
+
+  it('refuses the page without the token, in the browser too', async () => {
+    const other = await browser.newPage();
+    try {
+      const res = await other.goto(`http://127.0.0.1:${server.port}/`);
+      expect(res?.status()).toBe(403);
+      const wrong = await other.goto(`http://127.0.0.1:${server.port}/${'x'.repeat(43)}/`);
+      expect(wrong?.status()).toBe(403);
+      expect(await other.locator('[data-uplink]').count()).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('saves a screenshot of each view', async () => {
+    const views: ViewName[] = ['Overview', 'Apps', 'Sessions', 'Uplinks', 'Settings'];
+    for (const view of views) {
+      await dashboard.show(view);
+      // Let one update land so the view shows live values.
+      await page.waitForTimeout(300);
+      const path = await dashboard.screenshot(view.toLowerCase());
+      expect(statSync(path).size).toBeGreaterThan(5000);
+    }
+    // The Sessions view lists the live sessions with their split.
+    await dashboard.show('Sessions');
+    await vi.waitFor(async () => {
+      expect(await page.locator('tr[data-session]').count()).toBeGreaterThanOrEqual(2);
+    });
+  });
+});
