@@ -13,6 +13,8 @@ import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { BraidStream } from './braid-stream.js';
 import type { EngineEvent } from './engine-events.js';
+import type { DataCapLedger } from '../paths/data-caps.js';
+import { stricterRole, type UplinkRole } from '../paths/uplink-roles.js';
 import { BraidMessageSocket } from './message-socket.js';
 import type { MessageSemantics } from '../session/session.js';
 
@@ -58,6 +60,12 @@ export class BraidClient extends EventEmitter<ClientEvents> {
   private readonly joinedOnce = new Set<number>();
   /** TCP paths being replaced, by old path id. */
   private readonly replacing = new Set<number>();
+  /** Roles the user chose, by local address (default primary). */
+  private readonly roles = new Map<string, UplinkRole>();
+  private caps: { ledger: DataCapLedger; nameOf: (local: string) => string } | undefined;
+  private capTimer: NodeJS.Timeout | undefined;
+  /** Bytes per path already counted against a cap. */
+  private readonly counted = new Map<number, number>();
   readonly invite: Invite;
   private readonly log: Logger;
   private readonly remote: { addresses: string[]; udpPort: number; tcpPort: number };
@@ -218,11 +226,93 @@ export class BraidClient extends EventEmitter<ClientEvents> {
     }
   }
 
+  /** Sets an uplink's role; it applies at once to its paths and to those it opens later. */
+  setUplinkRole(localAddress: string, role: UplinkRole): void {
+    this.roles.set(localAddress, role);
+    this.applyRoles();
+  }
+
+  /** The role in force for an uplink: the user's, demoted to backup while its cap is reached. */
+  effectiveRole(localAddress: string): UplinkRole {
+    const chosen = this.roles.get(localAddress) ?? 'primary';
+    const caps = this.caps;
+    if (caps !== undefined && caps.ledger.isCapped(caps.nameOf(localAddress))) {
+      return stricterRole(chosen, 'backup');
+    }
+    return chosen;
+  }
+
+  private applyRoles(): void {
+    for (const path of this.association.livePaths) {
+      const role = this.effectiveRole(path.subflow.localAddress);
+      if (role === path.role) continue;
+      path.role = role;
+      this.association.announceRole(path);
+    }
+    this.association.scheduleFlush();
+  }
+
+  /**
+   * Counts every path's bytes (both directions, packet sizes on the wire) against its
+   * uplink's monthly cap, once a second; a cap reached demotes the uplink to backup.
+   * `nameOf` maps a local address to the uplink's name in the ledger.
+   */
+  useDataCaps(ledger: DataCapLedger, nameOf: (local: string) => string, intervalMs = 1000): void {
+    this.caps = { ledger, nameOf };
+    const localOf = (uplink: string): string =>
+      this.uplinkAddresses.find((a) => nameOf(a) === uplink) ?? uplink;
+    ledger.on('warning', (uplink, e) =>
+      this.event({
+        type: 'cap-warning',
+        at: Date.now(),
+        local: localOf(uplink),
+        usedBytes: e.usedBytes,
+        capBytes: e.capBytes,
+      }),
+    );
+    ledger.on('reached', (uplink, e) => {
+      this.event({
+        type: 'cap-reached',
+        at: Date.now(),
+        local: localOf(uplink),
+        usedBytes: e.usedBytes,
+        capBytes: e.capBytes,
+      });
+      this.applyRoles();
+    });
+    this.capTimer = setInterval(() => this.countUsage(), intervalMs);
+    this.capTimer.unref();
+    this.association.once('closed', () => {
+      this.countUsage();
+      clearInterval(this.capTimer);
+    });
+  }
+
+  /** Adds each path's new bytes to its uplink's account and saves the ledger. */
+  countUsage(): void {
+    const caps = this.caps;
+    if (caps === undefined) return;
+    for (const path of this.association.paths.values()) {
+      const total = path.stats.bytesSent + path.stats.bytesReceived;
+      const delta = total - (this.counted.get(path.id) ?? 0);
+      if (delta <= 0) continue;
+      this.counted.set(path.id, total);
+      caps.ledger.record(caps.nameOf(path.subflow.localAddress), delta);
+    }
+    try {
+      caps.ledger.save();
+    } catch (err) {
+      this.log.warn('could not save data cap accounting', errorFields(err));
+    }
+  }
+
   private onPathState(path: Path, state: string): void {
     const local = path.subflow.localAddress;
     const at = Date.now();
     switch (state) {
       case 'active':
+        path.role = this.effectiveRole(local);
+        if (path.role !== 'primary') this.association.announceRole(path);
         if (this.joinedOnce.has(path.id)) {
           this.event({ type: 'path-recovered', at, local, pathId: path.id });
         } else {

@@ -40,6 +40,7 @@ import {
 } from './path.js';
 import { Session, type SessionHost } from './session.js';
 import { chargePath, pickPath } from '../sched/rate-split.js';
+import { roleTiers, type RoleTiers } from '../paths/uplink-roles.js';
 
 /**
  * Life of an association (one per peer, DESIGN §3). Only `transition()` assigns it.
@@ -587,7 +588,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       case 'probe_ack':
         return;
       case 'path_status':
-        this.onPathStatus(frame.pathId, frame.state);
+        this.onPathStatus(frame.pathId, frame.state, frame.sequence);
         return;
       case 'feedback':
         return;
@@ -658,9 +659,36 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     }
   }
 
-  private onPathStatus(pathId: number, state: PathState): void {
+  /**
+   * Tells the peer how to use a path in its own direction: PATH_STATUS standby for an
+   * uplink in the backup (or never) role, active otherwise. The peer has no other way
+   * to know the client's roles; secondary stays a client-side distinction.
+   */
+  announceRole(path: Path): void {
+    if (!path.alive) return;
+    const state: PathState = path.role === 'backup' || path.role === 'never' ? 'standby' : 'active';
+    path.statusSequence++;
+    this.control.push({
+      type: 'path_status',
+      pathId: path.id,
+      state,
+      sequence: path.statusSequence,
+    });
+    this.scheduleFlush();
+  }
+
+  private onPathStatus(pathId: number, state: PathState, sequence: number): void {
     const target = this.paths.get(pathId);
     if (target === undefined || !target.alive) return;
+    // A status overtaken by a newer one on a faster path is stale.
+    if (state !== 'closing') {
+      if (sequence <= target.statusSequence) return;
+      target.statusSequence = sequence;
+      if (state === 'standby') target.role = 'backup';
+      else if (state === 'active') target.role = 'primary';
+      this.scheduleFlush();
+      return;
+    }
     if (state === 'closing') {
       target.transition('closed');
       this.retire(target);
@@ -825,8 +853,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     if (this.state_ === 'closed') return;
     const now = this.clock.now();
     let sent = 0;
+    const tiers = roleTiers(this.live, isUsable);
     while (sent < MAX_PACKETS_PER_FLUSH && this.hasData()) {
-      const path = pickPath(this.live, now);
+      const path = pickByRole(tiers, now);
       if (path === undefined) break;
       const before = path.stats.bytesSent;
       if (!this.sendPacket(path, now, true)) break;
@@ -1243,4 +1272,30 @@ function errorCodeOr(
 
 export function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
+}
+
+function isUsable(p: Path): boolean {
+  return p.usable;
+}
+
+function hasRoom(paths: readonly Path[]): boolean {
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i]!;
+    if (p.usable && p.recovery.sendAllowance() > 0) return true;
+  }
+  return false;
+}
+
+/**
+ * Uplink roles before the scheduler: primaries first; secondaries only when no
+ * primary has congestion-window room (demand exceeds the primaries), not merely when
+ * a primary's pacer asks to wait; backups only when no primary or secondary path is
+ * up (roleTiers leaves them out otherwise).
+ */
+function pickByRole(tiers: RoleTiers<Path>, now: number): Path | undefined {
+  const p = pickPath(tiers.primary, now);
+  if (p !== undefined || hasRoom(tiers.primary)) return p;
+  const s = pickPath(tiers.secondary, now);
+  if (s !== undefined || hasRoom(tiers.secondary)) return s;
+  return pickPath(tiers.backup, now);
 }

@@ -7,6 +7,7 @@ import { PathRecovery } from '../paths/path-recovery.js';
 import type { Clock } from '../util/clock.js';
 import { BraidError } from '../util/errors.js';
 import type { Session } from './session.js';
+import type { UplinkRole } from '../paths/uplink-roles.js';
 
 /**
  * Life of one path (one transport flow from a local address to a remote address).
@@ -72,6 +73,10 @@ export interface PathOptions {
 }
 
 export class Path {
+  /** The uplink's role (primary, secondary, backup, never), applied by the scheduler. */
+  role: UplinkRole = 'primary';
+  /** Last PATH_STATUS sequence sent (client) or applied (server) for this path. */
+  statusSequence = 1;
   /** Stream bytes moved off this path to others when it failed or turned suspect. */
   reinjectedBytes = 0;
   readonly id: number;
