@@ -180,7 +180,8 @@ export function appIdentity(
   const exeName = basename(exe.replaceAll('\\', '/'));
   if (INTERPRETER.test(exeName)) {
     const script = scriptOf(exeName, cmdline);
-    if (script !== undefined) return { appId: `${exe} ${script}`, name: basename(script) };
+    if (script !== undefined)
+      return { appId: `${exe} ${script}`, name: basename(script.replace(/^-m /, '')) };
   }
   return { appId: exe, name: exeName };
 }
