@@ -6,6 +6,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
@@ -153,10 +154,19 @@ export function saveSettings(file: string, settings: Settings): void {
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, JSON.stringify({ version: SETTINGS_VERSION, ...settings }, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, JSON.stringify({ version: SETTINGS_VERSION, ...settings }, null, 2) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    // The old file is untouched; only our half-written copy goes.
+    rmSync(tmp, { force: true });
+    throw new BraidError('BRAID_ERR_CONFIG', 'cannot write the settings file', {
+      value: file,
+      cause: err,
+    });
   }
-  renameSync(tmp, file);
 }
