@@ -14,6 +14,8 @@ export default defineConfig({
       'test/lab/payload.test.ts',
       // Real namespaces and traffic for a few seconds; needs root (CI), skips otherwise.
       'test/lab/smoke.test.ts',
+      // Egress pinning with one default route: a few seconds of traffic; root only.
+      'test/lab/egress.test.ts',
     ],
     // Integration tests move hundreds of megabytes over real sockets; the two cores
     // of our CI machines are shared with the peer process.

@@ -1,3 +1,4 @@
+import type { EgressPinner, EgressStatus } from '../iface/egress.js';
 import type { InterfaceWatcher, Uplink } from '../iface/index.js';
 import type { TransportKind } from '../wire/frame.js';
 import { errorFields, type Logger } from '../util/log.js';
@@ -13,6 +14,11 @@ export interface LivePathsOptions {
   allow?: (uplink: Uplink) => boolean;
   /** Address families to use (default IPv4 only: the relay's address family). */
   families?: ReadonlyArray<4 | 6>;
+  /**
+   * Pins each uplink's egress before its paths join (policy routing where the main
+   * table would send them elsewhere); `destination` is the peer address to check with.
+   */
+  egress?: { pinner: EgressPinner; destination: string };
   logger: Logger;
 }
 
@@ -30,6 +36,9 @@ export class LivePaths {
   private readonly allow: (uplink: Uplink) => boolean;
   private readonly families: ReadonlyArray<4 | 6>;
   private readonly log: Logger;
+  private readonly egress: LivePathsOptions['egress'];
+  /** What egress pinning did per address (for the UI). */
+  readonly egressStatus = new Map<string, EgressStatus>();
   /** Address -> interface name, as last applied. */
   private applied = new Map<string, string>();
   private readonly onEvent = (): void => this.reconcile();
@@ -42,6 +51,7 @@ export class LivePaths {
     this.allow = options.allow ?? ((u) => !u.ignored);
     this.families = options.families ?? [4];
     this.log = options.logger.child({ component: 'live-paths' });
+    this.egress = options.egress;
     // The addresses the client started with count as applied, owned by no uplink yet.
     for (const address of client.uplinkAddresses) this.applied.set(address, '');
   }
@@ -61,10 +71,28 @@ export class LivePaths {
     this.watcher.off('changed', this.onEvent);
   }
 
+  private async join(address: string, name: string, uplink: Uplink): Promise<unknown[]> {
+    const egress = this.egress;
+    if (egress !== undefined) {
+      const status = await egress.pinner.pin(
+        {
+          name,
+          index: uplink.index,
+          address,
+          ...(uplink.gateway === undefined ? {} : { gateway: uplink.gateway }),
+        },
+        egress.destination,
+      );
+      this.egressStatus.set(address, status);
+    }
+    return this.client.addUplink(address, this.transport);
+  }
+
   /** Re-evaluates after a rule change (an uplink's role or enable switch). */
   reconcile(): void {
     if (this.stopped) return;
     const wanted = new Map<string, string>();
+    const uplinkOf = new Map<string, Uplink>();
     for (const uplink of this.watcher.snapshot()) {
       if (!uplink.up || !this.allow(uplink)) continue;
       for (const a of uplink.addresses) {
@@ -72,6 +100,7 @@ export class LivePaths {
         // Link-local IPv6 needs a scope id and reaches no relay.
         if (a.family === 6 && a.address.toLowerCase().startsWith('fe80:')) continue;
         wanted.set(a.address, uplink.name);
+        uplinkOf.set(a.address, uplink);
       }
     }
     for (const [address, name] of this.applied) {
@@ -85,12 +114,14 @@ export class LivePaths {
       if (name !== '') {
         this.applied.delete(address);
         this.client.removeUplink(address, `${name}: address gone`);
+        this.egressStatus.delete(address);
+        void this.egress?.pinner.unpin(address);
       }
     }
     for (const [address, name] of wanted) {
       if (this.applied.has(address)) continue;
       this.applied.set(address, name);
-      this.client.addUplink(address, this.transport).then(
+      this.join(address, name, uplinkOf.get(address)!).then(
         (paths) => this.log.info('uplink joined', { name, address, paths: paths.length }),
         (err: unknown) => {
           this.log.warn('uplink could not join', { name, address, ...errorFields(err) });
