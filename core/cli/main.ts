@@ -5,7 +5,17 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startRelay } from '../relay/relay.js';
+import { clientInvite, startRelay } from '../relay/relay.js';
+import { InterfaceWatcher } from '../iface/interface-watcher.js';
+import { SocksServer } from '../proxy/socks-server.js';
+import { RelayOutbound } from '../proxy/relay-outbound.js';
+import {
+  DirectOutbound,
+  InterfaceUplinkChooser,
+  StaticUplinkChooser,
+  type UplinkChooser,
+} from '../proxy/direct.js';
+import { RuleBook } from '../proxy/rules.js';
 import { addClientKey } from '../handshake/identity-store.js';
 import { TRANSPORT_KINDS, type TransportKind } from '../wire/frame.js';
 import { BraidError, isBraidError } from '../util/errors.js';
@@ -22,14 +32,36 @@ Usage:
       Needs no root and no server.
 
   braid relay [--host 127.0.0.1] [--port 7400] [--address A,B] [--state DIR]
-              [--transport udp,tcp] [--add-client NAME]
+              [--transport udp,tcp] [--public-host NAME] [--allow-private]
+              [--allow CIDR,...] [--max-sessions 512] [--rate 0] [--grace 30]
       Runs the far end of associations. On first run it creates a key pair and a
       self-signed certificate in DIR (default ~/.braid-relay, files 0600) and a
       client key; it prints one invite per client key:
         braid://host:port#<certificate sha256>?key=<key id>.<key>
       --address lists the addresses advertised for data paths (the relay's n
-      addresses). --add-client NAME adds a client key, prints its invite and exits.
-      Sessions with target "sink" are counted and hashed; "echo" is echoed.
+      addresses); --public-host is the name written into invites (default --host).
+      Sessions "tcp:host:port" and "udp" are forwarded to the Internet (names are
+      resolved at the relay). Destinations on loopback, private, link-local and
+      unique-local ranges and the relay's own addresses are refused, after name
+      resolution, unless --allow-private (all of them) or --allow lists the CIDRs.
+      Per client key: --max-sessions open sessions, --rate bytes per second in
+      both directions together (e.g. 10M; 0 = unlimited). SIGTERM stops accepting
+      sessions and lets open ones finish for --grace seconds. Test targets:
+      "sink" counts and hashes, "echo" echoes, "source:<ms>" sends for <ms>.
+
+  braid relay add-client NAME [--state DIR] [--host H] [--port P]
+      Adds a client key (one per laptop of a household) and prints its invite.
+      (--add-client NAME does the same.)
+
+  braid proxy [--invite <invite> --via A,B,...] [--transport udp,...] [--port 1080]
+              [--host 127.0.0.1] [--rules FILE] [--user U --password P] [--bypass-all]
+      A local SOCKS5 proxy (CONNECT and UDP ASSOCIATE) for unmodified apps. With
+      --invite, each connection is one session striped over the --via addresses to
+      that relay; without, direct mode: each connection leaves on the best uplink
+      for its app (--via lists them best first; default: the interface watcher's
+      uplinks) and moves off an uplink whose connect fails. Apps are told apart by
+      the socket's owner process; per-app rules (objectives, sliders, bypass) are
+      kept in --rules (default ~/.config/braid/rules.json).
 
   braid send <invite> --via A,B,... [--transport udp,tcp,...] [--bytes 200M] [--json]
       Opens an association to the relay of <invite>, one path from each --via
@@ -66,7 +98,7 @@ function splitList(text: string | undefined): string[] {
 }
 
 async function relayCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
     options: {
       host: { type: 'string', default: '127.0.0.1' },
@@ -75,8 +107,18 @@ async function relayCommand(argv: string[]): Promise<void> {
       state: { type: 'string', default: join(process.env.HOME ?? '.', '.braid-relay') },
       transport: { type: 'string', default: 'udp,tcp' },
       'add-client': { type: 'string' },
+      'public-host': { type: 'string' },
+      'allow-private': { type: 'boolean', default: false },
+      allow: { type: 'string' },
+      'max-sessions': { type: 'string', default: '512' },
+      rate: { type: 'string', default: '0' },
+      grace: { type: 'string', default: '30' },
+      // Internal: demo and bench stop their relay child by closing its stdin. Not a
+      // default: under systemd stdin is /dev/null, which would end at once.
+      'stop-on-stdin-end': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
+    allowPositionals: true,
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -85,13 +127,26 @@ async function relayCommand(argv: string[]): Promise<void> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     fail(`--port must be 0..65535, not "${values.port}"`);
-  if (values['add-client'] !== undefined) {
-    const key = addClientKey(values.state, values['add-client']);
+  const [sub, subName, ...extra] = positionals;
+  if (sub !== undefined && sub !== 'add-client') fail(`unknown relay subcommand "${sub}"`);
+  if (extra.length > 0) fail('relay add-client takes one name');
+  const newClient =
+    sub === 'add-client' ? (subName ?? fail('add-client needs a NAME')) : values['add-client'];
+  if (newClient !== undefined) {
+    const key = addClientKey(values.state, newClient);
+    const invite = clientInvite(values.state, key.name, values['public-host'] ?? values.host, port);
     process.stdout.write(
-      `added client key ${key.name} (${key.keyId}); start the relay to print its invite\n`,
+      `added client key ${key.name} (${key.keyId})\ninvite ${key.name}: ${invite}\n`,
     );
     return;
   }
+  const maxSessions = Number(values['max-sessions']);
+  if (!Number.isInteger(maxSessions) || maxSessions < 1)
+    fail(`--max-sessions must be a positive integer, not "${values['max-sessions']}"`);
+  const rate = parseSize(values.rate);
+  const graceMs = Number(values.grace) * 1000;
+  if (!Number.isFinite(graceMs) || graceMs < 0)
+    fail(`--grace must be seconds, not "${values.grace}"`);
   const addresses = splitList(values.address);
   const transports = splitList(values.transport) as TransportKind[];
   for (const t of transports)
@@ -102,6 +157,9 @@ async function relayCommand(argv: string[]): Promise<void> {
     port,
     addresses: addresses.length > 0 ? addresses : undefined,
     transports,
+    publicHost: values['public-host'],
+    forward: { allowPrivate: values['allow-private'], allow: splitList(values.allow) },
+    limits: { maxSessions, bytesPerSecond: rate },
     logger: createLogger({ level: (process.env.BRAID_LOG as LogLevel | undefined) ?? 'info' }),
   });
   for (const { name, invite } of relay.invites) process.stdout.write(`invite ${name}: ${invite}\n`);
@@ -111,14 +169,28 @@ async function relayCommand(argv: string[]): Promise<void> {
     if (err.code !== 'EPIPE') throw err;
   });
   await new Promise<void>((resolve) => {
+    let phase: 'running' | 'draining' | 'closing' = 'running';
     const stop = (): void => {
+      if (phase === 'closing') return;
+      phase = 'closing';
       process.stdout.write('relay stopping\n');
       void relay.close().then(resolve);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // SIGTERM (systemd, docker stop): no new sessions, open ones get --grace to finish.
+    // A second signal stops at once.
+    const graceful = (): void => {
+      if (phase !== 'running') return stop();
+      phase = 'draining';
+      process.stdout.write(`relay draining (open sessions get up to ${graceMs / 1000} s)\n`);
+      void relay.shutdown(graceMs).then(() => {
+        process.stdout.write('relay stopped\n');
+        resolve();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', graceful);
     // A parent that spawned us (demo, bench) closes stdin to stop us.
-    if (!process.stdin.isTTY) process.stdin.on('end', stop).resume();
+    if (values['stop-on-stdin-end']) process.stdin.on('end', stop).resume();
   });
 }
 
@@ -152,6 +224,83 @@ async function sendCommand(argv: string[]): Promise<void> {
   if (!result.verified) process.exitCode = 1;
 }
 
+async function proxyCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      invite: { type: 'string' },
+      via: { type: 'string' },
+      transport: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '1080' },
+      rules: {
+        type: 'string',
+        default: join(process.env.HOME ?? '.', '.config', 'braid', 'rules.json'),
+      },
+      user: { type: 'string' },
+      password: { type: 'string' },
+      'bypass-all': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    fail(`--port must be 0..65535, not "${values.port}"`);
+  if ((values.user === undefined) !== (values.password === undefined))
+    fail('--user and --password go together');
+  const logger = createLogger({ level: (process.env.BRAID_LOG as LogLevel | undefined) ?? 'info' });
+  const via = splitList(values.via);
+  let watcher: InterfaceWatcher | undefined;
+  let outbound;
+  if (values.invite !== undefined) {
+    if (via.length === 0) fail('proxy --invite needs --via with at least one local address');
+    outbound = await RelayOutbound.open({
+      invite: values.invite,
+      via,
+      transports: parseTransports(values.transport, via.length),
+      logger,
+    });
+  } else {
+    let chooser: UplinkChooser;
+    if (via.length > 0) {
+      chooser = new StaticUplinkChooser(via.map((address) => ({ address, name: address })));
+    } else {
+      const w = new InterfaceWatcher({ logger });
+      await w.start();
+      watcher = w;
+      chooser = new InterfaceUplinkChooser(() => w.snapshot());
+    }
+    outbound = new DirectOutbound({ chooser, logger });
+  }
+  const server = await SocksServer.listen({
+    host: values.host,
+    port,
+    outbound,
+    rules: RuleBook.load(values.rules, logger),
+    auth:
+      values.user !== undefined ? { username: values.user, password: values.password! } : undefined,
+    globalBypass: values['bypass-all'],
+    logger,
+  });
+  process.stdout.write(
+    `SOCKS5 proxy on ${values.host}:${server.port} (${values.invite !== undefined ? 'through the relay' : 'direct mode'})\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      void server
+        .close()
+        .then(() => watcher?.stop())
+        .then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
 /** Starts `braid relay` as a child process and resolves with its first invite. */
 export async function spawnRelay(options: {
   stateDir: string;
@@ -174,6 +323,7 @@ export async function spawnRelay(options: {
       String(options.port ?? 0),
       '--transport',
       options.transports ?? 'udp,tcp',
+      '--stop-on-stdin-end',
     ],
     // The demo's and bench's relay speaks up only for problems unless BRAID_LOG says otherwise.
     {
@@ -252,6 +402,8 @@ export async function main(argv: string[]): Promise<void> {
       return relayCommand(rest);
     case 'send':
       return sendCommand(rest);
+    case 'proxy':
+      return proxyCommand(rest);
     case 'demo':
       return demoCommand(rest);
     case undefined:
