@@ -2,6 +2,7 @@ import type { AckFrame, AckRange } from '../wire/frame.js';
 import type { Clock } from '../util/clock.js';
 import { BraidError } from '../util/errors.js';
 import { WindowedMaxFilter } from './windowed-filter.js';
+import type { CongestionCoupling, CoupledPath } from './coupled-congestion.js';
 
 /**
  * Per-path loss recovery and congestion control in the manner of RFC 9002, with
@@ -51,6 +52,8 @@ const PERSISTENT_CONGESTION_THRESHOLD = 3;
 /** RFC 9438 §4.6 C and §4.5 beta_cubic */
 const CUBIC_C = 0.4;
 const CUBIC_BETA = 0.7;
+/** RFC 9438 §4.3: the AIMD increase that is Reno-friendly with a decrease to β. */
+const CUBIC_RENO_ALPHA = (3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA);
 /** Received ranges kept for ACKs (older ones are dropped). */
 const MAX_RECEIVED_RANGES = 64;
 /** Ranges sent in one ACK. */
@@ -58,7 +61,7 @@ const MAX_ACK_RANGES = 32;
 /** Delivery rate: windowed max over this many RTTs (BBR's bandwidth filter). */
 const RATE_WINDOW_RTTS = 10;
 
-export class PathRecovery<T> {
+export class PathRecovery<T> implements CoupledPath {
   private readonly clock: Clock;
   private readonly kind: 'udp' | 'tcp';
   private readonly mss: number;
@@ -94,6 +97,12 @@ export class PathRecovery<T> {
   private firstRttSampleTime = 0;
 
   // --- congestion (RFC 9002 §7, RFC 9438)
+  /**
+   * Coupled congestion control (core/paths/coupled-congestion.ts): when set, the
+   * congestion-avoidance increase is the group's (LIA); slow start and the loss
+   * response stay this path's own. Set by CoupledGroup.add(), cleared by remove().
+   */
+  coupling: CongestionCoupling | undefined = undefined;
   cwnd: number;
   ssthresh = Infinity;
   private recoveryStart = -Infinity;
@@ -161,6 +170,10 @@ export class PathRecovery<T> {
     }
     this.srtt = srttMs;
     this.rttvar = rttvarMs;
+  }
+
+  get maxDatagramSize(): number {
+    return this.mss;
   }
 
   /** Consecutive probe timeouts without an ACK (RFC 9002 §6.2). */
@@ -363,14 +376,16 @@ export class PathRecovery<T> {
     this.lossTime = undefined;
     if (this.kind === 'tcp' || this.largestAcked < 0) return lost;
     const delay = Math.max(TIME_THRESHOLD * Math.max(this.latestRtt, this.srtt), GRANULARITY_MS);
-    const lostSendTime = now - delay;
     let largestLost: SentPacket<T> | undefined;
     let firstLost: SentPacket<T> | undefined;
     const end = Math.min(this.sent.length, this.largestAcked - this.base + 1);
     for (let i = this.head; i < end; i++) {
       const p = this.sent[i];
       if (p === undefined) continue;
-      if (p.time <= lostSendTime || this.largestAcked >= p.pn + PACKET_THRESHOLD) {
+      // `p.time + delay` exactly as lossTime is computed below: comparing `p.time` with
+      // `now - delay` instead can differ by a rounding step, leaving lossTime <= now with
+      // nothing declared lost — a timer that fires again at once, forever.
+      if (p.time + delay <= now || this.largestAcked >= p.pn + PACKET_THRESHOLD) {
         if (p.inFlight) this.bytesInFlight -= p.bytes;
         this.packetsLost++;
         lost.push(p.token);
@@ -406,6 +421,15 @@ export class PathRecovery<T> {
     if (p.time <= this.recoveryStart) return;
     if (this.cwnd < this.ssthresh) {
       this.cwnd += p.bytes;
+      return;
+    }
+    if (this.coupling !== undefined) {
+      // RFC 6356 §3 linked increase; scaled for CUBIC's gentler decrease so the group
+      // stays Reno-friendly (coupled-congestion.ts).
+      const inc = this.coupling.increase(this, p.bytes);
+      this.cwnd += this.congestion === 'cubic' ? CUBIC_RENO_ALPHA * inc : inc;
+      // If the path is uncoupled later, CUBIC starts a fresh epoch from this window.
+      this.epochStart = undefined;
       return;
     }
     if (this.congestion === 'newreno') {

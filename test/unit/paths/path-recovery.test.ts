@@ -302,3 +302,35 @@ describe('PathRecovery over a simulated bottleneck', () => {
     expect((r.snd.deliveryRate * 8) / link.rateBps).toBeLessThan(1.05);
   });
 });
+
+describe('PathRecovery: timer arithmetic', () => {
+  it('declares the packet lost when the loss timer fires exactly at its deadline (no rounding spin)', () => {
+    // Find send time and RTT where (a + d) - d < a in floating point: comparing the
+    // send time with now - delay would then miss the packet the timer was armed for.
+    let a = 0;
+    let rtt = 0;
+    for (let i = 0; i < 100_000 && rtt === 0; i++) {
+      const sendAt = 8000 + i * 0.37;
+      const r = 40 + (i % 997) * 0.13;
+      const latest = sendAt + r - sendAt;
+      const d = (9 / 8) * latest;
+      if (sendAt + d - d < sendAt) {
+        a = sendAt;
+        rtt = r;
+      }
+    }
+    expect(rtt).toBeGreaterThan(0);
+    const clock = new ManualClock(a);
+    const r = new PathRecovery<number>({ kind: 'udp', maxDatagramSize: MSS }, clock);
+    sendMany(r, 2);
+    clock.set(a + rtt);
+    const first = ok(r.onAck([{ first: 1, last: 1 }], 0));
+    expect(first.lost).toEqual([]);
+    const deadline = r.timerDeadline()!;
+    clock.set(deadline);
+    const fired = r.onTimer();
+    expect(fired.lost).toEqual([0]);
+    const next = r.timerDeadline();
+    expect(next === undefined || next > clock.now()).toBe(true);
+  });
+});

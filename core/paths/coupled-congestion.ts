@@ -1,0 +1,98 @@
+/**
+ * Coupled congestion control across the UDP paths of one association (DESIGN §3
+ * "Fairness", paper §III-A): the Linked Increases Algorithm, LIA (RFC 6356).
+ *
+ * Why LIA, and not OLIA or BALIA:
+ * - TCP-friendliness at a shared bottleneck: LIA's increase on a path is
+ *   min(α·acked·mss/Σcwnd, acked·mss/cwndᵢ) — never more than that path's own Reno
+ *   increase, and summed over the paths at most one Reno flow's per RTT (RFC 6356 §3,
+ *   goal 2 "do no harm"). That is exactly the property DESIGN §3 asks for, and what
+ *   test/unit/paths/coupled-congestion.test.ts checks. OLIA and BALIA meet it too.
+ * - Non-flappiness: LIA's α is a smooth function of the windows and RTTs. OLIA splits
+ *   paths into "best" and "largest window" sets and moves window between them in steps
+ *   that change as the sets change; it oscillates, and was shown unresponsive — a path
+ *   squeezed to its minimum window may not grow back after it improves (Peng, Walid,
+ *   Hwang, Low, "Multipath TCP: analysis, design and implementation", IEEE/ACM ToN
+ *   2016, the BALIA paper). Laptop uplinks change all the time, so responsiveness to
+ *   an improving path matters more to Braid than OLIA's Pareto-optimality.
+ * - Fit with our path controllers: LIA changes only the congestion-avoidance increase
+ *   and needs only each path's cwnd and srtt, which PathRecovery has. Slow start and
+ *   the loss response stay the path's own (CUBIC β = 0.7 or NewReno ½, RFC 9438 /
+ *   RFC 9002). BALIA also alters the decrease (by a factor that depends on the other
+ *   paths), which would replace our tested loss response.
+ * - Its known cost — LIA shifts traffic off congested paths less decisively than OLIA
+ *   (Khalili et al., "MPTCP is not Pareto-optimal", CoNEXT 2012) — is paid back by the
+ *   session schedulers, which steer packets to the better paths by measured loss, rate
+ *   and delay (core/sched).
+ *
+ * Paths whose loss response is CUBIC's (β = 0.7 instead of ½) get the increase scaled
+ * by 3(1 − β)/(1 + β) ≈ 0.53 (RFC 9438 §4.3's Reno-friendly factor), so that the
+ * aggregate stays at one Reno flow's share with that gentler decrease.
+ *
+ * Opt-out: an association that does not create a group leaves each path uncoupled.
+ */
+
+/** What the group reads from each member (PathRecovery implements it). */
+export interface CoupledPath {
+  readonly cwnd: number;
+  readonly srtt: number;
+  readonly maxDatagramSize: number;
+  coupling: CongestionCoupling | undefined;
+}
+
+/** The hook PathRecovery calls in congestion avoidance (path-recovery.ts). */
+export interface CongestionCoupling {
+  /** Bytes to add to `member.cwnd` for `ackedBytes` newly acknowledged in congestion avoidance. */
+  increase(member: CoupledPath, ackedBytes: number): number;
+}
+
+export class CoupledGroup implements CongestionCoupling {
+  private readonly members: CoupledPath[] = [];
+
+  get size(): number {
+    return this.members.length;
+  }
+
+  /** Couples a path (UDP paths only: TCP paths have the kernel's congestion control). */
+  add(member: CoupledPath): void {
+    if (this.members.includes(member)) return;
+    this.members.push(member);
+    member.coupling = this;
+  }
+
+  /** Uncouples a path that failed or closed, so it no longer weighs on α. */
+  remove(member: CoupledPath): void {
+    const i = this.members.indexOf(member);
+    if (i >= 0) this.members.splice(i, 1);
+    if (member.coupling === this) member.coupling = undefined;
+  }
+
+  /**
+   * RFC 6356 §3: α = cwnd_total · maxᵢ(cwndᵢ/rttᵢ²) / (Σᵢ cwndᵢ/rttᵢ)², recomputed per
+   * ACK (a handful of paths; no allocation).
+   */
+  alpha(): number {
+    let total = 0;
+    let best = 0;
+    let sum = 0;
+    for (let i = 0; i < this.members.length; i++) {
+      const m = this.members[i]!;
+      const rtt = Math.max(m.srtt, 0.1);
+      total += m.cwnd;
+      const x = m.cwnd / (rtt * rtt);
+      if (x > best) best = x;
+      sum += m.cwnd / rtt;
+    }
+    return sum === 0 ? 1 : (total * best) / (sum * sum);
+  }
+
+  increase(member: CoupledPath, ackedBytes: number): number {
+    let total = 0;
+    for (let i = 0; i < this.members.length; i++) total += this.members[i]!.cwnd;
+    if (total <= 0 || member.cwnd <= 0) return 0;
+    const mss = member.maxDatagramSize;
+    const coupled = (this.alpha() * ackedBytes * mss) / total;
+    const own = (ackedBytes * mss) / member.cwnd;
+    return Math.min(coupled, own);
+  }
+}

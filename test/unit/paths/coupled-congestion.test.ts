@@ -1,0 +1,209 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CoupledGroup } from '../../../core/paths/coupled-congestion.js';
+import { PathRecovery } from '../../../core/paths/path-recovery.js';
+import { ManualClock } from '../../../core/util/clock.js';
+import { BraidError } from '../../../core/util/errors.js';
+import { MSS, simulateFlows } from './multipath-sim.js';
+
+/** A path in congestion avoidance with `segments` MSS of window and the given RTT. */
+function inAvoidance(
+  clock: ManualClock,
+  segments: number,
+  rtt: number,
+  congestion: 'newreno' | 'cubic',
+): PathRecovery<number> {
+  const r = new PathRecovery<number>({ kind: 'udp', maxDatagramSize: MSS, congestion }, clock);
+  r.seedRtt(rtt, rtt / 4);
+  r.cwnd = segments * MSS;
+  r.ssthresh = r.cwnd;
+  return r;
+}
+
+/** Sends a full window on each path, then one RTT later acknowledges all of it, interleaved. */
+function oneRound(clock: ManualClock, paths: PathRecovery<number>[], rtt: number): number {
+  const before = paths.reduce((s, p) => s + p.cwnd, 0);
+  const sent = paths.map((p) => {
+    const n = Math.floor(p.cwnd / MSS);
+    const first = p.nextPacketNumber();
+    p.onPacketSent(first, MSS, true, first);
+    for (let i = 1; i < n; i++) {
+      const pn = p.nextPacketNumber();
+      p.onPacketSent(pn, MSS, true, pn);
+    }
+    return { first, n };
+  });
+  clock.advance(rtt);
+  const max = Math.max(...sent.map((s) => s.n));
+  for (let k = 0; k < max; k++) {
+    paths.forEach((p, i) => {
+      const s = sent[i]!;
+      if (k >= s.n) return;
+      const res = p.onAck([{ first: s.first, last: s.first + k }], 0);
+      if (res instanceof BraidError) throw res;
+    });
+  }
+  return paths.reduce((s, p) => s + p.cwnd, 0) - before;
+}
+
+describe('Coupled congestion control (LIA, RFC 6356)', () => {
+  it('two paths of equal RTT grow together by no more than one NewReno flow per RTT', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 300 }),
+        fc.integer({ min: 2, max: 300 }),
+        fc.double({ min: 2, max: 600, noNaN: true }),
+        fc.constantFrom('newreno' as const, 'cubic' as const),
+        (w1, w2, rtt, cc) => {
+          const clock = new ManualClock(1000);
+          const group = new CoupledGroup();
+          const a = inAvoidance(clock, w1, rtt, cc);
+          const b = inAvoidance(clock, w2, rtt, cc);
+          group.add(a);
+          group.add(b);
+          const grown = oneRound(clock, [a, b], rtt);
+          // One NewReno flow: one MSS per RTT. CUBIC paths, whose decrease is gentler,
+          // get 3(1−β)/(1+β) of it (RFC 9438 §4.3).
+          const limit = cc === 'newreno' ? MSS : (MSS * 0.9) / 1.7;
+          expect(grown).toBeGreaterThan(0);
+          expect(grown).toBeLessThanOrEqual(limit * 1.001);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('uncoupled, the same two paths grow by two MSS per RTT (what coupling prevents)', () => {
+    const clock = new ManualClock(1000);
+    const a = inAvoidance(clock, 20, 50, 'newreno');
+    const b = inAvoidance(clock, 20, 50, 'newreno');
+    expect(oneRound(clock, [a, b], 50)).toBe(2 * MSS);
+  });
+
+  it('leaves slow start and the loss response to each path', () => {
+    const clock = new ManualClock(1000);
+    const group = new CoupledGroup();
+    const a = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'newreno' },
+      clock,
+    );
+    const b = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'newreno' },
+      clock,
+    );
+    group.add(a);
+    group.add(b);
+    expect(a.coupling).toBe(group);
+    const start = a.cwnd;
+    oneRound(clock, [a], 50);
+    expect(a.cwnd).toBe(2 * start); // slow start: doubles per RTT as uncoupled
+    // A loss halves this path's window (NewReno), coupled or not.
+    for (let i = 0; i < 5; i++) a.onPacketSent(a.nextPacketNumber(), MSS, true, 0);
+    clock.advance(50);
+    const base = a.nextPacketNumber() - 5;
+    const before = a.cwnd;
+    const res = a.onAck([{ first: base + 4, last: base + 4 }], 0);
+    if (res instanceof BraidError) throw res;
+    expect(res.lost.length).toBeGreaterThan(0);
+    // The acknowledged packet still grew the window in slow start, then the loss halved it.
+    expect(a.cwnd).toBe((before + MSS) / 2);
+    group.remove(a);
+    expect(a.coupling).toBeUndefined();
+    expect(group.size).toBe(1);
+  });
+
+  it('α follows RFC 6356: 1/n for n equal paths, and favours the path with the best window/RTT²', () => {
+    const clock = new ManualClock(0);
+    const g = new CoupledGroup();
+    const paths = [0, 1, 2].map(() => inAvoidance(clock, 10, 40, 'newreno'));
+    paths.forEach((p) => g.add(p));
+    expect(g.alpha()).toBeCloseTo(1 / 3, 12);
+    const h = new CoupledGroup();
+    const fast = inAvoidance(clock, 10, 10, 'newreno');
+    const slow = inAvoidance(clock, 10, 100, 'newreno');
+    h.add(fast);
+    h.add(slow);
+    // α = W·max(w/rtt²) / (Σ w/rtt)² = 20·(10/100) / (1 + 0.1)².
+    expect(h.alpha()).toBeCloseTo((20 * 0.1) / 1.21, 12);
+    // Never more than a path's own Reno increase.
+    expect(h.increase(fast, MSS)).toBeLessThanOrEqual((MSS * MSS) / fast.cwnd);
+  });
+});
+
+describe('Coupled congestion control in a simulated network', () => {
+  // 20 Mbit/s, 40 ms RTT, a drop-tail queue and a little random loss (so that losses
+  // are not all synchronised by the queue).
+  const shared = { rateBps: 20e6, delayMs: 20, queueBytes: 100_000, loss: 0.0005 };
+
+  it.each(['newreno', 'cubic'] as const)(
+    '%s: a coupled two-path session takes about one flow’s share at a shared bottleneck',
+    (cc) => {
+      const ratio = (group: number | undefined): number => {
+        let sum = 0;
+        for (const seed of [1, 2, 3]) {
+          const r = simulateFlows({
+            links: [shared],
+            flows: [
+              { link: 0, congestion: cc, group },
+              { link: 0, congestion: cc, group },
+              { link: 0, congestion: cc },
+            ],
+            seconds: 20,
+            measureFromMs: 4000,
+            seed,
+          });
+          sum += (r[0]!.goodputBps + r[1]!.goodputBps) / r[2]!.goodputBps;
+        }
+        return sum / 3;
+      };
+      // Uncoupled, two paths take about twice a single flow's share; coupled, one.
+      expect(ratio(undefined)).toBeGreaterThan(1.45);
+      expect(ratio(1)).toBeLessThan(1.3);
+    },
+  );
+
+  it('disjoint paths of different RTT: most traffic on the short one, and no less than on it alone', () => {
+    const short = { rateBps: 10e6, delayMs: 10, queueBytes: 60_000, loss: 0.002 };
+    const long = { rateBps: 10e6, delayMs: 50, queueBytes: 60_000, loss: 0.002 };
+    const both = simulateFlows({
+      links: [short, long],
+      flows: [
+        { link: 0, congestion: 'newreno', group: 1 },
+        { link: 1, congestion: 'newreno', group: 1 },
+      ],
+      seconds: 40,
+      measureFromMs: 5000,
+    });
+    const alone = simulateFlows({
+      links: [short],
+      flows: [{ link: 0, congestion: 'newreno' }],
+      seconds: 40,
+      measureFromMs: 5000,
+    });
+    const total = both[0]!.goodputBps + both[1]!.goodputBps;
+    expect(both[0]!.goodputBps / total).toBeGreaterThan(0.7);
+    // RFC 6356 goal 1: at least what a single flow gets on the best path.
+    expect(total).toBeGreaterThan(0.95 * alone[0]!.goodputBps);
+  });
+
+  it('disjoint paths of different loss: coupling shifts traffic to the cleaner path', () => {
+    const clean = { rateBps: 10e6, delayMs: 20, queueBytes: 60_000, loss: 0.001 };
+    const lossy = { rateBps: 10e6, delayMs: 20, queueBytes: 60_000, loss: 0.01 };
+    const share = (group: number | undefined): number => {
+      const r = simulateFlows({
+        links: [clean, lossy],
+        flows: [
+          { link: 0, congestion: 'newreno', group },
+          { link: 1, congestion: 'newreno', group },
+        ],
+        seconds: 40,
+        measureFromMs: 5000,
+      });
+      return r[0]!.goodputBps / (r[0]!.goodputBps + r[1]!.goodputBps);
+    };
+    const uncoupled = share(undefined);
+    const coupled = share(1);
+    expect(coupled).toBeGreaterThan(uncoupled + 0.05);
+    expect(coupled).toBeGreaterThan(0.8);
+  });
+});
