@@ -131,7 +131,7 @@ export function simulateFlows(opts: {
       const queued = Math.max(0, linkFreeAt[l]! - now) * (link.rateBps / 8000);
       if (random() < link.loss || queued + MSS > link.queueBytes) continue;
       linkFreeAt[l] = Math.max(now, linkFreeAt[l]!) + (MSS * 8000) / link.rateBps;
-      heap.push({ t: linkFreeAt[l]! + link.delayMs, kind: 'arrive', flow: i, pn });
+      heap.push({ t: linkFreeAt[l] + link.delayMs, kind: 'arrive', flow: i, pn });
     }
   };
 
