@@ -27,6 +27,10 @@ export interface RelayOptions {
   /** Addresses advertised for data paths (the relay's n addresses); default [host]. */
   addresses?: string[];
   transports?: TransportKind[];
+  /** UDP data port (0 = any). Default: `port` when that is fixed, so one number opens the firewall. */
+  udpPort?: number;
+  /** TCP data port (0 = any). Default: `port` + 1 when `port` is fixed. */
+  tcpPort?: number;
   config?: Partial<Config>;
   logger?: Logger;
   /** Where forwarding sessions may go (see destination-policy.ts). Default: public addresses only. */
@@ -117,6 +121,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     port: options.port,
     addresses: options.addresses,
     transports: options.transports,
+    udpPort: options.udpPort ?? options.port,
+    tcpPort:
+      options.tcpPort ?? (options.port === 0 || options.port === 65535 ? 0 : options.port + 1),
     identity,
     // Read at each HELLO so that keys added while running take effect.
     clients: (): ClientKey[] => loadClientKeys(options.stateDir),
