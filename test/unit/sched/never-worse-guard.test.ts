@@ -66,7 +66,7 @@ describe('NeverWorseGuard', () => {
     expect(g.backoffMs).toBe(60_000);
     expect(g.nextRetryAt).toBe(120_000);
     // Retry at 120 s goes well for a minute, then striping degrades again.
-    changes = drive(g, 61_000, 300_000, (t) => (t < 180_000 ? 12e6 : 5e6));
+    changes = drive(g, 61_000, 200_000, (t) => (t < 180_000 ? 12e6 : 5e6));
     expect(changes[0]).toEqual({ t: 120_000, mode: 'striping' });
     // The 5 s window average falls below 9 MB/s about 2 s after the drop at 180 s,
     // then 10 s sustained.
