@@ -54,7 +54,8 @@ function noteCell(s: SystemReport): string {
   }
   if (s.bulkError !== undefined) notes.push(`bulk failed: ${s.bulkError.slice(0, 120)}`);
   for (const t of s.transfers)
-    if (t.error !== undefined) notes.push(`${megabytes(t.bytes)} failed: ${t.error.slice(0, 80)}`);
+    if (t.error !== undefined && t.timedOutMs === undefined)
+      notes.push(`${megabytes(t.bytes)} failed: ${t.error.slice(0, 80)}`);
   if (s.messagesError !== undefined) notes.push(`messages failed: ${s.messagesError.slice(0, 80)}`);
   return notes.join('; ').replace(/\|/g, '/').replace(/\n/g, ' ');
 }
@@ -72,7 +73,8 @@ export function formatSuite(report: SuiteReport): string {
       `${report.messages} × 1 KB at 50/s, server to client on an idle reliable stream, ` +
       `one-way delay (both ends read the host's CLOCK_MONOTONIC). Lost / dup: application ` +
       `bytes checked against position-stamped payloads over every run. Longest stall: ` +
-      `longest gap between data arrivals in the bulk run (its start, s after the first byte).`,
+      `longest gap between data arrivals in the bulk run (its start, s after the first byte). ` +
+      `"> t": the transfer was still running at the time limit and was stopped.`,
     '',
     `| system | goodput Mbit/s | / sum of singles | / best single | ${sizes
       .map((b) => `${megabytes(b)} s`)
@@ -89,6 +91,7 @@ export function formatSuite(report: SuiteReport): string {
       g === undefined || best === undefined ? '-' : ratio(g, best.goodputBps),
       ...sizes.map((b) => {
         const t = sys.transfers.find((x) => x.bytes === b);
+        if (t?.timedOutMs !== undefined) return `> ${seconds(t.timedOutMs)}`;
         return t?.completionMs === undefined ? 'failed' : seconds(t.completionMs);
       }),
       ms(sys.messages?.p50Ms),

@@ -6,6 +6,7 @@ import { formatFidelity, measureFidelity, FIDELITY_MIN_RATIO } from '../test/lab
 import { repoRoot } from '../test/lab/link.js';
 import { labUnavailableReason } from '../test/lab/netns.js';
 import { listScenarios, loadScenario } from '../test/lab/scenario.js';
+import { formatFairness, runFairness, type FairnessReport } from '../test/lab/fairness.js';
 import { runSuite, type SuiteReport } from '../test/lab/suite.js';
 import { failoverSvg, renderPng } from './lab-chart.js';
 import { exactlyOnce, formatSuite } from './lab-report.js';
@@ -14,7 +15,8 @@ import { exactlyOnce, formatSuite } from './lab-report.js';
  * `npm run bench` / `npm run bench -- lab [scenario ...] [--ms N] [--cc cubic]
  * [--messages 300] [--no-mptcp] [--out dir]`: the emulator fidelity check, then every
  * scenario (or the named ones) with Braid, each single-path TCP and kernel MPTCP on
- * the same links; one table per scenario on stdout and, under
+ * the same links (and, where a scenario asks, the shared-bottleneck fairness test);
+ * one table per scenario on stdout and, under
  * results/lab-<timestamp>/, the tables as Markdown and JSON and the failover chart.
  * Needs root (namespaces, TUN devices); says so and exits 2 otherwise. Exits 1 when
  * the emulator fails its fidelity check or a system delivered a byte other than
@@ -76,6 +78,7 @@ export async function runLabBench(argv: string[]): Promise<number> {
   }
 
   const reports: SuiteReport[] = [];
+  const fairness: FairnessReport[] = [];
   markdown.push('## Scenarios', '');
   for (const scenario of scenarios) {
     const report = await runSuite(scenario, {
@@ -89,6 +92,18 @@ export async function runLabBench(argv: string[]): Promise<number> {
     const table = formatSuite(report);
     process.stdout.write(table + '\n\n');
     markdown.push(table, '');
+    if (scenario.fairness === true) {
+      const fair = await runFairness(scenario, {
+        congestionControl: values.cc,
+        mptcp: !skipMptcp,
+        progress,
+        ...(values.ms === undefined ? {} : { durationMs: Number(values.ms) }),
+      });
+      fairness.push(fair);
+      const text = formatFairness(fair);
+      process.stdout.write(text + '\n\n');
+      markdown.push(text, '');
+    }
     if (!exactlyOnce(report)) {
       process.stdout.write(
         `!! ${scenario.name}: a system did not deliver every byte exactly once\n\n`,
@@ -99,7 +114,7 @@ export async function runLabBench(argv: string[]): Promise<number> {
     writeFileSync(join(outDir, 'lab.md'), markdown.join('\n') + '\n');
     writeFileSync(
       join(outDir, 'lab.json'),
-      JSON.stringify({ command, fidelity, reports }, null, 2) + '\n',
+      JSON.stringify({ command, fidelity, reports, fairness }, null, 2) + '\n',
     );
   }
 

@@ -4,7 +4,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BraidError } from '../../core/util/errors.js';
 import { repoRoot, type LinkHandle } from './link.js';
-import { directionParams, loadTrace, uplinkSpecs, type Scenario } from './scenario.js';
+import {
+  bottleneckSpec,
+  directionParams,
+  loadTrace,
+  uplinkSpecs,
+  type Scenario,
+} from './scenario.js';
 import { Topology, type Side } from './topology.js';
 import type { BulkResult } from './tools/bulk.js';
 
@@ -156,6 +162,15 @@ export async function startServer(
   return child;
 }
 
+/** A client run killed because it was still going after its time limit. */
+export class RunTimeoutError extends BraidError {
+  constructor(readonly limitMs: number) {
+    super('BRAID_ERR_INTERNAL', `bulk client still running after ${limitMs} ms; killed`, {
+      value: limitMs,
+    });
+  }
+}
+
 /**
  * Runs one bulk client; `onConnected` fires when its connection is up (events start
  * then). With `timeoutMs`, a client still running then is killed and the run fails.
@@ -199,14 +214,12 @@ export async function runClient(
     child.once('exit', (code) => {
       clearTimeout(timer);
       if (result !== undefined) resolve(result);
+      else if (timedOut) reject(new RunTimeoutError(timeoutMs!));
       else
         reject(
           new BraidError(
             'BRAID_ERR_INTERNAL',
-            timedOut
-              ? `bulk client still running after ${timeoutMs} ms; killed`
-              : `bulk client exited (${code}) without a result: ${stderr}`,
-            { value: timeoutMs },
+            `bulk client exited (${code}) without a result: ${stderr}`,
           ),
         );
     });
@@ -345,6 +358,7 @@ export async function runBaselines(
   const topo = await Topology.create({
     uplinks: uplinkSpecs(scenario),
     mptcp: withMptcp,
+    ...(bottleneckSpec(scenario) === undefined ? {} : { bottleneck: bottleneckSpec(scenario)! }),
     ...(scenario.serverAddresses === undefined
       ? {}
       : { serverAddresses: scenario.serverAddresses }),

@@ -148,6 +148,41 @@ describe.skipIf(reason !== null)('lab (root, netns, TUN)', () => {
     await bare.destroy();
   });
 
+  it('sends every uplink through one shared bottleneck link when asked', async () => {
+    const topo = await Topology.create({
+      uplinks: [
+        { name: 'a', c2s: { delayMs: 5 }, s2c: { delayMs: 5 } },
+        { name: 'b', c2s: { delayMs: 5 }, s2c: { delayMs: 5 } },
+      ],
+      bottleneck: { c2s: { delayMs: 10 }, s2c: { delayMs: 10 } },
+    });
+    topologies.push(topo);
+    expect(listNamespaces()).toContain(topo.routerNs);
+    for (const u of topo.uplinks) {
+      const out = await topo.exec('client', 'ping', [
+        '-n',
+        '-q',
+        '-c',
+        '10',
+        '-i',
+        '0.05',
+        '-I',
+        u.address,
+        topo.serverAddress,
+      ]);
+      // 2 x 5 ms on the uplink + 2 x 10 ms on the bottleneck; the minimum, with room
+      // for forwarder lateness on a busy machine (two forwarders each way).
+      const min = Number(/= ([\d.]+)\//.exec(out)![1]);
+      expect(min).toBeGreaterThanOrEqual(29.5);
+      expect(min).toBeLessThan(40);
+    }
+    const shared = await topo.bottleneck!.stats();
+    expect(shared.c2s.deliveredPackets).toBeGreaterThanOrEqual(6);
+    expect(shared.s2c.deliveredPackets).toBeGreaterThanOrEqual(6);
+    await topo.destroy();
+    expect(listNamespaces()).not.toContain(topo.routerNs);
+  });
+
   it('leaves no namespace, process or device behind when its owner is killed with SIGKILL', async () => {
     const script = fileURLToPath(new URL('./tools/hold-topology.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', script], {

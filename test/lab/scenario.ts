@@ -57,6 +57,13 @@ export interface Scenario {
   direction?: 'download' | 'upload';
   /** Server addresses (1: single-homed). */
   serverAddresses?: number;
+  /**
+   * A link shared by every uplink on the way to the server (same conventions as an
+   * uplink's, no trace): the uplinks end at a router that forwards over it.
+   */
+  bottleneck?: Omit<UplinkScenario, 'name' | 'trace'>;
+  /** Run the coupled congestion control fairness test on this scenario (needs a bottleneck). */
+  fairness?: boolean;
 }
 
 /** A trace as stored: RTT and rate in the units of the scenario files. */
@@ -149,6 +156,16 @@ export function validateScenario(raw: unknown, _baseDir = scenarioDir): Scenario
       num(b, 'meanBurst', `${where}.burstLoss`, false, 1);
     }
   });
+  if (s.bottleneck !== undefined) {
+    const b = s.bottleneck as Record<string, unknown>;
+    if (typeof b !== 'object' || b === null) fail('bottleneck', b);
+    num(b, 'rateMbps', 'bottleneck', false, 0.01, 10_000);
+    num(b, 'rttMs', 'bottleneck', false, 0, 10_000);
+    num(b, 'loss', 'bottleneck', true, 0, 1);
+    num(b, 'queueMs', 'bottleneck', true, 0.1, 10_000);
+  }
+  if (s.fairness !== undefined && (s.fairness !== true || s.bottleneck === undefined))
+    fail('fairness', s.fairness);
   if (s.events !== undefined) {
     if (!Array.isArray(s.events)) fail('events', s.events);
     (s.events as unknown[]).forEach((e, i) => {
@@ -188,6 +205,14 @@ export function directionParams(up: UplinkScenario, dir: 'c2s' | 's2c'): Directi
     queueBytes: queueBytes(up, rateBps),
     down: false,
   };
+}
+
+/** The shared bottleneck's link parameters, when the scenario has one. */
+export function bottleneckSpec(scenario: Scenario): Omit<UplinkSpec, 'name'> | undefined {
+  const b = scenario.bottleneck;
+  if (b === undefined) return undefined;
+  const up = { ...b, name: 'bottleneck' };
+  return { c2s: directionParams(up, 'c2s'), s2c: directionParams(up, 's2c'), seed: 999 };
 }
 
 export function uplinkSpecs(scenario: Scenario): UplinkSpec[] {

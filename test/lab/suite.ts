@@ -6,6 +6,7 @@ import {
   PLAIN_PORT,
   resetLinks,
   runClient,
+  RunTimeoutError,
   SETTLE_MS,
   sleep,
   startBraidServer,
@@ -14,7 +15,7 @@ import {
   type LinkRunStats,
   type PathSeries,
 } from './baselines.js';
-import { uplinkSpecs, type Scenario } from './scenario.js';
+import { bottleneckSpec, uplinkSpecs, type Scenario } from './scenario.js';
 import { Topology } from './topology.js';
 import type { BulkResult, MessageResult } from './tools/bulk.js';
 import type { IntegrityCounts } from './tools/payload.js';
@@ -55,6 +56,8 @@ export interface TransferOutcome {
   /** Connection (TCP) or association (Braid: TLS + path joins) set-up before it, ms. */
   connectMs?: number;
   integrity?: IntegrityCounts;
+  /** Still running at the time limit (ms): killed, its completion time is above that. */
+  timedOutMs?: number;
   error?: string;
 }
 
@@ -106,6 +109,7 @@ export async function runSuite(
   const topo = await Topology.create({
     uplinks: uplinkSpecs(scenario),
     mptcp: withMptcp,
+    ...(bottleneckSpec(scenario) === undefined ? {} : { bottleneck: bottleneckSpec(scenario)! }),
     ...(scenario.serverAddresses === undefined
       ? {}
       : { serverAddresses: scenario.serverAddresses }),
@@ -258,7 +262,11 @@ export async function runSuite(
           });
           count(r.integrity);
         } catch (err) {
-          report.transfers.push({ bytes, error: message(err) });
+          report.transfers.push({
+            bytes,
+            error: message(err),
+            ...(err instanceof RunTimeoutError ? { timedOutMs: err.limitMs } : {}),
+          });
           progress(`    failed: ${message(err)}`);
         }
       }

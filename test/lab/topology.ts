@@ -74,6 +74,12 @@ export interface TopologyOptions {
    * other uplinks.
    */
   sourceRouting?: boolean;
+  /**
+   * A link that every uplink's traffic crosses on its way to the server: the
+   * uplinks end in a router namespace, which forwards over this one link to the
+   * server namespace (for coupled congestion control fairness tests).
+   */
+  bottleneck?: Omit<UplinkSpec, 'name'>;
   log?: Logger;
 }
 
@@ -104,6 +110,10 @@ export class Topology {
   readonly serverNs: string;
   readonly uplinks: Uplink[] = [];
   readonly serverAddresses: string[];
+  /** With a shared bottleneck: the router namespace where the uplinks end. */
+  readonly routerNs: string | undefined;
+  /** The shared bottleneck's link (client side in the router, server side in the server namespace). */
+  bottleneck: LinkHandle | undefined;
   private readonly log: Logger;
   private reaper: ChildProcess | null = null;
   private readonly children = new Set<ChildProcess>();
@@ -115,6 +125,7 @@ export class Topology {
     this.serverNs = `${this.id}-server`;
     const n = options.serverAddresses ?? 1;
     this.serverAddresses = Array.from({ length: n }, (_, j) => `10.200.${j}.1`);
+    this.routerNs = options.bottleneck === undefined ? undefined : `${this.id}-router`;
     this.log = (options.log ?? createLogger()).child({ lab: this.id });
   }
 
@@ -177,8 +188,8 @@ export class Topology {
     live.delete(this);
     for (const child of this.children) child.kill('SIGKILL');
     await Promise.all(this.uplinks.map((u) => u.link.close()));
-    deleteNamespaceSync(this.clientNs);
-    deleteNamespaceSync(this.serverNs);
+    await this.bottleneck?.close();
+    for (const ns of this.namespaces()) deleteNamespaceSync(ns);
     this.stopReaper();
   }
 
@@ -189,17 +200,20 @@ export class Topology {
     live.delete(this);
     for (const child of this.children) child.kill('SIGKILL');
     for (const u of this.uplinks) u.link.killSync();
-    deleteNamespaceSync(this.clientNs);
-    deleteNamespaceSync(this.serverNs);
+    this.bottleneck?.killSync();
+    for (const ns of this.namespaces()) deleteNamespaceSync(ns);
     this.stopReaper();
+  }
+
+  private namespaces(): string[] {
+    return [this.clientNs, this.serverNs, ...(this.routerNs === undefined ? [] : [this.routerNs])];
   }
 
   private async build(options: TopologyOptions): Promise<void> {
     this.startReaper();
-    await ip('netns', 'add', this.clientNs);
-    await ip('netns', 'add', this.serverNs);
+    for (const ns of this.namespaces()) await ip('netns', 'add', ns);
     const cc = options.congestionControl;
-    for (const ns of [this.clientNs, this.serverNs]) {
+    for (const ns of this.namespaces()) {
       const sysctls = [
         // Strict reverse-path filtering would drop replies arriving on a non-default uplink.
         'net.ipv4.conf.all.rp_filter=0',
@@ -215,6 +229,8 @@ export class Topology {
 
     const pid36 = process.pid.toString(36);
     const k36 = this.id.slice(this.id.lastIndexOf('-') + 1);
+    // Where the uplinks' far ends live: the server, or the router before the bottleneck.
+    const gatewayNs = this.routerNs ?? this.serverNs;
     const handles = await Promise.all(
       options.uplinks.map((spec, i) =>
         LinkHandle.spawn({
@@ -230,6 +246,33 @@ export class Topology {
     const serverLines: string[] = ['link set lo up'];
     for (const a of this.serverAddresses) serverLines.push(`addr add ${a}/32 dev lo`);
     const rootLines: string[] = [];
+    const routerLines: string[] = ['link set lo up'];
+    if (options.bottleneck !== undefined && this.routerNs !== undefined) {
+      // Router bn 10.199.0.1 <-> server bn 10.199.0.2; the TUN names' index follows the uplinks'.
+      const k = options.uplinks.length;
+      this.bottleneck = await LinkHandle.spawn({
+        clientTun: `${DEVICE_PREFIX}${pid36}-${k36}c${k}`,
+        serverTun: `${DEVICE_PREFIX}${pid36}-${k36}s${k}`,
+        c2s: options.bottleneck.c2s,
+        s2c: options.bottleneck.s2c,
+        seed: options.bottleneck.seed ?? 1 + k,
+      });
+      rootLines.push(
+        `link set dev ${DEVICE_PREFIX}${pid36}-${k36}c${k} netns ${this.routerNs} name bn`,
+        `link set dev ${DEVICE_PREFIX}${pid36}-${k36}s${k} netns ${this.serverNs} name bn`,
+      );
+      routerLines.push(
+        'addr add 10.199.0.1/30 dev bn',
+        'link set bn up',
+        'route add 10.200.0.0/16 via 10.199.0.2 dev bn',
+      );
+      serverLines.push(
+        'addr add 10.199.0.2/30 dev bn',
+        'link set bn up',
+        'route add default via 10.199.0.1 dev bn',
+      );
+      await nsRun(this.routerNs, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    }
     options.uplinks.forEach((spec, i) => {
       const clientDevice = `up${i}`;
       const serverDevice = `dn${i}`;
@@ -238,7 +281,7 @@ export class Topology {
       const table = TABLE_BASE + i;
       rootLines.push(
         `link set dev ${DEVICE_PREFIX}${pid36}-${k36}c${i} netns ${this.clientNs} name ${clientDevice}`,
-        `link set dev ${DEVICE_PREFIX}${pid36}-${k36}s${i} netns ${this.serverNs} name ${serverDevice}`,
+        `link set dev ${DEVICE_PREFIX}${pid36}-${k36}s${i} netns ${gatewayNs} name ${serverDevice}`,
       );
       clientLines.push(`addr add ${address}/24 dev ${clientDevice}`, `link set ${clientDevice} up`);
       if (options.sourceRouting ?? true) {
@@ -252,7 +295,10 @@ export class Topology {
           `route add default via ${gateway} dev ${clientDevice} metric ${100 * (i + 1)}`,
         );
       }
-      serverLines.push(`addr add ${gateway}/24 dev ${serverDevice}`, `link set ${serverDevice} up`);
+      (this.routerNs === undefined ? serverLines : routerLines).push(
+        `addr add ${gateway}/24 dev ${serverDevice}`,
+        `link set ${serverDevice} up`,
+      );
       this.uplinks.push({
         name: spec.name,
         index: i,
@@ -282,6 +328,7 @@ export class Topology {
     }
     await ipBatch(rootLines);
     await ipBatch(clientLines, this.clientNs);
+    if (this.routerNs !== undefined) await ipBatch(routerLines, this.routerNs);
     await ipBatch(serverLines, this.serverNs);
     this.log.info('lab topology up', {
       client: this.clientNs,
@@ -297,7 +344,7 @@ export class Topology {
   private startReaper(): void {
     const script = [
       'cat >/dev/null',
-      `for ns in ${this.clientNs} ${this.serverNs}; do`,
+      `for ns in ${this.namespaces().join(' ')}; do`,
       '  for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done',
       '  ip netns del "$ns" 2>/dev/null',
       'done',
