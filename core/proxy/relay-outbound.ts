@@ -6,14 +6,20 @@
  */
 import { BraidClient, type ClientOptions } from '../api/client.js';
 import type { Association } from '../session/association.js';
-import type { Objective } from '../wire/frame.js';
 import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
-import { StreamDatagramChannel } from '../relay/datagram-channel.js';
+import { MessageDatagramChannel, StreamDatagramChannel } from '../relay/datagram-channel.js';
 import { ForwardStatus, readForwardReply } from '../relay/forward-reply.js';
 import { formatTcpTarget } from '../relay/forward-target.js';
 import type { ConnectOutcome, DatagramOutcome, Outbound, OutboundRequest } from './outbound.js';
+import type { AppRule } from './rules.js';
 import { Reply, type ReplyCode } from './socks5-parser.js';
+
+/**
+ * Playout deadline for apps whose UDP is unreliable-ordered (calls, live streams):
+ * ITU-T G.114 puts one-way mouth-to-ear delay under 150 ms for good quality.
+ */
+const UDP_PLAYOUT_DEADLINE_MS = 150;
 import type { HostPort } from './socks5-encode.js';
 
 export interface RelayOutboundOptions extends Omit<ClientOptions, 'logger'> {
@@ -114,7 +120,7 @@ export class RelayOutbound implements Outbound {
     }
   }
 
-  async datagrams(request: { rule: { priorities: Objective[] } }): Promise<DatagramOutcome> {
+  async datagrams(request: { rule: AppRule }): Promise<DatagramOutcome> {
     let client: BraidClient;
     try {
       client = await this.association();
@@ -125,9 +131,24 @@ export class RelayOutbound implements Outbound {
         reason: `relay unreachable: ${(err as Error).message}`,
       };
     }
-    // Until message sessions land, datagrams ride a reliable-ordered session
-    // (datagram-channel.ts); the rule's udpSemantics apply once they do.
-    const stream = client.openStream({ target: 'udp', priorities: request.rule.priorities });
+    const { udpSemantics, priorities } = request.rule;
+    if (udpSemantics !== 'reliable-ordered') {
+      // The app's UDP semantics travel in the OPEN frame; the relay answers a refusal
+      // with a reset, which closes the channel (and so the SOCKS association).
+      const socket = client.openMessages({
+        semantics: udpSemantics,
+        target: 'udp',
+        priorities,
+        ...(udpSemantics === 'unreliable-ordered' ? { deadlineMs: UDP_PLAYOUT_DEADLINE_MS } : {}),
+      });
+      return {
+        ok: true,
+        channel: new MessageDatagramChannel(socket, this.log),
+        via: 'relay',
+        session: socket.session,
+      };
+    }
+    const stream = client.openStream({ target: 'udp', priorities });
     try {
       const reply = await readForwardReply(stream, this.replyTimeoutMs);
       if (reply.status !== ForwardStatus.ok) {

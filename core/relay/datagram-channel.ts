@@ -1,12 +1,16 @@
 /**
- * Datagrams between the local proxy and the relay (SOCKS UDP ASSOCIATE). The one
- * place that decides how they travel: today over a reliable-ordered session with a
- * 2-byte length prefix, because message sessions (unreliable semantics) are still
- * being built; when they land, a MessageSocket-backed channel replaces this class and
- * nothing else changes.
+ * Datagrams between the local proxy and the relay (SOCKS UDP ASSOCIATE), the one
+ * place that decides how they travel:
+ * - MessageDatagramChannel: one datagram per message of a message session, under the
+ *   app rule's UDP semantics (unreliable-unordered, reliable-unordered,
+ *   unreliable-ordered). A datagram larger than a message can be (one packet of the
+ *   smallest path) is dropped and counted, as a link with that MTU would.
+ * - StreamDatagramChannel: a reliable-ordered session with a 2-byte length prefix,
+ *   for apps whose rule asks for reliable-ordered datagrams, and any size.
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import type { BraidMessageSocket } from '../api/message-socket.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 
 export interface DatagramChannelEvents {
@@ -105,5 +109,62 @@ export class StreamDatagramChannel
       this.emit('message', datagram);
     }
     this.pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+  }
+}
+
+/** One datagram per message of a message session (see the file comment). */
+export class MessageDatagramChannel
+  extends EventEmitter<DatagramChannelEvents>
+  implements DatagramChannel
+{
+  private closed_ = false;
+  private dropped_ = 0;
+
+  constructor(
+    private readonly socket: BraidMessageSocket,
+    private readonly log: Logger = createLogger(),
+  ) {
+    super();
+    socket.on('message', (m) => {
+      if (!this.closed_) this.emit('message', m);
+    });
+    socket.on('end', () => this.close());
+    socket.on('close', () => this.finish());
+    socket.on('error', (err) => {
+      this.log.info('datagram session failed', errorFields(err));
+      this.finish();
+    });
+  }
+
+  get closed(): boolean {
+    return this.closed_;
+  }
+
+  get dropped(): number {
+    return this.dropped_;
+  }
+
+  send(datagram: Buffer): boolean {
+    if (this.closed_ || datagram.length > this.socket.maxMessageSize) {
+      this.dropped_++;
+      return false;
+    }
+    // false means "over the send buffer, queued anyway": the semantics decide its fate.
+    this.socket.send(datagram);
+    return true;
+  }
+
+  close(): void {
+    if (this.closed_) return;
+    this.closed_ = true;
+    this.socket.end();
+    this.emit('close');
+  }
+
+  private finish(): void {
+    this.socket.destroy();
+    if (this.closed_) return;
+    this.closed_ = true;
+    this.emit('close');
   }
 }

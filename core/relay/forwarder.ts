@@ -11,7 +11,7 @@ import { BraidError } from '../util/errors.js';
 import { errorFields, type LogFields, type Logger } from '../util/log.js';
 import { parseUdpDatagram, Socks5Error } from '../proxy/socks5-parser.js';
 import { encodeUdpDatagram } from '../proxy/socks5-encode.js';
-import { StreamDatagramChannel } from './datagram-channel.js';
+import { StreamDatagramChannel, type DatagramChannel } from './datagram-channel.js';
 import { DestinationPolicy, resolveDestination } from './destination-policy.js';
 import { encodeForwardReply, ForwardStatus, type ForwardStatusCode } from './forward-reply.js';
 import type { TokenBucket } from './token-bucket.js';
@@ -193,9 +193,22 @@ export async function forwardTcp(
   throttledPipe(out, stream, ctx.bucket, (n) => (stats.down += n));
 }
 
-/** UDP: one socket per family at the relay; datagrams carry the RFC 1928 §7 header both ways. */
-export function forwardUdp(stream: Duplex, ctx: ForwardContext, stats: ForwardStats): void {
-  const channel = new StreamDatagramChannel(stream, ctx.log);
+/**
+ * UDP: one socket per family at the relay; datagrams carry the RFC 1928 §7 header
+ * both ways. A stream-carried association first gets a ForwardReply; a message
+ * session none (the SOCKS reply does not wait for UDP, and an unreliable first
+ * message could be lost): a refusal resets it instead.
+ */
+export function forwardUdpStream(stream: Duplex, ctx: ForwardContext, stats: ForwardStats): void {
+  stream.write(encodeForwardReply({ status: ForwardStatus.ok, text: 'udp' }));
+  forwardUdp(new StreamDatagramChannel(stream, ctx.log), ctx, stats);
+}
+
+export function forwardUdp(
+  channel: DatagramChannel,
+  ctx: ForwardContext,
+  stats: ForwardStats,
+): void {
   const sockets = new Map<4 | 6, dgram.Socket>();
   const nameCache = new Map<string, { address: string; until: number }>();
   let refusalsLogged = 0;
@@ -274,5 +287,4 @@ export function forwardUdp(stream: Duplex, ctx: ForwardContext, stats: ForwardSt
     for (const s of sockets.values()) s.close();
     sockets.clear();
   });
-  stream.write(encodeForwardReply({ status: ForwardStatus.ok, text: 'udp' }));
 }

@@ -16,7 +16,15 @@ import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { DestinationPolicy } from './destination-policy.js';
 import { encodeForwardReply, ForwardStatus } from './forward-reply.js';
 import { parseForwardTarget } from './forward-target.js';
-import { forwardTcp, forwardUdp, type ForwardContext, type ForwardStats } from './forwarder.js';
+import {
+  forwardTcp,
+  forwardUdp,
+  forwardUdpStream,
+  type ForwardContext,
+  type ForwardStats,
+} from './forwarder.js';
+import { MessageDatagramChannel } from './datagram-channel.js';
+import type { BraidMessageSocket } from '../api/message-socket.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface RelayOptions {
@@ -136,7 +144,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const connectTimeoutMs = options.forward?.connectTimeoutMs ?? 10_000;
   const byClient = new Map<string, ClientState>();
   const clientOf = new WeakMap<Association, ClientState>();
-  const open = new Set<BraidStream>();
+  const open = new Set<BraidStream | BraidMessageSocket>();
   let draining = false;
   let drained: (() => void) | undefined;
   listener.on('association', (association, est) => {
@@ -153,11 +161,18 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     clientOf.set(association, state);
     log.info('client associated', { client: name, peer: est.peer });
   });
-  const onSession = (stream: BraidStream, association: Association): void => {
+  /** Admission, accounting and logging shared by byte-stream and message sessions. */
+  const admit = (
+    session: BraidStream | BraidMessageSocket,
+    association: Association,
+    serve: (ctx: ForwardContext, stats: ForwardStats, slog: Logger) => void,
+    refuse: (reason: string) => void,
+  ): void => {
+    const target = session.session.target;
     const client = clientOf.get(association);
     const slog = log.child({
       client: client?.stats.name ?? 'unknown',
-      session: stream.sessionId,
+      session: session.sessionId,
     });
     const refusal = draining
       ? 'relay is shutting down'
@@ -168,21 +183,21 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
           : undefined;
     if (refusal !== undefined || client === undefined) {
       if (client !== undefined) client.stats.refused++;
-      slog.warn('session refused', { target: stream.session.target, reason: refusal });
-      refuseStream(stream, refusal ?? 'refused');
+      slog.warn('session refused', { target, reason: refusal });
+      refuse(refusal ?? 'refused');
       return;
     }
     client.stats.sessions++;
-    open.add(stream);
+    open.add(session);
     const stats: ForwardStats = { up: 0, down: 0, dropped: 0 };
     const started = performance.now();
-    stream.once('close', () => {
+    session.once('close', () => {
       client.stats.sessions--;
       client.stats.bytesUp += stats.up;
       client.stats.bytesDown += stats.down;
-      open.delete(stream);
+      open.delete(session);
       slog.info('session ended', {
-        target: stream.session.target,
+        target,
         up: stats.up,
         down: stats.down,
         dropped: stats.dropped,
@@ -190,14 +205,24 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       });
       if (draining && open.size === 0) drained?.();
     });
-    serveStream(
-      stream,
-      slog,
-      { policy, connectTimeoutMs, bucket: client.bucket, log: slog },
-      stats,
-    );
+    serve({ policy, connectTimeoutMs, bucket: client.bucket, log: slog }, stats, slog);
   };
-  listener.on('stream', onSession);
+  listener.on('stream', (stream, association) =>
+    admit(
+      stream,
+      association,
+      (ctx, stats, slog) => serveStream(stream, slog, ctx, stats),
+      (reason) => refuseStream(stream, reason),
+    ),
+  );
+  listener.on('messages', (socket, association) =>
+    admit(
+      socket,
+      association,
+      (ctx, stats, slog) => serveMessages(socket, slog, ctx, stats),
+      (reason) => socket.destroy(new BraidError('BRAID_ERR_RELAY_REFUSED', reason)),
+    ),
+  );
   const host = options.publicHost ?? options.host;
   const invites = clients.map((c) => ({
     name: c.name,
@@ -291,6 +316,34 @@ async function sendFor(stream: BraidStream, ms: number): Promise<void> {
   if (!stream.destroyed) stream.end();
 }
 
+/**
+ * Message sessions: "udp" forwards datagrams under the session's semantics; "echo"
+ * sends each message back (tests). Anything else is reset with the reason.
+ */
+function serveMessages(
+  socket: BraidMessageSocket,
+  log: Logger,
+  ctx: ForwardContext,
+  stats: ForwardStats,
+): void {
+  const target = socket.session.target;
+  socket.on('error', (err) => log.info('message session ended with error', errorFields(err)));
+  if (target === 'udp') {
+    forwardUdp(new MessageDatagramChannel(socket, log), ctx, stats);
+    return;
+  }
+  if (target === 'echo') {
+    socket.on('message', (m) => socket.send(m));
+    socket.on('end', () => socket.end());
+    return;
+  }
+  socket.destroy(
+    new BraidError('BRAID_ERR_RELAY_REFUSED', 'unknown target for a message session (udp, echo)', {
+      value: target,
+    }),
+  );
+}
+
 function serveStream(
   stream: BraidStream,
   log: Logger,
@@ -308,7 +361,7 @@ function serveStream(
     return;
   }
   if (forward?.kind === 'udp') {
-    forwardUdp(stream, ctx, stats);
+    forwardUdpStream(stream, ctx, stats);
     return;
   }
   if (target === 'sink') {

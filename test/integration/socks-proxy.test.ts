@@ -9,6 +9,7 @@ import { RuleBook } from '../../core/proxy/rules.js';
 import { encodeUdpDatagram } from '../../core/proxy/socks5-encode.js';
 import { parseUdpDatagram, Reply } from '../../core/proxy/socks5-parser.js';
 import type { BraidStream } from '../../core/api/braid-stream.js';
+import type { BraidMessageSocket } from '../../core/api/message-socket.js';
 import { createLogger } from '../../core/util/log.js';
 import { useRelay } from '../support/relay-fixture.js';
 import { readAll, socksRequest, tcpEchoServer, udpEchoServer } from '../unit/proxy/socks-client.js';
@@ -32,10 +33,23 @@ describe('SOCKS5 proxy through the relay', () => {
   let echo: Awaited<ReturnType<typeof tcpEchoServer>>;
   let proxy: SocksServer;
   const relayStreams: BraidStream[] = [];
+  const relaySessions: Array<BraidStream | BraidMessageSocket> = [];
+  /** The app the proxy sees for this test process, from one CONNECT. */
+  const appOfThisProcess = async (): Promise<ProxiedConnection['app']> => {
+    const seen = once(proxy, 'connection') as Promise<[ProxiedConnection]>;
+    const { socket } = await socksRequest(proxy.port, 1, '127.0.0.1', echo.port);
+    socket.end();
+    await readAll(socket);
+    return (await seen)[0].app;
+  };
   beforeAll(async () => {
     echo = await tcpEchoServer();
     proxy = await proxyTo(relayOf().invite, { rules: new RuleBook({ logger: quiet }) });
-    relayOf().listener.on('stream', (s) => relayStreams.push(s));
+    relayOf().listener.on('stream', (s) => {
+      relayStreams.push(s);
+      relaySessions.push(s);
+    });
+    relayOf().listener.on('messages', (m) => relaySessions.push(m));
   });
   afterAll(async () => {
     await proxy.close();
@@ -96,49 +110,62 @@ describe('SOCKS5 proxy through the relay', () => {
     await readAll(socket);
   });
 
-  it('relays UDP ASSOCIATE datagrams through one session and drops fragments', async () => {
-    const udpEcho = await udpEchoServer();
-    const before = relayStreams.length;
-    const client = dgram.createSocket('udp4');
-    client.bind(0, '127.0.0.1');
-    await once(client, 'listening');
-    const { socket, reply, bound } = await socksRequest(proxy.port, 3, '0.0.0.0', 0);
-    expect(reply).toBe(Reply.succeeded);
-    expect(bound.host).toBe('127.0.0.1');
-    expect(relayStreams.length).toBe(before + 1);
-    expect(relayStreams.at(-1)!.session.target).toBe('udp');
-    const answers: Buffer[] = [];
-    const gotTwo = new Promise<void>((resolve) =>
-      client.on('message', (m) => {
-        answers.push(m);
-        if (answers.length === 2) resolve();
-      }),
-    );
-    const fragmentsBefore = proxy.stats.udpFragmentsDropped;
-    const fragment = encodeUdpDatagram({ host: '127.0.0.1', port: udpEcho.port }, Buffer.from('f'));
-    fragment[2] = 1;
-    client.send(fragment, bound.port, bound.host);
-    client.send(
-      encodeUdpDatagram({ host: '127.0.0.1', port: udpEcho.port }, Buffer.from('a')),
-      bound.port,
-      bound.host,
-    );
-    client.send(
-      encodeUdpDatagram({ host: 'localhost', port: udpEcho.port }, Buffer.from('b')),
-      bound.port,
-      bound.host,
-    );
-    await gotTwo;
-    const parsed = answers.map((a) => parseUdpDatagram(a));
-    expect(parsed.map((p) => p.data.toString()).sort()).toEqual(['re:a', 're:b']);
-    expect(parsed[0]!.address).toMatchObject({ host: '127.0.0.1', port: udpEcho.port });
-    expect(proxy.stats.udpFragmentsDropped).toBe(fragmentsBefore + 1);
-    expect(udpEcho.seen()).toBe(2);
-    socket.end();
-    await once(socket, 'close');
-    client.close();
-    udpEcho.close();
-  });
+  it.each([
+    ['unreliable-unordered', 'a message session'],
+    ['reliable-ordered', 'a length-prefixed stream'],
+  ] as const)(
+    'relays UDP ASSOCIATE datagrams of an app whose UDP is %s over %s, and drops fragments',
+    async (semantics, _carrier) => {
+      const app = await appOfThisProcess();
+      proxy.ruleBook.set({ ...proxy.ruleBook.ruleFor(app), udpSemantics: semantics });
+      const udpEcho = await udpEchoServer();
+      const client = dgram.createSocket('udp4');
+      client.bind(0, '127.0.0.1');
+      await once(client, 'listening');
+      const { socket, reply, bound } = await socksRequest(proxy.port, 3, '0.0.0.0', 0);
+      expect(reply).toBe(Reply.succeeded);
+      expect(bound.host).toBe('127.0.0.1');
+      const answers: Buffer[] = [];
+      const gotTwo = new Promise<void>((resolve) =>
+        client.on('message', (m) => {
+          answers.push(m);
+          if (answers.length === 2) resolve();
+        }),
+      );
+      const fragmentsBefore = proxy.stats.udpFragmentsDropped;
+      const fragment = encodeUdpDatagram(
+        { host: '127.0.0.1', port: udpEcho.port },
+        Buffer.from('f'),
+      );
+      fragment[2] = 1;
+      client.send(fragment, bound.port, bound.host);
+      client.send(
+        encodeUdpDatagram({ host: '127.0.0.1', port: udpEcho.port }, Buffer.from('a')),
+        bound.port,
+        bound.host,
+      );
+      client.send(
+        encodeUdpDatagram({ host: 'localhost', port: udpEcho.port }, Buffer.from('b')),
+        bound.port,
+        bound.host,
+      );
+      await gotTwo;
+      const parsed = answers.map((a) => parseUdpDatagram(a));
+      expect(parsed.map((p) => p.data.toString()).sort()).toEqual(['re:a', 're:b']);
+      expect(parsed[0]!.address).toMatchObject({ host: '127.0.0.1', port: udpEcho.port });
+      expect(proxy.stats.udpFragmentsDropped).toBe(fragmentsBefore + 1);
+      expect(udpEcho.seen()).toBe(2);
+      // The relay saw one session with target "udp" and the app's semantics in its OPEN.
+      const last = relaySessions.at(-1)!;
+      expect(last.session.target).toBe('udp');
+      expect(last.session.semantics).toBe(semantics);
+      socket.end();
+      await once(socket, 'close');
+      client.close();
+      udpEcho.close();
+      proxy.ruleBook.delete(app.appId);
+    },
+  );
 
   it('answers malformed and unsupported requests with their reply codes and keeps serving', async () => {
     const malformedBefore = proxy.stats.malformed;
