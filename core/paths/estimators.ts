@@ -224,6 +224,8 @@ export interface RecoveryFigures {
   readonly deliveryRate: number;
   readonly cwnd: number;
   readonly bytesInFlight: number;
+  /** Bytes the peer acknowledged so far (lifetime counter). */
+  readonly bytesAcked: number;
 }
 
 /** A path's figures in the form the scoreboard keeps (core/paths/scoreboard.ts). */
@@ -253,13 +255,21 @@ export interface PathEstimatorConfig {
  */
 export class PathEstimator {
   readonly kind: TransportKind;
+  /** Round-trip jitter from our RTT samples: what the schedulers use. */
   readonly jitter = new JitterEstimator();
+  /**
+   * One-way jitter of the peer's packets towards us, from the PROBE frames' sender
+   * timestamps (RFC 3550 §6.4.1 as specified): for the dashboard's per-uplink card.
+   * Kept apart from `jitter` because one-way and round-trip transits do not mix.
+   */
+  readonly inboundJitter = new JitterEstimator();
   readonly loss: LossWindow;
   /** Longer maximum of PathRecovery's delivery rate, for the scoreboard and the guard. */
   readonly rate: WindowedMaxFilter;
   readonly tcp: TcpProgressMonitor | undefined;
   private seed_: PathScore | undefined;
   private rateSamples = 0;
+  private lastBytesAcked = 0;
 
   constructor(config: PathEstimatorConfig) {
     this.kind = config.kind;
@@ -297,6 +307,14 @@ export class PathEstimator {
       this.rate.update(recovery.deliveryRate, now);
       this.rateSamples++;
     }
+    const newly = recovery.bytesAcked - this.lastBytesAcked;
+    this.lastBytesAcked = recovery.bytesAcked;
+    if (this.tcp !== undefined && newly > 0) this.tcp.onAcked(now, newly);
+  }
+
+  /** A PROBE arrived from the peer on this path: its sentAtMicros / 1000 and our time. */
+  onProbeReceived(sentAtMs: number, arrivalMs: number): void {
+    this.inboundJitter.onArrival(sentAtMs, arrivalMs);
   }
 
   /** Losses declared by a timer (PathRecovery.onTimer). */

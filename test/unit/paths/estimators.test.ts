@@ -189,6 +189,7 @@ describe('PathEstimator', () => {
     deliveryRate: 0,
     cwnd: 12_000,
     bytesInFlight: 0,
+    bytesAcked: 0,
     ...over,
   });
 
@@ -220,6 +221,18 @@ describe('PathEstimator', () => {
     const e = new PathEstimator({ kind: 'udp' });
     const r = recovery({ srtt: 10, hasRttSample: true, deliveryRate: 1000, cwnd: 100_000 });
     expect(e.deliveryRate(r)).toBe(10_000_000);
+  });
+
+  it('feeds a TCP path its ACK progress from the recovery counter, and keeps inbound jitter apart', () => {
+    const e = new PathEstimator({ kind: 'tcp' });
+    const r = recovery({ srtt: 40, hasRttSample: true, deliveryRate: 1e5 });
+    e.onAck(0, { ...r, bytesAcked: 50_000 }, 40, 0, 40);
+    e.onAck(500, { ...r, bytesAcked: 150_000 }, 80, 0, 40);
+    expect(e.tcp!.ackedBytes).toBe(150_000);
+    e.onProbeReceived(1000, 1030);
+    e.onProbeReceived(2000, 2040);
+    expect(e.inboundJitter.jitter).toBeCloseTo(10 / 16, 12);
+    expect(e.jitter.jitter).toBe(0);
   });
 
   it('reports figures for the scoreboard only once it has an RTT sample', () => {
