@@ -21,14 +21,18 @@ import { TRANSPORT_KINDS, type TransportKind } from '../wire/frame.js';
 import { BraidError, isBraidError } from '../util/errors.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { formatTransfer, parseSize, runTransfer } from './transfer.js';
+import { runProxyDemo } from './demo-proxy.js';
 
 const HELP = `braid — stripe one flow over every uplink (session-layer striping)
 
 Usage:
   braid demo  [--bytes 100M] [--via 127.0.0.2,127.0.0.3,127.0.0.4] [--transport udp,udp,tcp]
+              [--skip-proxy]
       Starts a relay on 127.0.0.1 in a child process (its own keys in a temporary
       folder), sends pseudo-random bytes to its sink over one path per --via
-      address, checks the SHA-256 and prints per-path and total goodput.
+      address, checks the SHA-256 and prints per-path and total goodput. Then two
+      programs fetch a file through the local SOCKS5 proxy: the proxy tells them
+      apart, one goes through the relay, the other is bypassed by its rule.
       Needs no root and no server.
 
   braid relay [--host 127.0.0.1] [--port 7400] [--address A,B] [--state DIR]
@@ -307,6 +311,8 @@ export async function spawnRelay(options: {
   host?: string;
   port?: number;
   transports?: string;
+  /** CIDRs the relay may forward to although private (the demo's local web server). */
+  allow?: string;
 }): Promise<{ invite: string; stop: () => Promise<void> }> {
   const main = fileURLToPath(import.meta.url);
   const child = spawn(
@@ -324,6 +330,7 @@ export async function spawnRelay(options: {
       '--transport',
       options.transports ?? 'udp,tcp',
       '--stop-on-stdin-end',
+      ...(options.allow !== undefined ? ['--allow', options.allow] : []),
     ],
     // The demo's and bench's relay speaks up only for problems unless BRAID_LOG says otherwise.
     {
@@ -363,6 +370,7 @@ async function demoCommand(argv: string[]): Promise<void> {
       bytes: { type: 'string', default: '100M' },
       via: { type: 'string', default: '127.0.0.2,127.0.0.3,127.0.0.4' },
       transport: { type: 'string', default: 'udp,udp,tcp' },
+      'skip-proxy': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -374,7 +382,8 @@ async function demoCommand(argv: string[]): Promise<void> {
   const transports = parseTransports(values.transport, via.length);
   const stateDir = mkdtempSync(join(tmpdir(), 'braid-demo-'));
   process.stdout.write(`starting a local relay (state in ${stateDir})\n`);
-  const relay = await spawnRelay({ stateDir });
+  // Loopback allowed: the proxy part fetches from a web server on this machine.
+  const relay = await spawnRelay({ stateDir, allow: '127.0.0.0/8' });
   try {
     process.stdout.write(`relay invite: ${relay.invite}\n`);
     process.stdout.write(
@@ -389,6 +398,18 @@ async function demoCommand(argv: string[]): Promise<void> {
     });
     process.stdout.write(formatTransfer(result) + '\n');
     if (!result.verified) process.exitCode = 1;
+    // The proxy part runs the apps through sh; Windows has none (and no /proc to tell apps apart).
+    if (!values['skip-proxy'] && process.platform !== 'win32') {
+      const ok = await runProxyDemo({
+        invite: relay.invite,
+        via,
+        transports,
+        bytes: 8_000_000,
+        logger: createLogger(),
+        write: (line) => process.stdout.write(line),
+      });
+      if (!ok) process.exitCode = 1;
+    }
   } finally {
     await relay.stop();
     rmSync(stateDir, { recursive: true, force: true });

@@ -64,7 +64,8 @@ export class RelayOutbound implements Outbound {
         this.client = client;
         client.association.once('closed', () => {
           if (this.client === client) this.client = undefined;
-          this.log.warn('association to the relay closed; the next connection reconnects');
+          if (!this.closed)
+            this.log.warn('association to the relay closed; the next connection reconnects');
         });
         return client;
       },

@@ -254,7 +254,7 @@ function formatErrors(errors: RuleFieldError[]): string {
 export const RULES_FILE_VERSION = 1;
 
 export interface RuleBookEvents {
-  /** A rule was set or removed (then `rule` is the default the app falls back to... or undefined). */
+  /** The user's rule for `appId` was set (`rule`) or removed (undefined: back to the default). */
   change: [appId: string, rule: AppRule | undefined];
 }
 
