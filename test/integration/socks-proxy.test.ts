@@ -29,7 +29,7 @@ async function proxyTo(
 }
 
 describe('SOCKS5 proxy through the relay', () => {
-  const relayOf = useRelay({ forward: { allow: ['127.0.0.0/8'] } });
+  const relayOf = useRelay({ forward: { allow: ['127.0.0.0/8', '::1/128'] } });
   let echo: Awaited<ReturnType<typeof tcpEchoServer>>;
   let proxy: SocksServer;
   const relayStreams: BraidStream[] = [];
@@ -80,6 +80,19 @@ describe('SOCKS5 proxy through the relay', () => {
     const received = readAll(socket);
     socket.end('hi');
     expect((await received).toString()).toBe('hibye');
+  });
+
+  it('CONNECTs to an IPv6 address (bracketed in the session target)', async () => {
+    const v6 = net.createServer((c) => c.end('v6 ok'));
+    v6.listen(0, '::1');
+    await once(v6, 'listening');
+    const port = (v6.address() as net.AddressInfo).port;
+    const { socket, reply, bound } = await socksRequest(proxy.port, 1, '::1', port);
+    expect(reply).toBe(Reply.succeeded);
+    expect(bound.host).toBe('0:0:0:0:0:0:0:1');
+    expect(relayStreams.at(-1)!.session.target).toBe(`tcp:[::1]:${port}`);
+    expect((await readAll(socket)).toString()).toBe('v6 ok');
+    v6.close();
   });
 
   it('replies only after the relay connected: "connection refused" for a closed port', async () => {
