@@ -100,6 +100,12 @@ export class SessionScheduler {
   private eligible = new Uint8Array(8);
   private front = new Uint8Array(8);
   private metric = new Float64Array(8);
+  /**
+   * Weights in force for this pick, by OBJECTIVES index. Kept in a typed array because
+   * V8 boxes a fractional number returned from or passed to a call it does not
+   * inline: an allocation per packet (measured: scavenges with sliders at 0.5).
+   */
+  private readonly w = new Float64Array(OBJECTIVES.length);
 
   constructor(policy: ObjectivePolicy) {
     this.jitter = new JitterScheduler({ epsilonMs: policy.epsilon?.jitterMs });
@@ -260,17 +266,17 @@ export class SessionScheduler {
     }
     let duplicate = false;
     const order = this.order;
+    for (let k = 0; k < OBJECTIVES.length; k++) this.w[k] = this.weight(OBJECTIVES[k]!, now);
     for (let s = 0; s < order.length; s++) {
       const o = order[s]!;
       if (o === 'throughput') break;
-      const w = this.weight(o, now);
-      if (w <= 0) continue;
+      if (this.w[OBJECTIVES.indexOf(o)]! <= 0) continue;
       if (o === 'loss' && !reliable) duplicate = true;
-      this.stage(o, w, candidates, bytes, now, reliable);
+      this.stage(o, candidates, bytes, now, reliable);
     }
     const decision = this.throughput.pickWeighted(ctx, candidates, gains, bytes, now);
     if (duplicate && decision.index >= 0) {
-      const copies = 1 + Math.round((this.maxCopies - 1) * this.weight('loss', now));
+      const copies = 1 + Math.round((this.maxCopies - 1) * this.w[OBJECTIVES.indexOf('loss')]!);
       this.loss.addDuplicates(decision, candidates, eligible, copies);
     }
     return decision;
@@ -278,7 +284,6 @@ export class SessionScheduler {
 
   private stage(
     o: Objective,
-    w: number,
     candidates: readonly PathView[],
     bytes: number,
     now: number,
@@ -290,6 +295,7 @@ export class SessionScheduler {
     const front = this.front;
     const eps = o === 'loss' ? this.epsLoss : o === 'latency' ? this.epsLatency : this.epsJitter;
     const hasPenalties = this.penalties.length > 0;
+    const w = this.w[OBJECTIVES.indexOf(o)]!;
     let frontCount = 0;
     for (let i = 0; i < n; i++) {
       front[i] = gains[i] === 1 ? 1 : 0;

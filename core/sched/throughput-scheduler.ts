@@ -1,3 +1,4 @@
+import { BraidError } from '../util/errors.js';
 import type { ObjectiveScheduler, PathView, SchedContext } from './path-view.js';
 import { PathDecision, effectiveRate, isReliable, markEligible, waitMs } from './path-view.js';
 
@@ -7,6 +8,8 @@ const QUANTUM = 64 * 1024;
 const ECF_BETA = 0.25;
 /** Credit kept across rounds is capped so that a path idle for long does not burst. */
 const MAX_CREDIT = 2 * QUANTUM;
+/** Path ids the credit table takes (it grows up to this). */
+const MAX_PATH_ID = 1 << 20;
 
 /**
  * Throughput: deficit round robin with quanta proportional to each path's rate (paper
@@ -22,7 +25,12 @@ const MAX_CREDIT = 2 * QUANTUM;
  */
 export class ThroughputScheduler implements ObjectiveScheduler {
   private readonly decision = new PathDecision();
-  private readonly credits = new Map<number, number>();
+  /**
+   * DRR credit by path id. A typed array, not a Map: a Map boxes each double it
+   * stores, an allocation per packet. Path ids are small integers counted up per
+   * association (association.ts nextPathId).
+   */
+  private credits = new Float64Array(16);
   private eligible = new Uint8Array(8);
   /** Whether the last decision was an ECF wait (hysteresis). */
   private waiting = false;
@@ -36,12 +44,25 @@ export class ThroughputScheduler implements ObjectiveScheduler {
 
   /** DRR credit of a path (for tests and the dashboard). */
   credit(pathId: number): number {
-    return this.credits.get(pathId) ?? 0;
+    return pathId < this.credits.length ? this.credits[pathId]! : 0;
   }
 
   /** Forgets a path that left the association. */
   remove(pathId: number): void {
-    this.credits.delete(pathId);
+    if (pathId < this.credits.length) this.credits[pathId] = 0;
+  }
+
+  private ensureId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id > MAX_PATH_ID) {
+      throw new BraidError('BRAID_ERR_INTERNAL', 'path id out of the scheduler range', {
+        path: id,
+      });
+    }
+    if (id >= this.credits.length) {
+      const grown = new Float64Array(Math.max(id + 1, this.credits.length * 2));
+      grown.set(this.credits);
+      this.credits = grown;
+    }
   }
 
   pickWeighted(
@@ -76,7 +97,8 @@ export class ThroughputScheduler implements ObjectiveScheduler {
         continue;
       }
       sendable++;
-      const c = this.credits.get(v.id) ?? 0;
+      this.ensureId(v.id);
+      const c = this.credits[v.id]!;
       if (c > 0 && (best < 0 || c > bestCredit)) {
         best = i;
         bestCredit = c;
@@ -92,8 +114,8 @@ export class ThroughputScheduler implements ObjectiveScheduler {
         if (!v.canSend) continue;
         const g = gains === null ? 1 : gains[i]!;
         const quantum = (QUANTUM * effectiveRate(v, reliable) * g) / maxRate;
-        const c = Math.min((this.credits.get(v.id) ?? 0) + quantum, MAX_CREDIT);
-        this.credits.set(v.id, c);
+        const c = Math.min(this.credits[v.id]! + quantum, MAX_CREDIT);
+        this.credits[v.id] = c;
         if (best < 0 || c > bestCredit) {
           best = i;
           bestCredit = c;
@@ -108,7 +130,7 @@ export class ThroughputScheduler implements ObjectiveScheduler {
       return this.decision.wait(ecfWait);
     }
     this.waiting = false;
-    this.credits.set(chosen.id, bestCredit - bytes);
+    this.credits[chosen.id] = bestCredit - bytes;
     return this.decision.choose(best, chosen.id);
   }
 
