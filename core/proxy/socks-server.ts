@@ -409,19 +409,19 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
       channel.send(msg);
     });
     udp.on('error', (err) => log.info('UDP relay socket error', errorFields(err)));
+    let ended = false;
     channel.on('message', (datagram) => {
-      if (clientPort === undefined) return; // no client datagram yet: nowhere to send
+      // Before the client's first datagram there is nowhere to send; after the end,
+      // the socket is closed (send would throw).
+      if (clientPort === undefined || ended) return;
       this.stats.udpDatagramsDown++;
       udp.send(datagram, clientPort, clientAddress);
     });
     const end = (): void => {
+      if (ended) return;
+      ended = true;
       channel.close();
-      try {
-        udp.close();
-      } catch (err) {
-        // Already closed (both the TCP connection and the channel ended): nothing left.
-        log.debug('UDP relay socket already closed', errorFields(err));
-      }
+      udp.close();
       if (!socket.destroyed) socket.end();
     };
     channel.once('close', end);

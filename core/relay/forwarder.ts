@@ -235,6 +235,8 @@ export function forwardUdp(
     return s;
   };
   const send = (address: string, port: number, data: Buffer): void => {
+    // A datagram still in flight when the association ended has nowhere to go.
+    if (channel.closed) return;
     const family = net.isIPv6(address) ? 6 : 4;
     socketFor(family).send(data, port, address, (err) => {
       if (err !== null && err !== undefined) drop('send failed', { address, ...errorFields(err) });
