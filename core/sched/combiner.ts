@@ -160,6 +160,12 @@ export class SessionScheduler {
     this.order = [...before, 'throughput'];
   }
 
+  /** Forgets a path that left the association (its DRR credit, its jitter hold). */
+  removePath(pathId: number): void {
+    this.throughput.remove(pathId);
+    if (this.jitter.current === pathId) this.jitter.current = -1;
+  }
+
   /** The stages in force, in order, ending with throughput. */
   get stages(): readonly Objective[] {
     return this.order;

@@ -11,6 +11,7 @@ import {
 import { PathEstimator } from '../../../core/paths/estimators.js';
 import { PathRecovery } from '../../../core/paths/path-recovery.js';
 import { ManualClock } from '../../../core/util/clock.js';
+import { BraidError } from '../../../core/util/errors.js';
 import { ThroughputScheduler } from '../../../core/sched/throughput-scheduler.js';
 import { seededRandom } from '../../support/impaired-subflow.js';
 import { fraction, shares, view } from './views.js';
@@ -76,6 +77,21 @@ describe('ThroughputScheduler (DRR with rate quanta, ECF)', () => {
     const views = [view(1), view(2)];
     expect(shares(s, { ...reliable, onlyPathId: 2 }, views, 50).get(1)).toBe(0);
     expect(shares(s, { ...reliable, onlyPathId: 9 }, views, 50).get(1)).toBeGreaterThan(0);
+  });
+
+  it('refuses a path id that is not a small non-negative integer', () => {
+    const s = new ThroughputScheduler();
+    try {
+      s.pick(reliable, [view(-1)], 1200, 0);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as BraidError).code).toBe('BRAID_ERR_INTERNAL');
+    }
+    // Large ids grow the credit table.
+    expect(s.pick(reliable, [view(5000)], 1200, 0).pathId).toBe(5000);
+    expect(s.credit(5000)).toBeGreaterThan(0);
+    s.remove(5000);
+    expect(s.credit(5000)).toBe(0);
   });
 
   it('returns the same decision object every time (no allocation per packet)', () => {
