@@ -1,6 +1,7 @@
 import { Duplex } from 'node:stream';
 import { BraidError } from '../util/errors.js';
 import type { Session } from '../session/session.js';
+import type { FeedbackReport } from '../sched/combiner.js';
 
 /**
  * A reliable-ordered session as a Node Duplex (DESIGN §4). Writes wait while the
@@ -50,6 +51,11 @@ export class BraidStream extends Duplex {
 
   get sessionId(): number {
     return this.session.id;
+  }
+
+  /** Application feedback (paper §III-C): nudges this session's scheduler for a while. */
+  feedback(report: FeedbackReport): void {
+    this.session.feedback(report, performance.now());
   }
 
   override _write(

@@ -14,6 +14,7 @@ import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { BraidStream } from './braid-stream.js';
 import type { EngineEvent } from './engine-events.js';
 import type { DataCapLedger } from '../paths/data-caps.js';
+import type { ObjectivePolicy } from '../sched/combiner.js';
 import { stricterRole, type UplinkRole } from '../paths/uplink-roles.js';
 import { BraidMessageSocket } from './message-socket.js';
 import type { MessageSemantics } from '../session/session.js';
@@ -48,6 +49,9 @@ export type ConnectResult =
  * JOIN. A UDP path that cannot join (UDP blocked on that uplink) falls back to TCP
  * from the same local address (paper §III-B, automatic transport selection).
  */
+/** How long a TCP path stays suspect before it is replaced by a fresh connection. */
+const REPLACE_AFTER_MS = 1000;
+
 export interface ClientEvents {
   event: [EngineEvent];
 }
@@ -338,8 +342,15 @@ export class BraidClient extends EventEmitter<ClientEvents> {
           reason: 'no acknowledgement progress',
         });
         // Paper §III-B: a TCP path that stalls is replaced, since its kernel buffer may
-        // hold it behind a loss it will never get past in time.
-        if (path.kind === 'tcp') this.replaceTcpPath(path);
+        // hold it behind a loss it will never get past in time. Its data already moved
+        // to the other paths; the replacement waits a moment, because a path that was
+        // only slow (a busy machine) answers again and is kept.
+        if (path.kind === 'tcp') {
+          const wait = Math.max(REPLACE_AFTER_MS, 4 * path.recovery.srtt);
+          setTimeout(() => {
+            if (path.state === 'suspect') this.replaceTcpPath(path);
+          }, wait).unref();
+        }
         return;
       case 'failed':
       case 'closed':
@@ -412,7 +423,12 @@ export class BraidClient extends EventEmitter<ClientEvents> {
   }
 
   openStream(
-    options: { target?: string; semantics?: Semantics; priorities?: Objective[] } = {},
+    options: {
+      target?: string;
+      semantics?: Semantics;
+      priorities?: Objective[];
+      policy?: Omit<ObjectivePolicy, 'priorities'>;
+    } = {},
   ): BraidStream {
     return new BraidStream(
       this.association.openSession({ ...options, semantics: 'reliable-ordered' }),
@@ -426,6 +442,7 @@ export class BraidClient extends EventEmitter<ClientEvents> {
     priorities?: Objective[];
     /** Playout deadline of unreliable-ordered sessions (ms); default 150. */
     deadlineMs?: number;
+    policy?: Omit<ObjectivePolicy, 'priorities'>;
   }): BraidMessageSocket {
     return new BraidMessageSocket(this.association.openSession(options));
   }

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { BraidError } from '../util/errors.js';
 import type { MessageSemantics, Session } from '../session/session.js';
 import type { Clock } from '../util/clock.js';
+import type { FeedbackReport } from '../sched/combiner.js';
 import { systemClock } from '../util/clock.js';
 
 export interface MessageSocketEvents {
@@ -51,6 +52,7 @@ export class BraidMessageSocket extends EventEmitter<MessageSocketEvents> {
   private readonly queued: Buffer[] = [];
   private iterating = false;
   private iteratorDropped = 0;
+  private destroying = false;
 
   constructor(session: Session, clock: Clock = systemClock) {
     super();
@@ -72,7 +74,8 @@ export class BraidMessageSocket extends EventEmitter<MessageSocketEvents> {
         this.finishIterator();
       },
       onReset: (error, byApplication) => {
-        if (!byApplication) this.emit('error', error);
+        // The application's own destroy() is not an error it must be told about.
+        if (!byApplication && !this.destroying) this.emit('error', error);
         this.finish();
       },
       onClosed: () => this.finish(),
@@ -109,9 +112,19 @@ export class BraidMessageSocket extends EventEmitter<MessageSocketEvents> {
     this.session.end();
   }
 
+  /**
+   * Application feedback (paper §III-C, DESIGN §4 `feedback(report)`): what the app
+   * experiences nudges this session's scheduler for a while, e.g. `{ objective:
+   * 'latency', pathId }` when one path's messages come too late.
+   */
+  feedback(report: FeedbackReport): void {
+    this.session.feedback(report, this.clock.now());
+  }
+
   /** Aborts the session at once. */
   destroy(error?: BraidError): void {
     if (!this.session.isDone) {
+      this.destroying = error === undefined;
       this.session.abort(
         error ??
           new BraidError('BRAID_ERR_SESSION_RESET', 'message socket destroyed by the application', {

@@ -40,7 +40,15 @@ import {
 } from './path.js';
 import { Session, type SessionHost } from './session.js';
 import { chargePath, pickPath } from '../sched/rate-split.js';
-import { roleTiers, type RoleTiers } from '../paths/uplink-roles.js';
+import { roleTiers, type RoleTiers, type UplinkRole } from '../paths/uplink-roles.js';
+import { CoupledGroup } from '../paths/coupled-congestion.js';
+import type { ObjectivePolicy } from '../sched/combiner.js';
+import {
+  createSchedContext,
+  fillPathView,
+  type PathView,
+  type SchedContext,
+} from '../sched/path-view.js';
 
 /**
  * Life of an association (one per peer, DESIGN §3). Only `transition()` assigns it.
@@ -67,6 +75,8 @@ export interface OpenSessionOptions {
   target?: string;
   /** Playout deadline (ms) of an unreliable-ordered session; default 150. */
   deadlineMs?: number;
+  /** The app's sliders and tolerances (DESIGN §3); priorities come from `priorities`. */
+  policy?: Omit<ObjectivePolicy, 'priorities'>;
 }
 
 /** Default playout deadline of unreliable-ordered sessions (a call's jitter buffer). */
@@ -123,8 +133,17 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private readonly peerIdsSkipped = new Set<number>();
 
   private readonly scratch: Buffer;
-  /** Reliable messages written into the packet being built. */
+  /** Messages written into the packet being built. */
   private sentMessages: SentMessage[] | null = null;
+  /** Messages of the last data packet sent, for loss-objective copies. */
+  private lastMessages: SentMessage[] | null = null;
+  private readonly schedContext: SchedContext = createSchedContext();
+  /** Paths for copies of the packet just sent (duplication), reused. */
+  private readonly copyTargets: Path[] = [];
+  /** When a scheduler that said "not now" wants to be asked again (ECF, pacing). */
+  private schedRetryAt = Infinity;
+  /** Coupled congestion control over the UDP paths (LIA), unless opted out. */
+  private readonly coupling: CoupledGroup | undefined;
   private flushScheduled = false;
   /** Bound once, so scheduling a flush or a timer allocates no closure. */
   private readonly flushCallback = (): void => this.flushNow();
@@ -148,6 +167,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     // Just below the peer's first id, so that skipped ids keep the peer's parity.
     this.peerIdHigh = this.role === 'client' ? -1 : -2;
     this.scratch = Buffer.alloc(HEADER_ROOM + Math.max(options.config.tcpPacketSize, 65536));
+    // DESIGN §3 fairness: coupled by default, an app may opt out.
+    this.coupling = options.config.coupledCongestion ? new CoupledGroup() : undefined;
     this.lastReceivedAt = this.clock.now();
   }
 
@@ -202,6 +223,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         target: options.target ?? '',
         deadlineMs,
         maxMessageSize: this.maxMessageSize,
+        ...(options.policy === undefined ? {} : { policy: options.policy }),
         window: this.config.sessionWindow,
         sendBufferLimit: this.config.sendBufferLimit,
         local: true,
@@ -282,6 +304,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.paths.set(id, path);
     this.live.push(path);
     this.live.sort((a, b) => a.id - b.id);
+    // TCP paths have the kernel's congestion control; only UDP paths are coupled.
+    if (path.kind === 'udp') this.coupling?.add(path.recovery);
     subflow.onPacket = (packet) => this.onSubflowPacket(path, packet);
     subflow.onDrain = () => {
       path.blocked = false;
@@ -418,6 +442,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   /** Takes a path out of service and reinjects everything it had outstanding. */
   private retire(path: Path): number {
+    this.coupling?.remove(path.recovery);
     const outstanding = path.recovery.drainOutstanding();
     let reinjected = 0;
     for (const record of outstanding) {
@@ -757,6 +782,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       this.fail(result, true);
       return;
     }
+    target.estimator.onAck(
+      this.clock.now(),
+      target.recovery,
+      result.acked.length,
+      result.lost.length,
+      result.rttSample,
+    );
     if (result.acked.length > 0 && target.state === 'suspect') {
       target.transition('active');
       this.log.info('path recovered', { path: target.id });
@@ -853,14 +885,60 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     if (this.state_ === 'closed') return;
     const now = this.clock.now();
     let sent = 0;
-    const tiers = roleTiers(this.live, isUsable);
+    this.schedRetryAt = Infinity;
+    let live = this.live;
+    let tiers = roleTiers(live, isUsable);
+    let candidates = live.map(viewOf);
     while (sent < MAX_PACKETS_PER_FLUSH && this.hasData()) {
-      const path = pickByRole(tiers, now);
+      if (live !== this.live) {
+        // A send killed a path (its interface vanished mid-write): new candidates.
+        live = this.live;
+        tiers = roleTiers(live, isUsable);
+        candidates = live.map(viewOf);
+      }
+      let path: Path | undefined;
+      let copies = 0;
+      if (this.control.length > 0 || this.ready.length === 0) {
+        // Session-control frames go on any path that may send.
+        path = pickByRole(tiers, now);
+        if (path === undefined) break;
+        const before = path.stats.bytesSent;
+        if (!this.sendPacket(path, now, true)) break;
+        chargePath(path, path.stats.bytesSent - before);
+        sent++;
+        continue;
+      }
+      this.refreshViews(live, tiers, now);
+      // Each ready session's own scheduler picks the path for its next packet (its
+      // objectives, DESIGN §3); a session whose scheduler says "not now" (window
+      // closed, ECF waiting for a faster path) lets the next one go.
+      for (let tries = this.ready.length; tries > 0 && path === undefined; tries--) {
+        if (this.readyRr >= this.ready.length) this.readyRr = 0;
+        const session = this.ready[this.readyRr]!;
+        if (session.isDone) {
+          this.unready(this.readyRr);
+          continue;
+        }
+        const ctx = this.schedContext;
+        ctx.semantics = session.semantics;
+        ctx.backlogBytes = session.backlogBytes;
+        const d = session.scheduler.pick(ctx, candidates, this.config.udpPacketSize, now);
+        if (d.index >= 0) {
+          path = live[d.index];
+          copies = d.duplicateCount;
+          for (let k = 0; k < copies; k++) this.copyTargets[k] = live[d.duplicates[k]!]!;
+        } else {
+          if (d.retryAt < this.schedRetryAt) this.schedRetryAt = d.retryAt;
+          this.readyRr++;
+        }
+      }
       if (path === undefined) break;
-      const before = path.stats.bytesSent;
       if (!this.sendPacket(path, now, true)) break;
-      chargePath(path, path.stats.bytesSent - before);
       sent++;
+      const messages = this.lastMessages;
+      if (copies > 0 && messages !== null) {
+        for (let k = 0; k < copies; k++) this.sendCopies(this.copyTargets[k]!, messages, now);
+      }
     }
     for (const path of this.live) {
       if (path.probesDue > 0 && path.state !== 'joining') {
@@ -876,6 +954,50 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     }
     if (sent === MAX_PACKETS_PER_FLUSH) this.scheduleFlush();
     this.armTimer();
+  }
+
+  /** Fills each path's scheduler view; roles decide which paths are offered at all. */
+  private refreshViews(live: readonly Path[], tiers: RoleTiers<Path>, now: number): void {
+    // Secondaries only when no primary has window room (see pickByRole).
+    const secondaryOk = !hasRoom(tiers.primary);
+    for (let i = 0; i < live.length; i++) {
+      const p = live[i]!;
+      fillPathView(p.view, p, p.recovery, p.estimator, p.role, now);
+      if (
+        (p.role === 'secondary' && !secondaryOk) ||
+        (p.role === 'backup' && !tiers.backup.includes(p))
+      ) {
+        p.view.usable = false;
+      }
+    }
+  }
+
+  /**
+   * Loss objective for unreliable sessions: the messages just sent go once more on
+   * another path, each copy in a packet of its own tracked like any other.
+   */
+  private sendCopies(path: Path, messages: readonly SentMessage[], now: number): void {
+    if (!path.usable) return;
+    const buf = this.scratch;
+    const budgetEnd = HEADER_ROOM + path.maxPacketSize - maxHeaderLength(path.id) - TAG_LENGTH;
+    let pos = HEADER_ROOM;
+    const copied: SentMessage[] = [];
+    for (const m of messages) {
+      const queue = m.session.msg?.send;
+      const out = queue?.unsettled(m.number);
+      if (queue === undefined || out === undefined) continue;
+      if (out.data.length + DATAGRAM_FRAME_OVERHEAD_MAX > budgetEnd - pos) break;
+      pos = encodeFrame(
+        { type: 'datagram', sessionId: m.session.id, messageNumber: m.number, data: out.data },
+        buf,
+        pos,
+      );
+      queue.duplicated(out);
+      copied.push(m);
+      path.stats.messagesSent++;
+    }
+    if (copied.length === 0) return;
+    this.sealAndSend(path, buf, pos, true, { chunks: null, control: null, messages: copied }, now);
   }
 
   private hasData(): boolean {
@@ -1004,25 +1126,38 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     }
     if (pos === HEADER_ROOM) return false;
     if (path.probesDue > 0 && ackEliciting) path.probesDue--;
-    const payloadLength = pos - HEADER_ROOM;
+    const messages = this.sentMessages;
+    this.sentMessages = null;
+    this.lastMessages = messages;
+    this.sealAndSend(path, buf, pos, ackEliciting, { chunks, control, messages }, now);
+    return true;
+  }
+
+  /** Adds the header to the payload in `buf[HEADER_ROOM, end)`, seals, records and sends it. */
+  private sealAndSend(
+    path: Path,
+    buf: Buffer,
+    end: number,
+    ackEliciting: boolean,
+    record: SentRecord,
+    now: number,
+  ): void {
+    const payloadLength = end - HEADER_ROOM;
     const pn = path.recovery.nextPacketNumber();
     const hl = headerLength(path.id, pn);
     const start = HEADER_ROOM - hl;
     writeHeader(buf, start, this.id, path.id, pn);
-    const parts = path.protection.sealParts(buf.subarray(start, pos), hl, payloadLength, pn);
+    const parts = path.protection.sealParts(buf.subarray(start, end), hl, payloadLength, pn);
     const sealedLength = parts[0].length + parts[1].length + parts[2].length;
     // JOIN retransmissions are timed by the join logic, not by loss recovery.
     const inFlight = ackEliciting && path.state !== 'joining';
     // Recorded before the transport sees it: a send that kills the path (the interface
     // vanished mid-write) then finds this packet among the outstanding ones to reinject.
-    const messages = this.sentMessages;
-    this.sentMessages = null;
-    path.recovery.onPacketSent(pn, sealedLength, inFlight, { chunks, control, messages });
+    path.recovery.onPacketSent(pn, sealedLength, inFlight, record);
     if (!path.subflow.sendParts(parts)) path.blocked = true;
     path.stats.packetsSent++;
     path.stats.bytesSent += sealedLength;
     path.lastSentAt = now;
-    return true;
   }
 
   /** Writes as many of a message session's queued messages as fit, one DATAGRAM frame each. */
@@ -1098,6 +1233,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       at = Math.min(at, path.lastSentAt + this.config.keepaliveMs);
     }
     for (const s of this.heldSessions) at = Math.min(at, s.msg!.recv.nextDeadline);
+    if (dataWaiting && this.schedRetryAt > now) at = Math.min(at, this.schedRetryAt);
     at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
     if (this.state_ === 'orphaned') at = Math.min(at, this.orphanedAt + this.config.idleTimeoutMs);
     if (at >= this.timerAt - 0.25 && this.timer !== undefined) return;
@@ -1152,6 +1288,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const deadline = path.recovery.timerDeadline();
       if (deadline !== undefined && deadline <= now) {
         const result = path.recovery.onTimer();
+        path.estimator.onLost(now, result.lost.length);
         for (const record of result.lost) this.onLost(record);
         if (result.probe > 0) path.probesDue += result.probe;
         // Paper §III-B: a TCP path with no ACK progress suspects head-of-line blocking in
@@ -1225,6 +1362,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   /** Paths in the order they were added, with their lifecycle state. */
   pathSummary(): PathSummary[] {
+    const now = this.clock.now();
     return [...this.paths.values()].map((p) => ({
       id: p.id,
       kind: p.kind,
@@ -1232,6 +1370,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       local: p.subflow.localAddress,
       remote: `${p.subflow.remoteAddress}:${p.subflow.remotePort}`,
       srttMs: p.recovery.srtt,
+      jitterMs: p.estimator.jitterMs(p.recovery),
+      lossRate: p.estimator.lossRate(now),
+      role: p.role,
+      reinjectedBytes: p.reinjectedBytes,
       cwnd: p.recovery.cwnd,
       deliveryRate: p.recovery.deliveryRate,
       streamBytesSent: p.stats.streamBytesSent,
@@ -1250,6 +1392,13 @@ export interface PathSummary {
   local: string;
   remote: string;
   srttMs: number;
+  /** RFC 3550 interarrival jitter of RTT samples (ms). */
+  jitterMs: number;
+  /** Packets lost over the recent window (0..1). */
+  lossRate: number;
+  role: UplinkRole;
+  /** Stream bytes moved off this path when it failed or turned suspect. */
+  reinjectedBytes: number;
   cwnd: number;
   deliveryRate: number;
   streamBytesSent: number;
@@ -1298,4 +1447,8 @@ function pickByRole(tiers: RoleTiers<Path>, now: number): Path | undefined {
   const s = pickPath(tiers.secondary, now);
   if (s !== undefined || hasRoom(tiers.secondary)) return s;
   return pickPath(tiers.backup, now);
+}
+
+function viewOf(p: Path): PathView {
+  return p.view;
 }

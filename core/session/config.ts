@@ -27,6 +27,12 @@ export const defaultConfig = {
   tcpPacketSize: 65536,
   /** Congestion controller of UDP paths. */
   congestion: 'cubic' as 'cubic' | 'newreno',
+  /**
+   * Couple the UDP paths' congestion control (LIA, core/paths/coupled-congestion.ts)
+   * so that the association takes no more than one TCP flow's share at a shared
+   * bottleneck (DESIGN §3 fairness). false opts out.
+   */
+  coupledCongestion: true as boolean,
   /** Probe a path that carried nothing for this long (keeps estimates fresh, DESIGN §3). */
   keepaliveMs: 5000,
   /** An association with no packet from the peer for this long is closed. */
@@ -42,6 +48,12 @@ export type Config = {
 export function verifyConfig(partial: Partial<Config> = {}): Config {
   const config = { ...defaultConfig, ...partial } as Config;
   for (const [key, value] of Object.entries(config)) {
+    if (key === 'coupledCongestion') {
+      if (typeof value !== 'boolean') {
+        throw new BraidError('BRAID_ERR_CONFIG', `config.${key} must be true or false`, { value });
+      }
+      continue;
+    }
     if (key === 'congestion') {
       if (value !== 'cubic' && value !== 'newreno') {
         throw new BraidError('BRAID_ERR_CONFIG', `config.${key} must be "cubic" or "newreno"`, {

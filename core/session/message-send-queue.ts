@@ -136,6 +136,11 @@ export class MessageSendQueue {
     this.stats.copiesSent++;
   }
 
+  /** A sent message whose fate is not known yet (for copies on other paths). */
+  unsettled(number: number): OutMessage | undefined {
+    return this.unacked.get(number);
+  }
+
   onAcked(number: number): void {
     const m = this.unacked.get(number);
     if (m === undefined) return;

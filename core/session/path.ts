@@ -4,6 +4,8 @@ import type { PathKey } from '../transport/packet-protection.js';
 import { PacketProtection } from '../transport/packet-protection.js';
 import { ReplayWindow } from '../transport/replay-window.js';
 import { PathRecovery } from '../paths/path-recovery.js';
+import { PathEstimator } from '../paths/estimators.js';
+import { createPathView, type PathView } from '../sched/path-view.js';
 import type { Clock } from '../util/clock.js';
 import { BraidError } from '../util/errors.js';
 import type { Session } from './session.js';
@@ -113,6 +115,10 @@ export class Path {
   schedCredit = 0;
   /** Whether the scheduler found the path able to send in its last pass. */
   schedEligible = false;
+  /** Everything measured about the path beyond loss recovery (core/paths/estimators.ts). */
+  readonly estimator: PathEstimator;
+  /** What the objective schedulers see of it, refreshed before each pick. */
+  readonly view: PathView;
   lastSentAt: number;
   lastReceivedAt: number;
   /** When the JOIN was first sent (client) — for the join timeout. */
@@ -134,6 +140,8 @@ export class Path {
       },
       options.clock,
     );
+    this.estimator = new PathEstimator({ kind: options.kind });
+    this.view = createPathView(options.id, options.kind);
     this.state_ = initial;
     const now = options.clock.now();
     this.lastSentAt = now;

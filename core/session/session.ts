@@ -1,5 +1,7 @@
 import type { Objective, Semantics } from '../wire/frame.js';
 import { BraidError } from '../util/errors.js';
+import { SessionScheduler, type FeedbackReport, type ObjectivePolicy } from '../sched/combiner.js';
+import { OBJECTIVES } from '../wire/frame.js';
 import { MessageReceiver } from './message-receiver.js';
 import { MessageSendQueue } from './message-send-queue.js';
 import { ReceiveStream } from './receive-stream.js';
@@ -62,6 +64,8 @@ export interface SessionOptions {
   /** Playout deadline of an unreliable-ordered session (ms). */
   deadlineMs?: number;
   maxMessageSize?: number;
+  /** The app's sliders and tolerances; priorities come from `priorities`. */
+  policy?: Omit<ObjectivePolicy, 'priorities'>;
   /** Our receive window (bytes), advertised to the peer. */
   window: number;
   /** Unacknowledged bytes the application may have written before writes wait. */
@@ -89,6 +93,9 @@ export class Session {
   readonly bytesByPath = new Map<number, number>();
   /** Message sessions only (semantics other than reliable-ordered). */
   msg: MessageParts | undefined;
+  /** Picks the path for this session's packets by its objectives (core/sched/combiner.ts). */
+  readonly scheduler: SessionScheduler;
+  private policy: Omit<ObjectivePolicy, 'priorities'>;
   deadlineMs: number;
   /** Largest message: each travels whole in one packet of the smallest path. */
   maxMessageSize: number;
@@ -120,6 +127,11 @@ export class Session {
     this.openPending = options.local;
     this.deadlineMs = options.deadlineMs ?? 0;
     this.window = options.window;
+    this.policy = options.policy ?? {};
+    this.scheduler = new SessionScheduler({
+      ...this.policy,
+      priorities: distinct(this.priorities),
+    });
     this.maxMessageSize = options.maxMessageSize ?? 1200;
     this.state_ = options.awaitingOpen === true ? 'awaiting-open' : 'open';
     if (options.awaitingOpen !== true && options.semantics !== 'reliable-ordered') {
@@ -188,6 +200,7 @@ export class Session {
     this.priorities = priorities;
     this.target = target;
     this.deadlineMs = deadlineMs;
+    this.scheduler.setPolicy({ ...this.policy, priorities: distinct(priorities) });
     if (semantics !== 'reliable-ordered') {
       if (semantics === 'unreliable-ordered' && !(deadlineMs > 0)) {
         return new BraidError(
@@ -219,6 +232,26 @@ export class Session {
     this.early = undefined;
     if (early === undefined) return;
     for (const e of early) this.onDatagram(e.number, e.data, e.at);
+  }
+
+  /**
+   * Changes the app's rule for this open session: priorities, sliders, tolerances.
+   * Applies from the next packet on. Throws BRAID_ERR_CONFIG for a bad value.
+   */
+  setPolicy(priorities: Objective[], policy: Omit<ObjectivePolicy, 'priorities'> = {}): void {
+    this.scheduler.setPolicy({ ...policy, priorities: distinct(priorities) });
+    this.priorities = priorities;
+    this.policy = policy;
+  }
+
+  /** Application feedback (paper §III-C): nudges this session's scheduler for a while. */
+  feedback(report: FeedbackReport, now: number): void {
+    this.scheduler.feedback(report, now);
+  }
+
+  /** Bytes waiting to be sent (the ECF scheduler's backlog). */
+  get backlogBytes(): number {
+    return this.msg !== undefined ? this.msg.send.bufferedBytes : this.send.bufferedBytes;
   }
 
   // ------------------------------------------------------------- message sessions
@@ -417,4 +450,11 @@ function makeMessageParts(semantics: MessageSemantics, deadlineMs: number): Mess
     send: new MessageSendQueue(semantics, deadlineMs),
     recv: new MessageReceiver(semantics, deadlineMs),
   };
+}
+
+/** The objectives in order, each once (a peer's OPEN may repeat one). */
+function distinct(priorities: readonly Objective[]): Objective[] {
+  const out: Objective[] = [];
+  for (const o of priorities) if (OBJECTIVES.includes(o) && !out.includes(o)) out.push(o);
+  return out;
 }
