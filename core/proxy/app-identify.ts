@@ -16,7 +16,8 @@
  * script, since the executable alone would make every Node program one app.
  */
 import { execFile } from 'node:child_process';
-import { readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readFile, readdir, readlink } from 'node:fs/promises';
 import net from 'node:net';
 import { basename } from 'node:path';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -362,22 +363,47 @@ class LinuxIdentifier implements AppIdentifier {
     return undefined;
   }
 
-  /** The pid holding socket `inode`, among the processes of `uid` (others' fds are unreadable anyway). */
+  /** Owners of recent sockets, most recent first: apps open connections in bursts. */
+  private readonly recentPids: number[] = [];
+
+  /**
+   * The pid holding socket `inode`, among the processes of `uid` (others' fds are
+   * unreadable anyway). /proc reads are cheap system calls with no disk behind them,
+   * so one process's fds are read synchronously (asynchronous reads cost a thread-pool
+   * round trip each, 100+ ms for a desktop's few thousand fds); the loop yields between
+   * processes so the proxy keeps serving. Recent owners are tried first.
+   */
   private async findPid(inode: number, uid: number): Promise<number | undefined> {
     const link = `socket:[${inode}]`;
-    const pids = (await readdir(this.root)).filter((d) => /^\d+$/.test(d));
-    for (const pid of pids) {
+    const holds = (pid: string): boolean => {
       const dir = `${this.root}/${pid}`;
       try {
-        if ((await stat(dir)).uid !== uid) continue;
-        const fds = await readdir(`${dir}/fd`);
-        for (const fd of fds) {
-          if ((await readlink(`${dir}/fd/${fd}`).catch(() => '')) === link) return Number(pid);
+        if (statSync(dir).uid !== uid) return false;
+        for (const fd of readdirSync(`${dir}/fd`)) {
+          try {
+            if (readlinkSync(`${dir}/fd/${fd}`) === link) return true;
+          } catch {
+            continue; // the fd closed while we looked: not this one
+          }
         }
       } catch {
         // The process exited while we looked, or is not ours: not the owner.
-        continue;
+        return false;
       }
+      return false;
+    };
+    const found = (pid: number): number => {
+      const i = this.recentPids.indexOf(pid);
+      if (i >= 0) this.recentPids.splice(i, 1);
+      this.recentPids.unshift(pid);
+      if (this.recentPids.length > 16) this.recentPids.pop();
+      return pid;
+    };
+    for (const pid of this.recentPids) if (holds(String(pid))) return found(pid);
+    const pids = (await readdir(this.root)).filter((d) => /^\d+$/.test(d));
+    for (let i = 0; i < pids.length; i++) {
+      if (holds(pids[i]!)) return found(Number(pids[i]));
+      if (i % 16 === 15) await new Promise((r) => setImmediate(r));
     }
     return undefined;
   }
