@@ -5,8 +5,8 @@ import { runSuite } from './suite.js';
 import { NAME_PREFIX } from './topology.js';
 
 /**
- * The lab smoke test in `npm test` (issue 6): scenario a for a few seconds, Braid and
- * plain TCP on one uplink, real namespaces and emulated links. Needs root (CI is);
+ * The lab smoke test in `npm test` (issue 6): scenario a, 2 s of bulk and a 1 MB
+ * transfer each for Braid and plain TCP on one uplink, real namespaces and emulated links. Needs root (CI is);
  * skips saying why elsewhere. Numbers belong to `npm run bench`; this asserts only
  * that each system moved data and that every byte arrived exactly once.
  */
@@ -27,9 +27,10 @@ describe.skipIf(reason !== null)('lab smoke (root, netns, TUN)', () => {
 
   it('carries Braid and single-path TCP over emulated links with goodput, every byte exactly once', async () => {
     const report = await runSuite(loadScenario('a-wifi-cable'), {
-      bulkMs: 2500,
+      bulkMs: 2000,
       transfers: [1_000_000],
-      messages: 25,
+      // The delay test adds a run per system and nothing this test asserts.
+      messages: 0,
       tcpUplinks: ['wifi'],
       mptcp: false,
       congestionControl: 'cubic',
@@ -53,14 +54,6 @@ describe.skipIf(reason !== null)('lab smoke (root, netns, TUN)', () => {
         lostBytes: 0,
         duplicatedBytes: 0,
         corruptBytes: 0,
-      });
-      expect(s.messagesError, label).toBeUndefined();
-      expect(s.messages, label).toMatchObject({
-        count: 25,
-        received: 25,
-        lost: 0,
-        duplicated: 0,
-        corrupt: 0,
       });
     }
   });
