@@ -149,6 +149,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   let drained: (() => void) | undefined;
   listener.on('association', (association, est) => {
     const name = est.clientName ?? 'unknown';
+    if (draining) {
+      // Stopping: a client that reconnects now is told so, and tries again later.
+      log.info('association refused: shutting down', { client: name, peer: est.peer });
+      association.close(new BraidError('BRAID_ERR_RELAY_REFUSED', 'relay is shutting down'));
+      return;
+    }
     let state = byClient.get(name);
     if (state === undefined) {
       state = {

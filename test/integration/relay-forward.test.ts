@@ -227,6 +227,16 @@ describe('relay limits per client and graceful shutdown', () => {
       const rest = readAll(open);
       open.end('last');
       expect((await rest).toString()).toBe('last');
+      // A new association during the drain is closed at once: its joins fail, or it closes.
+      const refused = await connectClient(relay.invite).then(
+        (newcomer) =>
+          Promise.race([
+            once(newcomer.association, 'closed').then(() => true),
+            new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+          ]),
+        () => true,
+      );
+      expect(refused).toBe(true);
       await stopping;
       expect(relay.openSessions).toBe(0);
     } finally {
