@@ -14,6 +14,7 @@ import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { BraidStream } from './braid-stream.js';
 import type { EngineEvent } from './engine-events.js';
 import type { DataCapLedger } from '../paths/data-caps.js';
+import type { Scoreboard, ScoreboardKey } from '../paths/scoreboard.js';
 import type { ObjectivePolicy } from '../sched/combiner.js';
 import { stricterRole, type UplinkRole } from '../paths/uplink-roles.js';
 import { BraidMessageSocket } from './message-socket.js';
@@ -27,6 +28,11 @@ export interface ClientOptions {
   transports?: TransportKind[];
   config?: Partial<Config>;
   logger?: Logger;
+  /**
+   * Host-wide scoreboard of measured paths (paper §III-B): a new path starts from its
+   * last figures, and each path's figures are recorded as it runs and when it ends.
+   */
+  scoreboard?: Scoreboard;
   /**
    * Wraps each path's subflow before use. For tests and the lab only: an emulated
    * link (loss, reordering, tampering) is the input under test, never a stand-in.
@@ -60,6 +66,7 @@ export class BraidClient extends EventEmitter<ClientEvents> {
   readonly association: Association;
   /** Local addresses in use (one per uplink), with the transport each prefers. */
   private readonly uplinks = new Map<string, TransportKind>();
+  private scoreboard: Scoreboard | undefined;
   /** Paths that were active once (a later 'active' is a recovery). */
   private readonly joinedOnce = new Set<number>();
   /** TCP paths being replaced, by old path id. */
@@ -138,6 +145,7 @@ export class BraidClient extends EventEmitter<ClientEvents> {
     est.control.on('error', (err: Error) => log.info('control connection error', errorFields(err)));
     est.control.on('close', () => log.info('control connection closed'));
     const client = new BraidClient(association, invite, est.remote, log, options.wrapSubflow);
+    if (options.scoreboard !== undefined) client.useScoreboard(options.scoreboard);
     client.controlSocket = est.control;
     association.once('closed', () => est.control.destroy());
     const plans: PathPlan[] = [];
@@ -228,6 +236,39 @@ export class BraidClient extends EventEmitter<ClientEvents> {
         reason,
       });
     }
+  }
+
+  /** Seeds new paths from the scoreboard and records every path's figures into it. */
+  useScoreboard(scoreboard: Scoreboard, intervalMs = 5000): void {
+    this.scoreboard = scoreboard;
+    const timer = setInterval(() => this.recordScores(), intervalMs);
+    timer.unref();
+    this.association.once('closed', () => {
+      clearInterval(timer);
+      this.recordScores();
+    });
+  }
+
+  private scoreKey(path: Path): ScoreboardKey {
+    return {
+      localUplink: path.subflow.localAddress,
+      remoteAddress: path.subflow.remoteAddress,
+      transport: path.kind,
+    };
+  }
+
+  private recordScores(): void {
+    const sb = this.scoreboard;
+    if (sb === undefined) return;
+    const now = performance.now();
+    for (const path of this.association.paths.values()) {
+      if (path.state === 'joining') continue;
+      const score = path.estimator.score(now, path.recovery);
+      if (score !== undefined) sb.record(this.scoreKey(path), score);
+    }
+    sb.save().catch((err: unknown) =>
+      this.log.warn('could not save the scoreboard', errorFields(err)),
+    );
   }
 
   /** Sets an uplink's role; it applies at once to its paths and to those it opens later. */
@@ -353,9 +394,12 @@ export class BraidClient extends EventEmitter<ClientEvents> {
         }
         return;
       case 'failed':
-      case 'closed':
+      case 'closed': {
+        const score = path.estimator.score(performance.now(), path.recovery);
+        if (score !== undefined) this.scoreboard?.record(this.scoreKey(path), score);
         this.event({ type: 'path-failed', at, local, pathId: path.id, reason: state });
         return;
+      }
     }
   }
 
@@ -419,6 +463,9 @@ export class BraidClient extends EventEmitter<ClientEvents> {
         ? opened
         : this.wrap(opened, { localAddress, remoteAddress, transport });
     const path = this.association.addPath(this.association.allocatePathId(), subflow, 'joining');
+    // A short session starts from what this uplink measured last time (paper §III-B).
+    const seed = this.scoreboard?.seed(this.scoreKey(path));
+    if (seed !== undefined) path.estimator.seed(seed);
     return this.association.waitJoined(path);
   }
 

@@ -443,6 +443,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   /** Takes a path out of service and reinjects everything it had outstanding. */
   private retire(path: Path): number {
     this.coupling?.remove(path.recovery);
+    for (const s of this.sessions.values()) s.scheduler.removePath(path.id);
     const outstanding = path.recovery.drainOutstanding();
     let reinjected = 0;
     for (const record of outstanding) {
