@@ -194,8 +194,13 @@ export async function runSuite(
         );
         return { result, paths, links };
       } finally {
-        // A failed run still stops its events before the next run resets the links.
-        await timeline?.stop().catch(() => undefined);
+        // A failed run still stops its events before the next run resets the links;
+        // the run's own error is the one reported, this one only noted.
+        await timeline
+          ?.stop()
+          .catch((err: unknown) =>
+            progress(`    (stopping events after a failed run: ${message(err)})`),
+          );
       }
     };
 
