@@ -149,14 +149,19 @@ export class SessionScheduler {
     this.epsLoss = eps('loss', policy.epsilon?.loss, DEFAULT_EPSILON.loss);
     this.maxCopies = policy.maxCopies ?? this.loss.maxCopies;
     this.priorities = [...policy.priorities];
-    this.rebuildOrder([]);
+    this.extras = [];
+    this.rebuildOrder();
   }
 
-  private rebuildOrder(extra: readonly Objective[]): void {
+  /** Objectives added as stages by feedback (their weight fades to 0 afterwards). */
+  private extras: Objective[] = [];
+
+  private rebuildOrder(add?: Objective): void {
+    if (add !== undefined && !this.extras.includes(add)) this.extras.push(add);
     const before = this.priorities.includes('throughput')
       ? this.priorities.slice(0, this.priorities.indexOf('throughput'))
       : [...this.priorities];
-    for (const o of extra) if (o !== 'throughput' && !before.includes(o)) before.push(o);
+    for (const o of this.extras) if (o !== 'throughput' && !before.includes(o)) before.push(o);
     this.order = [...before, 'throughput'];
   }
 
@@ -216,7 +221,7 @@ export class SessionScheduler {
       case 'loss':
         this.boostLoss = Math.min(1, fade(this.boostLoss, this.boostLossUntil, now) + severity);
         this.boostLossUntil = until;
-        this.rebuildOrder(['loss']);
+        this.rebuildOrder('loss');
         return;
       case 'latency':
       case 'jitter':
@@ -225,7 +230,7 @@ export class SessionScheduler {
           fade(this.boostLatency, this.boostLatencyUntil, now) + severity,
         );
         this.boostLatencyUntil = until;
-        this.rebuildOrder([report.objective]);
+        this.rebuildOrder(report.objective);
         return;
       case 'throughput':
         this.boostLoss = fade(this.boostLoss, this.boostLossUntil, now) - severity;

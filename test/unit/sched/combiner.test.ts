@@ -151,6 +151,15 @@ describe('SessionScheduler: application feedback', () => {
     expect(fraction(after, 2)).toBeCloseTo(0.5, 2);
   });
 
+  it('keeps every objective that feedback added as a stage', () => {
+    const s = new SessionScheduler({ priorities: ['throughput'] });
+    s.feedback({ objective: 'loss' }, 0);
+    s.feedback({ objective: 'latency' }, 1);
+    expect(s.stages).toEqual(['loss', 'latency', 'throughput']);
+    expect(s.weight('loss', 1)).toBeGreaterThan(0.45);
+    expect(s.weight('loss', FEEDBACK_MS)).toBe(0);
+  });
+
   it('a report against one path cuts its share', () => {
     const views = [view(1), view(2)];
     const s = new SessionScheduler({ priorities: ['throughput'] });
