@@ -18,7 +18,6 @@ describe('scoreboard shared across associations (paper §III-B)', () => {
   it("records what each path measured and seeds the next association's paths from it, across a restart", async () => {
     const file = join(dir, 'scoreboard.json');
     const first = new Scoreboard({ clock: { now: Date.now }, log: quiet, file });
-    let seeded: BraidClient | undefined;
     await runTransfer({
       invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3'],
@@ -50,7 +49,7 @@ describe('scoreboard shared across associations (paper §III-B)', () => {
       scoreboard: second,
     });
     if (r.kind !== 'braid') throw new Error('expected Braid');
-    seeded = r.client;
+    const seeded = r.client;
     try {
       for (const path of seeded.association.paths.values()) {
         const seed = path.estimator.seeded;
