@@ -12,9 +12,12 @@
  * crosses the wire and the proof is bound to this one TLS channel. Both ends then
  * derive the association's secrets from a second exporter value (keys.ts).
  *
- * A peer that accepts TCP but does not complete TLS or answer HELLO in time is
- * single-homed legacy (paper §III-B); a peer whose certificate does not match the pin
- * is an error, never legacy, or an attacker could force the fallback.
+ * A peer that accepts TCP but does not complete TLS 1.3 in time is single-homed legacy
+ * (paper §III-B). Once the certificate matched the pin the peer has proven it is the
+ * Braid server, so a missing or damaged HELLO_ACK after that is an error, never legacy:
+ * otherwise an on-path attacker who drops the HELLO_ACK could force the plaintext
+ * fallback (SECURITY.md, "downgrade"). A certificate that does not match the pin is an
+ * error for the same reason.
  */
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -58,6 +61,18 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const MAX_HANDSHAKE_RECORD = 32 * 1024;
 /** How long a refused peer gets to read our ERROR before the socket is destroyed. */
 const ERROR_LINGER_MS = 1000;
+/**
+ * Unauthenticated control connections (TCP accepted, no valid HELLO yet) held at once.
+ * Each costs a TLS context (about 10-40 KiB) for up to helloTimeoutMs; without a cap a
+ * single Internet host could open sockets until the relay runs out of memory or file
+ * descriptors (bench/resources.ts measures it). Past the cap a new connection is closed
+ * at once, before any TLS work, so established associations are never affected.
+ */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 1024;
+/** The same, per remote address: one host cannot take the whole budget from the others. */
+export const DEFAULT_MAX_PENDING_PER_ADDRESS = 64;
+/** At most one log line per this interval about connections refused over the caps. */
+const CAP_LOG_INTERVAL_MS = 10_000;
 
 const EMPTY = Buffer.alloc(0);
 const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
@@ -212,7 +227,19 @@ export interface ControlServerOptions {
   logger?: Logger;
   /** Time from TCP accept to a valid HELLO. */
   helloTimeoutMs?: number;
+  /** Cap on unauthenticated connections at once (default DEFAULT_MAX_PENDING_HANDSHAKES). */
+  maxPendingHandshakes?: number;
+  /** Cap per remote address (default DEFAULT_MAX_PENDING_PER_ADDRESS). */
+  maxPendingPerAddress?: number;
   clock?: Clock;
+}
+
+/** Counters of the control port, for tests, logs and the resource benchmark. */
+export interface ControlServerStats {
+  /** Unauthenticated connections open now (accepted, no association yet). */
+  pending: number;
+  /** Connections closed on accept because a pending cap was reached. */
+  refusedOverCap: number;
 }
 
 export interface ControlServerEvents {
@@ -236,6 +263,16 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   private readonly connections = new Set<Socket>();
   /** Accept time per remote endpoint, so the HELLO deadline counts from TCP accept. */
   private readonly acceptedAt = new Map<string, number>();
+  /** Unauthenticated connections by remote endpoint, with their remote address. */
+  private readonly pending = new Map<string, string>();
+  /** Pending connections per remote address (the per-address cap). */
+  private readonly pendingByAddress = new Map<string, number>();
+  private readonly maxPending: number;
+  private readonly maxPendingPerAddress: number;
+  private refusedOverCap = 0;
+  /** Raw sockets closed over a cap, so their TLS error is not reported once per socket. */
+  private readonly overCap = new WeakSet<Socket>();
+  private capLoggedAt = -Infinity;
   private closing = false;
 
   constructor(options: ControlServerOptions) {
@@ -244,6 +281,18 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     this.log = (options.logger ?? createLogger()).child({ component: 'control-server' });
     this.clock = options.clock ?? systemClock;
     this.helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_SERVER_HELLO_TIMEOUT_MS;
+    this.maxPending = options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
+    this.maxPendingPerAddress = options.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS;
+    if (
+      !Number.isSafeInteger(this.maxPending) ||
+      this.maxPending < 1 ||
+      !Number.isSafeInteger(this.maxPendingPerAddress) ||
+      this.maxPendingPerAddress < 1
+    ) {
+      throw new BraidError('BRAID_ERR_USAGE', 'pending handshake caps must be whole numbers >= 1', {
+        value: `${this.maxPending}/${this.maxPendingPerAddress}`,
+      });
+    }
     const invalid =
       checkAddresses(options.addresses, 'server addresses') ??
       checkTransports(options.transports, 'server transports');
@@ -269,7 +318,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     } catch (err) {
       throw new BraidError('BRAID_ERR_CONFIG', 'TLS identity is not usable', { cause: err });
     }
-    this.server.on('connection', (raw: Socket) => this.onAccept(raw));
+    // Before tls.Server's own listener, so a connection over the cap gets no TLS context.
+    this.server.prependListener('connection', (raw: Socket) => this.onAccept(raw));
     this.server.on('secureConnection', (socket: tls.TLSSocket) => this.onSecure(socket));
     this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) =>
       this.onTlsError(err, socket),
@@ -314,15 +364,62 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     });
   }
 
+  get stats(): ControlServerStats {
+    return { pending: this.pending.size, refusedOverCap: this.refusedOverCap };
+  }
+
   private onAccept(raw: Socket): void {
+    const address = raw.remoteAddress ?? '';
     const key = remoteKey(raw.remoteAddress, raw.remotePort);
+    const fromAddress = this.pendingByAddress.get(address) ?? 0;
+    if (this.pending.size >= this.maxPending || fromAddress >= this.maxPendingPerAddress) {
+      this.refuseOverCap(raw, address, fromAddress);
+      return;
+    }
     this.connections.add(raw);
     this.acceptedAt.set(key, this.clock.now());
+    this.pending.set(key, address);
+    this.pendingByAddress.set(address, fromAddress + 1);
     raw.once('close', () => {
       this.connections.delete(raw);
       this.acceptedAt.delete(key);
+      this.release(key);
     });
     raw.setNoDelay(true);
+  }
+
+  /** The connection is no longer unauthenticated (handed over) or is gone. */
+  private release(key: string): void {
+    const address = this.pending.get(key);
+    if (address === undefined) return;
+    this.pending.delete(key);
+    const n = (this.pendingByAddress.get(address) ?? 1) - 1;
+    if (n <= 0) this.pendingByAddress.delete(address);
+    else this.pendingByAddress.set(address, n);
+  }
+
+  /**
+   * Closes a connection over a pending cap. tls.Server has already wrapped it (its
+   * listener runs in the same tick), so the TLS socket sees a reset; onTlsError skips
+   * those so that a flood does not also flood the log.
+   */
+  private refuseOverCap(raw: Socket, address: string, fromAddress: number): void {
+    this.refusedOverCap++;
+    this.overCap.add(raw);
+    raw.on('error', () => undefined);
+    raw.destroy();
+    const now = this.clock.now();
+    if (now - this.capLoggedAt >= CAP_LOG_INTERVAL_MS) {
+      this.capLoggedAt = now;
+      this.log.warn('control connection refused: too many unauthenticated connections', {
+        remote: address,
+        pending: this.pending.size,
+        fromAddress,
+        maxPending: this.maxPending,
+        maxPendingPerAddress: this.maxPendingPerAddress,
+        refusedOverCap: this.refusedOverCap,
+      });
+    }
   }
 
   private reject(err: BraidError, remote: string): void {
@@ -336,6 +433,10 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     const remote = formatPeer(socket.remoteAddress, socket.remotePort);
     // Node does not destroy the socket on a handshake timeout.
     socket.destroy();
+    // `_parent` is the raw socket tls.Server wrapped (a Node internal; without it a
+    // refused connection is merely logged twice).
+    const raw = (socket as unknown as { _parent?: unknown })._parent;
+    if (raw instanceof Object && this.overCap.has(raw as Socket)) return;
     const code = (err as { code?: unknown }).code;
     this.reject(
       new BraidError(
@@ -351,7 +452,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
 
   private onSecure(socket: tls.TLSSocket): void {
     const remote = formatPeer(socket.remoteAddress, socket.remotePort);
-    const accepted = this.acceptedAt.get(remoteKey(socket.remoteAddress, socket.remotePort));
+    const key = remoteKey(socket.remoteAddress, socket.remotePort);
+    const accepted = this.acceptedAt.get(key);
     const elapsed = accepted === undefined ? 0 : this.clock.now() - accepted;
     const remaining = Math.max(0, this.helloTimeoutMs - elapsed);
     const log = this.log.child({ remote });
@@ -417,6 +519,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
         return;
       }
       cleanup();
+      // Authenticated: it no longer counts against the unauthenticated caps.
+      this.release(key);
       const established: EstablishedAssociation = { ...outcome, leftover: got.leftover };
       log.info('association established', {
         assoc: established.associationId.toString('hex'),
@@ -564,10 +668,11 @@ type ClientPhase = 'tcp' | 'tls' | 'hello';
 
 /**
  * Opens the control connection and runs the handshake. Resolves `braid` with the
- * association, or `legacy` when the peer accepts TCP but is not a Braid server
- * (no TLS 1.3, or no HELLO_ACK within helloTimeoutMs). Rejects BRAID_ERR_FINGERPRINT
- * on a certificate that does not match the pin, BRAID_ERR_TRANSPORT when TCP cannot
- * connect, and the peer's code when it answers with ERROR.
+ * association, or `legacy` when the peer accepts TCP but does not complete a TLS 1.3
+ * handshake within helloTimeoutMs. Rejects BRAID_ERR_FINGERPRINT on a certificate
+ * that does not match the pin, BRAID_ERR_HANDSHAKE_TIMEOUT when the pinned server does
+ * not answer HELLO in time, BRAID_ERR_TRANSPORT when TCP cannot connect, and the
+ * peer's code when it answers with ERROR.
  */
 export function connectControl(options: ConnectControlOptions): Promise<ControlResult> {
   const peer = formatPeer(options.host, options.port);
@@ -650,15 +755,21 @@ export function connectControl(options: ConnectControlOptions): Promise<ControlR
     const onConnect = (): void => {
       phase = 'tls';
       clearTimeout(connectTimer);
-      helloTimer = setTimeout(
-        () =>
-          legacy(
-            phase === 'tls'
-              ? `no TLS 1.3 handshake within ${helloTimeoutMs} ms`
-              : `no answer to HELLO within ${helloTimeoutMs} ms`,
+      helloTimer = setTimeout(() => {
+        if (phase === 'tls') {
+          legacy(`no TLS 1.3 handshake within ${helloTimeoutMs} ms`);
+          return;
+        }
+        // The pinned certificate proved a Braid server: silence now is an attack or a
+        // fault, and falling back to plaintext would hand the attacker a downgrade.
+        fail(
+          new BraidError(
+            'BRAID_ERR_HANDSHAKE_TIMEOUT',
+            `no answer to HELLO within ${helloTimeoutMs} ms from the pinned server`,
+            { peer },
           ),
-        helloTimeoutMs,
-      );
+        );
+      }, helloTimeoutMs);
     };
 
     const onSecureConnect = (): void => {

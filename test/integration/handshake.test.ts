@@ -468,7 +468,8 @@ describe('client against peers that are not Braid servers', () => {
     }
   });
 
-  it('treats a TLS 1.3 server with the pinned certificate that never answers HELLO as legacy', async () => {
+  // Not legacy: the pin proved a Braid server, so silence is an attack (SECURITY.md, downgrade).
+  it('rejects BRAID_ERR_HANDSHAKE_TIMEOUT, never legacy, when the pinned TLS 1.3 server never answers HELLO', async () => {
     const accepted: tls.TLSSocket[] = [];
     const silent = tls.createServer(
       { key: identity.keyPem, cert: identity.certPem, minVersion: 'TLSv1.3' },
@@ -481,8 +482,9 @@ describe('client against peers that are not Braid servers', () => {
     const port = (silent.address() as AddressInfo).port;
     try {
       const start = Date.now();
-      const result = await connectControl(clientOptions(port, { helloTimeoutMs: 300 }));
-      expect(result.kind).toBe('legacy');
+      expect(await codeOf(connectControl(clientOptions(port, { helloTimeoutMs: 300 })))).toBe(
+        'BRAID_ERR_HANDSHAKE_TIMEOUT',
+      );
       expect(Date.now() - start).toBeGreaterThanOrEqual(250);
     } finally {
       for (const s of accepted) s.destroy();
