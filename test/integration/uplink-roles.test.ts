@@ -48,6 +48,20 @@ describe('uplink roles and data caps on loopback', () => {
     expect(backup.bytes).toBeGreaterThan(15_000_000);
   });
 
+  it('a never uplink carries no byte of data, even with the other uplink busy', async () => {
+    const result = await runTransfer({
+      invite: relayOf().invite,
+      via: ['127.0.0.2', '127.0.0.3'],
+      transports: ['udp', 'udp'],
+      bytes: 20_000_000,
+      logger: quiet,
+      onStart: (c) => c.setUplinkRole('127.0.0.3', 'never'),
+    });
+    expect(result.verified).toBe(true);
+    const never = result.paths.find((p) => p.local === '127.0.0.3')!;
+    expect(never.bytes).toBe(0);
+  });
+
   it("the relay learns the role: a download avoids the client's backup uplink", async () => {
     const { BraidClient } = await import('../../core/api/client.js');
     const r = await BraidClient.connect({
