@@ -25,9 +25,21 @@ export interface OutboundRequest {
   rule: AppRule;
 }
 
-/** Handle on a session-layer session whose parameters may change while it is open. */
+/** The app rule's two sliders, as the session's scheduler takes them (core/sched). */
+export interface SliderPolicy {
+  lossVsThroughput?: number;
+  latencyVsThroughput?: number;
+}
+
+/** Handle on a session-layer session whose rule may change while it is open. */
 export interface Tunable {
-  priorities: Objective[];
+  readonly priorities: Objective[];
+  /** Applies from the session's next packet (core/session Session.setPolicy). */
+  setPolicy(priorities: Objective[], policy?: SliderPolicy): void;
+}
+
+export function slidersOf(rule: AppRule): SliderPolicy {
+  return { lossVsThroughput: rule.lossVsThroughput, latencyVsThroughput: rule.latencyVsThroughput };
 }
 
 export type ConnectOutcome =

@@ -11,16 +11,22 @@ import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { MessageDatagramChannel, StreamDatagramChannel } from '../relay/datagram-channel.js';
 import { ForwardStatus, readForwardReply } from '../relay/forward-reply.js';
 import { formatTcpTarget } from '../relay/forward-target.js';
-import type { ConnectOutcome, DatagramOutcome, Outbound, OutboundRequest } from './outbound.js';
+import {
+  slidersOf,
+  type ConnectOutcome,
+  type DatagramOutcome,
+  type Outbound,
+  type OutboundRequest,
+} from './outbound.js';
 import type { AppRule } from './rules.js';
 import { Reply, type ReplyCode } from './socks5-parser.js';
+import type { HostPort } from './socks5-encode.js';
 
 /**
  * Playout deadline for apps whose UDP is unreliable-ordered (calls, live streams):
  * ITU-T G.114 puts one-way mouth-to-ear delay under 150 ms for good quality.
  */
 const UDP_PLAYOUT_DEADLINE_MS = 150;
-import type { HostPort } from './socks5-encode.js';
 
 export interface RelayOutboundOptions extends Omit<ClientOptions, 'logger'> {
   logger?: Logger;
@@ -97,6 +103,7 @@ export class RelayOutbound implements Outbound {
     const stream = client.openStream({
       target: formatTcpTarget(request.host, request.port),
       priorities: request.rule.priorities,
+      policy: slidersOf(request.rule),
     });
     try {
       const reply = await readForwardReply(stream, this.replyTimeoutMs);
@@ -140,6 +147,7 @@ export class RelayOutbound implements Outbound {
         semantics: udpSemantics,
         target: 'udp',
         priorities,
+        policy: slidersOf(request.rule),
         ...(udpSemantics === 'unreliable-ordered' ? { deadlineMs: UDP_PLAYOUT_DEADLINE_MS } : {}),
       });
       return {
@@ -149,7 +157,11 @@ export class RelayOutbound implements Outbound {
         session: socket.session,
       };
     }
-    const stream = client.openStream({ target: 'udp', priorities });
+    const stream = client.openStream({
+      target: 'udp',
+      priorities,
+      policy: slidersOf(request.rule),
+    });
     try {
       const reply = await readForwardReply(stream, this.replyTimeoutMs);
       if (reply.status !== ForwardStatus.ok) {

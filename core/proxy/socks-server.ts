@@ -18,7 +18,7 @@ import {
   type AppIdentifier,
   type AppProfile,
 } from './app-identify.js';
-import { BypassOutbound, type Outbound, type Tunable } from './outbound.js';
+import { BypassOutbound, slidersOf, type Outbound, type Tunable } from './outbound.js';
 import { RuleBook, type AppRule } from './rules.js';
 import {
   encodeAuthStatus,
@@ -158,9 +158,11 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
   private retune(appId: string): void {
     for (const c of this.open.values()) {
       if (c.app.appId !== appId || c.session === undefined) continue;
-      // Priorities apply to an open session at once (they steer our sending side);
-      // semantics and bypass cannot change under an open connection.
-      c.session.priorities = [...this.rules.ruleFor(c.app).priorities];
+      // Priorities and sliders apply to an open session from its next packet (they
+      // steer our sending side); semantics and bypass cannot change under an open
+      // connection and apply from the app's next one.
+      const rule = this.rules.ruleFor(c.app);
+      c.session.setPolicy([...rule.priorities], slidersOf(rule));
     }
   }
 
