@@ -1,4 +1,5 @@
 import type { PathEstimator, RecoveryFigures } from '../paths/estimators.js';
+import type { UplinkRole } from '../paths/uplink-roles.js';
 import type { Semantics, TransportKind } from '../wire/frame.js';
 
 /**
@@ -9,7 +10,7 @@ import type { Semantics, TransportKind } from '../wire/frame.js';
 export interface PathView {
   id: number;
   kind: TransportKind;
-  /** DESIGN §1 uplink role: never = not used; backup = only when no other path is usable. */
+  /** DESIGN §1 uplink role, as core/paths/uplink-roles.ts defines them. */
   role: PathRole;
   /** Lifecycle active, transport not blocked (Path.usable). */
   usable: boolean;
@@ -32,7 +33,7 @@ export interface PathView {
   sendAt: number;
 }
 
-export type PathRole = 'primary' | 'secondary' | 'backup' | 'never';
+export type PathRole = UplinkRole;
 
 export function createPathView(id: number, kind: TransportKind = 'udp'): PathView {
   return {
@@ -156,8 +157,10 @@ export interface ObjectiveScheduler {
 // ------------------------------------------------------------ shared figures
 
 /**
- * Which candidates may be used at all: usable, role not "never", backup only when no
- * primary or secondary path is usable, and the guard's single path if one is set.
+ * Which candidates may be used at all, by role (core/paths/uplink-roles.ts): primary
+ * always; secondary when no primary is usable or none can send now (demand exceeds
+ * the primaries); backup only when no primary or secondary path is usable; never
+ * not at all. Then only the guard's single path, if one is set and usable.
  * Writes 1/0 per candidate into `out`; returns how many are eligible.
  */
 export function markEligible(
@@ -166,16 +169,22 @@ export function markEligible(
   out: Uint8Array,
 ): number {
   let nonBackup = false;
+  let primarySendable = false;
   let only = false;
   for (let i = 0; i < candidates.length; i++) {
     const v = candidates[i]!;
     if (v.usable && (v.role === 'primary' || v.role === 'secondary')) nonBackup = true;
+    if (v.usable && v.role === 'primary' && v.canSend) primarySendable = true;
     if (v.usable && v.id === ctx.onlyPathId && v.role !== 'never') only = true;
   }
   let n = 0;
   for (let i = 0; i < candidates.length; i++) {
     const v = candidates[i]!;
-    let ok = v.usable && v.role !== 'never' && (v.role !== 'backup' || !nonBackup);
+    let ok =
+      v.usable &&
+      v.role !== 'never' &&
+      (v.role !== 'backup' || !nonBackup) &&
+      (v.role !== 'secondary' || !primarySendable);
     // A single-path order for a path that is gone falls back to all paths.
     if (only && v.id !== ctx.onlyPathId) ok = false;
     out[i] = ok ? 1 : 0;

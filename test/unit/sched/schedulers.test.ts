@@ -72,6 +72,16 @@ describe('ThroughputScheduler (DRR with rate quanta, ECF)', () => {
     expect(m.get(3)).toBe(0);
   });
 
+  it('uses a secondary path only while no primary can send (demand beyond the primaries)', () => {
+    const s = new ThroughputScheduler();
+    const primary = view(1);
+    const secondary = view(2, { role: 'secondary' });
+    expect(shares(s, reliable, [primary, secondary], 100).get(2)).toBe(0);
+    primary.canSend = false;
+    primary.bytesInFlight = primary.cwnd;
+    expect(s.pick(reliable, [primary, secondary], 1200, 0).pathId).toBe(2);
+  });
+
   it('keeps to the single path the guard chose, and to all if that path is gone', () => {
     const s = new ThroughputScheduler();
     const views = [view(1), view(2)];
