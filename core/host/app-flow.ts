@@ -30,11 +30,13 @@ export function openSessionFlow(
   transport: 'tcp' | 'udp',
   log: Logger,
 ): AppFlow {
-  return transport === 'tcp'
+  const semantics = transport === 'tcp' ? 'reliable-ordered' : rule.udpSemantics;
+  // A UDP app whose rule asks for reliable-ordered gets a byte stream, as a TCP app does.
+  return semantics === 'reliable-ordered'
     ? new StreamFlow(client.openStream({ target: 'echo', priorities: rule.priorities }), log)
     : new MessageFlow(
         client.openMessages({
-          semantics: rule.udpSemantics,
+          semantics,
           target: 'echo',
           priorities: rule.priorities,
         }),

@@ -23,14 +23,6 @@ export const SEMANTICS_LIST: readonly Semantics[] = [
   'unreliable-ordered',
   'reliable-ordered',
 ];
-/** Semantics a UDP flow of an app may be given (a byte stream makes no sense there). */
-export type UdpSemantics = Exclude<Semantics, 'reliable-ordered'>;
-export const UDP_SEMANTICS_LIST: readonly UdpSemantics[] = [
-  'unreliable-unordered',
-  'reliable-unordered',
-  'unreliable-ordered',
-];
-
 /** Performance objectives (paper §III-A); equal to core/wire's `Objective`. */
 export type Objective = 'throughput' | 'latency' | 'jitter' | 'loss';
 export const OBJECTIVE_LIST: readonly Objective[] = ['throughput', 'latency', 'jitter', 'loss'];
@@ -58,27 +50,30 @@ export type PathLifecycle = 'joining' | 'active' | 'suspect' | 'failed' | 'close
 /** The association to the relay, as core/session names it, plus the two states before it. */
 export type AssociationStatus = 'none' | 'connecting' | 'active' | 'orphaned' | 'closed';
 
-/** What an app is. Decides nothing by itself; the rule's fields do. */
-export type AppKind = 'interactive' | 'realtime' | 'streaming' | 'bulk' | 'other';
+/** What an app is (core/proxy/rules.ts guesses it from the executable); sets the defaults. */
+export type AppKind = 'browser' | 'game' | 'call' | 'streaming' | 'sync' | 'other';
 export const APP_KINDS: readonly AppKind[] = [
-  'interactive',
-  'realtime',
+  'browser',
+  'game',
+  'call',
   'streaming',
-  'bulk',
+  'sync',
   'other',
 ];
 
 /**
- * A per-app rule, the shape of core/proxy/rules.ts's `AppRule`.
- * `lossVsThroughput`: 0 = avoid loss at any cost, 1 = throughput at any cost;
- * `latencyVsThroughput`: 0 = lowest latency, 1 = highest throughput.
+ * A per-app rule: the shape of core/proxy/rules.ts's `AppRule` (core/host checks at
+ * compile time that the two stay equal).
+ * `lossVsThroughput`: 0 = favour throughput only, 1 = favour low loss only;
+ * `latencyVsThroughput`: 0 = favour throughput only, 1 = favour low latency only.
  */
 export interface AppRule {
   appId: string;
   name: string;
   kind: AppKind;
-  udpSemantics: UdpSemantics;
-  /** Objectives in priority order, most important first; each at most once. */
+  /** Semantics of the app's UDP traffic; its TCP traffic is always reliable-ordered. */
+  udpSemantics: Semantics;
+  /** All four objectives, most important first (paper §III-A static priority order). */
   priorities: Objective[];
   lossVsThroughput: number;
   latencyVsThroughput: number;
@@ -282,12 +277,12 @@ export const v = {
   nullable<T>(inner: Validator<T>): Validator<T | null> {
     return (x, w = '') => (x === null ? ok(null) : inner(x, w));
   },
-  /** A list of distinct members of `values`, at least one. */
-  distinctList<T extends string>(values: readonly T[]): Validator<T[]> {
+  /** Every member of `values` once, in any order (a ranking). */
+  permutation<T extends string>(values: readonly T[]): Validator<T[]> {
     const item = v.oneOf(values);
     return (x, w = '') => {
-      if (!Array.isArray(x) || x.length === 0 || x.length > values.length)
-        return bad(w, `must be a list of 1..${values.length} of ${values.join(', ')}`);
+      if (!Array.isArray(x) || x.length !== values.length)
+        return bad(w, `must rank all of ${values.join(', ')}, each once`);
       const out: T[] = [];
       for (let i = 0; i < x.length; i++) {
         const r = item(x[i], `${w}[${i}]`);
@@ -339,8 +334,8 @@ export type AppRulePatch = Pick<AppRule, 'appId'> &
 export const validateAppRulePatch: Validator<AppRulePatch> = v.object<AppRulePatch>(
   {
     appId,
-    udpSemantics: v.oneOf(UDP_SEMANTICS_LIST),
-    priorities: v.distinctList(OBJECTIVE_LIST),
+    udpSemantics: v.oneOf(SEMANTICS_LIST),
+    priorities: v.permutation(OBJECTIVE_LIST),
     lossVsThroughput: v.number(0, 1),
     latencyVsThroughput: v.number(0, 1),
     bypass: v.boolean(),

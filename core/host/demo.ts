@@ -1,4 +1,4 @@
-import type { AppRule, UplinkKind } from './contract.js';
+import type { AppKind, UplinkKind } from './contract.js';
 import type { DemoLinkProfile } from './demo-link.js';
 
 /**
@@ -51,7 +51,9 @@ export const DEMO_UPLINKS: readonly DemoUplink[] = [
 ];
 
 export interface DemoApp {
-  rule: AppRule;
+  appId: string;
+  name: string;
+  kind: AppKind;
   transport: 'tcp' | 'udp';
   /** Mean offered rate (bytes/s) and how far it swings (fraction of the mean). */
   meanBps: number;
@@ -61,19 +63,12 @@ export interface DemoApp {
   idleShare: number;
 }
 
-const rule = (r: Omit<AppRule, 'bypass'>): AppRule => ({ ...r, bypass: false });
-
+/** Their rules start as core/proxy/rules.ts's defaults for their kind. */
 export const DEMO_APPS: readonly DemoApp[] = [
   {
-    rule: rule({
-      appId: 'org.mozilla.firefox',
-      name: 'Firefox',
-      kind: 'interactive',
-      udpSemantics: 'unreliable-unordered',
-      priorities: ['latency', 'throughput'],
-      lossVsThroughput: 0.5,
-      latencyVsThroughput: 0.3,
-    }),
+    appId: '/usr/lib/firefox/firefox',
+    name: 'Firefox',
+    kind: 'browser',
     transport: 'tcp',
     meanBps: 250_000,
     swing: 0.8,
@@ -81,15 +76,9 @@ export const DEMO_APPS: readonly DemoApp[] = [
     idleShare: 0.25,
   },
   {
-    rule: rule({
-      appId: 'us.zoom.Zoom',
-      name: 'Zoom',
-      kind: 'realtime',
-      udpSemantics: 'unreliable-ordered',
-      priorities: ['jitter', 'latency', 'loss'],
-      lossVsThroughput: 0.3,
-      latencyVsThroughput: 0.1,
-    }),
+    appId: '/opt/zoom/zoom',
+    name: 'Zoom',
+    kind: 'call',
     transport: 'udp',
     meanBps: 120_000,
     swing: 0.3,
@@ -97,15 +86,9 @@ export const DEMO_APPS: readonly DemoApp[] = [
     idleShare: 0,
   },
   {
-    rule: rule({
-      appId: 'com.backblaze.bzbui',
-      name: 'Backup',
-      kind: 'bulk',
-      udpSemantics: 'reliable-unordered',
-      priorities: ['throughput', 'loss'],
-      lossVsThroughput: 0.8,
-      latencyVsThroughput: 0.9,
-    }),
+    appId: '/usr/bin/syncthing',
+    name: 'Syncthing',
+    kind: 'sync',
     transport: 'tcp',
     meanBps: 600_000,
     swing: 0.6,

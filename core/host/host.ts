@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BraidClient, type ClientOptions } from '../api/client.js';
 import { parseInvite } from '../handshake/invite.js';
 import { startRelay, type Relay } from '../relay/relay.js';
@@ -13,7 +13,7 @@ import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { InterfaceWatcher, type Uplink } from '../iface/index.js';
 import { BypassFlow, openSessionFlow, type AppFlow } from './app-flow.js';
-import { defaultRule, RuleBook } from './app-rules.js';
+import { defaultRule, RuleBook, type AppRule as ProxyAppRule } from '../proxy/rules.js';
 import {
   HISTORY_SECONDS,
   type AppRule,
@@ -48,14 +48,18 @@ import { defaultSettings, loadSettings, saveSettings, type Settings } from './se
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const semanticsMatch: Same<Semantics, WireSemantics> = true;
 const objectivesMatch: Same<Objective, WireObjective> = true;
+const rulesMatch: Same<AppRule, ProxyAppRule> = true;
 void semanticsMatch;
 void objectivesMatch;
+void rulesMatch;
 
 export interface HostOptions {
   /** demo: embedded relay, loopback uplinks behind emulated links, apps with traffic. */
   mode: 'demo' | 'live';
   /** Where settings live; undefined keeps them in memory only. */
   settingsFile?: string;
+  /** core/proxy's per-app rules file; default `rules.json` beside the settings file. */
+  rulesFile?: string;
   /** Demo uplinks to use (1..4); default 3, as `npm run demo`. */
   demoUplinks?: number;
   /** Period of the snapshot stream (ms). */
@@ -173,7 +177,20 @@ export class BraidHost extends EventEmitter<HostEvents> {
       this.settings = loaded.settings;
       for (const w of loaded.warnings) this.warn(w);
     }
-    this.rules = new RuleBook(this.settings.apps);
+    const rulesFile =
+      options.rulesFile ??
+      (options.settingsFile === undefined
+        ? undefined
+        : join(dirname(options.settingsFile), 'rules.json'));
+    if (rulesFile === undefined) {
+      this.rules = new RuleBook({ logger: this.log });
+    } else {
+      const existed = existsSync(rulesFile);
+      this.rules = RuleBook.load(rulesFile, this.log);
+      // RuleBook moves a broken file aside and logs it; the user should see it too.
+      if (existed && !existsSync(rulesFile))
+        this.warn(`rules: ${rulesFile} was broken; moved aside, apps use their default rules`);
+    }
     this.handlers = {
       getSnapshot: () => this.snapshot(),
       setAppRule: (patch) => this.setAppRule(patch),
@@ -220,15 +237,15 @@ export class BraidHost extends EventEmitter<HostEvents> {
         view: undefined,
       });
     }
-    // The relay runs in this process (DESIGN §1: the demo needs no server), at warn
-    // level so that it does not drown the host's own log.
+    // The relay runs in this process (DESIGN §1: the demo needs no server), at error
+    // level: the client side reports the same path events, and the UI shows those.
     this.relayStateDir = mkdtempSync(join(tmpdir(), 'braid-dashboard-'));
     this.relay = await startRelay({
       stateDir: this.relayStateDir,
       host: '127.0.0.1',
       port: 0,
       transports: ['udp', 'tcp'],
-      logger: createLogger({ level: 'warn' }),
+      logger: createLogger({ level: 'error' }),
     });
     // The relay answers byte streams itself; message sessions (the UDP apps) are echoed here.
     this.relay.listener.on('messages', (socket) => {
@@ -264,11 +281,8 @@ export class BraidHost extends EventEmitter<HostEvents> {
       return spec === undefined ? subflow : demoLink(subflow, spec.link, this.clock, this.random);
     });
     for (const demo of DEMO_APPS) {
-      const saved = this.rules.has(demo.rule.appId);
-      this.rules.ensure(demo.rule);
-      if (!saved) this.settings.apps = this.rules.list();
-      this.apps.set(demo.rule.appId, {
-        appId: demo.rule.appId,
+      this.apps.set(demo.appId, {
+        appId: demo.appId,
         demo,
         flow: undefined,
         lastSent: 0,
@@ -379,18 +393,24 @@ export class BraidHost extends EventEmitter<HostEvents> {
   // ----------------------------------------------------------------- commands
 
   private setAppRule(patch: AppRulePatch): AppRule {
-    const before = this.rules.get(patch.appId);
-    const rule = this.rules.apply(patch);
-    this.settings.apps = this.rules.list();
-    this.persist();
+    const before = this.ruleOf(patch.appId);
+    if (before === undefined)
+      throw new BraidError('BRAID_ERR_USAGE', 'no such app', { value: patch.appId });
+    // core/proxy's RuleBook validates the whole rule again and saves it (BRAID_ERR_RULES);
+    // patch.appId names the same app as before.appId.
+    this.rules.set({
+      ...before,
+      ...patch,
+      priorities: [...(patch.priorities ?? before.priorities)],
+    });
+    const rule = this.ruleOf(patch.appId)!;
     const app = this.apps.get(rule.appId);
     // Semantics and priorities travel in the session's OPEN, so a change needs a new
     // session; the sliders are weights read at scheduling time (see `doing`).
     const reopen =
-      before !== undefined &&
-      (before.udpSemantics !== rule.udpSemantics ||
-        before.priorities.join() !== rule.priorities.join() ||
-        before.bypass !== rule.bypass);
+      before.udpSemantics !== rule.udpSemantics ||
+      before.priorities.join() !== rule.priorities.join() ||
+      before.bypass !== rule.bypass;
     if (app !== undefined && reopen) this.reroute(app, true);
     this.event('info', `rule of ${rule.name} changed: ${describePatch(patch)}`);
     return rule;
@@ -465,9 +485,16 @@ export class BraidHost extends EventEmitter<HostEvents> {
 
   // ----------------------------------------------------------------- reading
 
-  /** The rule the engine applies to `appId` now. */
+  /** The rule the engine applies to `appId` now: the user's, else its kind's default. */
   rule(appId: string): AppRule | undefined {
-    return this.rules.get(appId);
+    return this.ruleOf(appId);
+  }
+
+  private ruleOf(appId: string): AppRule | undefined {
+    const own = this.rules.get(appId);
+    if (own !== undefined) return own;
+    const demo = this.apps.get(appId)?.demo;
+    return demo === undefined ? undefined : defaultRule(demo.appId, demo.name, demo.kind);
   }
 
   /** Where the engine sends `appId`'s traffic now. */
@@ -557,7 +584,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
   }
 
   private bypassed(appId: string): boolean {
-    return this.settings.globalBypass || this.rules.get(appId)?.bypass === true;
+    return this.settings.globalBypass || this.ruleOf(appId)?.bypass === true;
   }
 
   /** Puts the app's flow where its rule says: on the association or outside it. */
@@ -570,7 +597,8 @@ export class BraidHost extends EventEmitter<HostEvents> {
     flow?.close();
     app.flow = undefined;
     app.lastSent = 0;
-    const rule = this.rules.get(app.appId) ?? defaultRule(app.appId);
+    const rule = this.ruleOf(app.appId);
+    if (rule === undefined) return;
     if (wantBypass) {
       if (this.bypassTarget === undefined) return;
       const best = this.bestUplink();
@@ -786,7 +814,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
       mark.at = now;
       this.sessionMarks.set(id, mark);
       const app = appOf.get(id);
-      const rule = app === undefined ? undefined : this.rules.get(app.appId);
+      const rule = app === undefined ? undefined : this.ruleOf(app.appId);
       const splitSum = [...mark.split.values()].reduce((a, b) => a + b, 0);
       sessionViews.push({
         id,
@@ -810,7 +838,10 @@ export class BraidHost extends EventEmitter<HostEvents> {
     for (const id of this.sessionMarks.keys()) if (!seen.has(id)) this.sessionMarks.delete(id);
 
     const appViews: AppView[] = [];
-    for (const r of this.rules.list()) {
+    const known = [...new Set([...this.apps.keys(), ...this.rules.list().map((r) => r.appId)])];
+    for (const appId of known) {
+      const r = this.ruleOf(appId);
+      if (r === undefined) continue;
       const app = this.apps.get(r.appId);
       const route = this.routeOf(r.appId);
       const session =

@@ -10,12 +10,11 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { UPLINK_ROLES, v, type AppRule, type UplinkRole, type Validator } from './contract.js';
-import { validateAppRule } from './app-rules.js';
+import { UPLINK_ROLES, v, type UplinkRole, type Validator } from './contract.js';
 import { BraidError } from '../util/errors.js';
 
 /**
- * The dashboard's settings file (STYLE §8): one schema, each field with its default
+ * The dashboard's settings file (STYLE §8; per-app rules live in core/proxy's rules file): one schema, each field with its default
  * and its validator beside it; the TypeScript type is derived from the schema. A bad
  * field falls back to its default with a warning naming it; a file that is not JSON is
  * moved aside (never deleted: it may be the user's only copy) and reported; nothing
@@ -54,20 +53,6 @@ function recordOf<T>(entry: Validator<T>, keyPattern: RegExp): Validator<Record<
   };
 }
 
-function listOf<T>(entry: Validator<T>, max: number): Validator<T[]> {
-  return (x, w = '') => {
-    if (!Array.isArray(x) || x.length > max)
-      return { ok: false, error: `${w} must be a list of at most ${max}` };
-    const out: T[] = [];
-    for (let i = 0; i < x.length; i++) {
-      const r = entry(x[i], `${w}[${i}]`);
-      if (!r.ok) return r;
-      out.push(r.value);
-    }
-    return { ok: true, value: out };
-  };
-}
-
 export const SETTINGS_SCHEMA = {
   relayInvite: field<string | null>(() => null, v.nullable(v.string(1024, /^braid:\/\/\S+$/))),
   /** DESIGN §1: the local SOCKS5 proxy on 127.0.0.1 (1080 is SOCKS's registered port). */
@@ -78,7 +63,6 @@ export const SETTINGS_SCHEMA = {
     () => ({}),
     recordOf(validateUplinkSetting, /^[\w.:@-]{1,64}$/),
   ),
-  apps: field<AppRule[]>(() => [], listOf(validateAppRule, 1000)),
 };
 
 type Schema = typeof SETTINGS_SCHEMA;

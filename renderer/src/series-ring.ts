@@ -49,15 +49,29 @@ export class SeriesRing {
   }
 
   push(s: Sample): void {
-    const i = this.head;
+    this.write(this.head, s);
+    this.head = (this.head + 1) % this.capacity;
+    if (this.count < this.capacity) this.count++;
+  }
+
+  /**
+   * Coarse history: a sample in the same `bucketMs` as the newest one replaces it (the
+   * newest bucket stays live), a later one starts a new bucket.
+   */
+  pushBucketed(s: Sample, bucketMs: number): void {
+    const last = this.count === 0 ? undefined : this.index(this.count - 1);
+    if (last !== undefined && Math.floor(this.t[last]! / bucketMs) === Math.floor(s.t / bucketMs))
+      this.write(last, s);
+    else this.push(s);
+  }
+
+  private write(i: number, s: Sample): void {
     this.t[i] = s.t;
     this.values.latency[i] = s.latencyMs ?? NaN;
     this.values.jitter[i] = s.jitterMs ?? NaN;
     this.values.loss[i] = s.lossRate === null ? NaN : s.lossRate * 100;
     this.values.up[i] = s.upBps;
     this.values.down[i] = s.downBps;
-    this.head = (i + 1) % this.capacity;
-    if (this.count < this.capacity) this.count++;
     this.dirty = true;
     this.version++;
   }

@@ -44,6 +44,17 @@ export interface BraidState {
 /** Rings live beside the store, not in it: they are mutated in place, never copied. */
 const rings = new Map<string, SeriesRing>();
 
+/**
+ * The aggregate chart (recharts) gets five minutes at one point a second, the newest
+ * second live: recharts' cost grows with points (it measures each path's length), and
+ * 300 are plenty for a chart a few hundred pixels wide.
+ */
+export const AGGREGATE_BUCKET_MS = 1000;
+const aggregate = new SeriesRing(HISTORY_SECONDS + 2);
+export function aggregateRing(): SeriesRing {
+  return aggregate;
+}
+
 export function ringOf(uplinkId: string): SeriesRing {
   let r = rings.get(uplinkId);
   if (r === undefined) rings.set(uplinkId, (r = new SeriesRing(RING_CAPACITY)));
@@ -86,7 +97,12 @@ export const useBraid = create<BraidState>()((set, get) => ({
   lastSeq: 0,
   applySnapshot(s) {
     for (const r of rings.values()) r.clear();
+    aggregate.clear();
     for (const [id, samples] of Object.entries(s.history)) {
+      if (id === '*') {
+        for (const sample of samples) aggregate.pushBucketed(sample, AGGREGATE_BUCKET_MS);
+        continue;
+      }
       const ring = ringOf(id);
       for (const sample of samples) ring.push(sample);
     }
@@ -106,14 +122,17 @@ export const useBraid = create<BraidState>()((set, get) => ({
         downBps: x.downBps,
       });
     }
-    ringOf('*').push({
-      t: u.at,
-      latencyMs: null,
-      jitterMs: null,
-      lossRate: null,
-      upBps: u.aggregate.upBps,
-      downBps: u.aggregate.downBps,
-    });
+    aggregate.pushBucketed(
+      {
+        t: u.at,
+        latencyMs: null,
+        jitterMs: null,
+        lossRate: null,
+        upBps: u.aggregate.upBps,
+        downBps: u.aggregate.downBps,
+      },
+      AGGREGATE_BUCKET_MS,
+    );
     const events =
       u.events.length === 0 ? state.events : [...state.events, ...u.events].slice(-MAX_EVENTS);
     set({ ...live(u), events, tick: state.tick + 1 });

@@ -149,15 +149,15 @@ describe('dashboard server access control (real HTTP and WebSocket on 127.0.0.1)
       expect(snap.value.uplinks.map((u) => u.id)).toEqual(['wlan0']);
 
       const bad = await invoke(ws, 2, channelOf('setAppRule'), {
-        appId: 'com.backblaze.bzbui',
+        appId: '/usr/bin/syncthing',
         lossVsThroughput: 7,
       });
       expect(bad).toMatchObject({ type: 'error' });
       expect((bad as { message: string }).message).toContain('lossVsThroughput');
-      expect(host.rule('com.backblaze.bzbui')!.lossVsThroughput).toBe(0.8);
+      expect(host.rule('/usr/bin/syncthing')!.lossVsThroughput).toBe(0.2);
 
       const unknownField = await invoke(ws, 3, channelOf('setAppRule'), {
-        appId: 'com.backblaze.bzbui',
+        appId: '/usr/bin/syncthing',
         bypas: true,
       });
       expect(unknownField).toMatchObject({ type: 'error' });
@@ -166,11 +166,11 @@ describe('dashboard server access control (real HTTP and WebSocket on 127.0.0.1)
       expect(unknownCall).toMatchObject({ type: 'error' });
 
       const good = await invoke(ws, 5, channelOf('setAppRule'), {
-        appId: 'com.backblaze.bzbui',
+        appId: '/usr/bin/syncthing',
         lossVsThroughput: 0.25,
       });
       expect(good).toMatchObject({ type: 'success', value: { lossVsThroughput: 0.25 } });
-      expect(host.rule('com.backblaze.bzbui')!.lossVsThroughput).toBe(0.25);
+      expect(host.rule('/usr/bin/syncthing')!.lossVsThroughput).toBe(0.25);
     } finally {
       ws.close();
     }

@@ -1,11 +1,10 @@
 import { memo } from 'react';
 import { Line, LineChart, ResponsiveContainer, XAxis, YAxis } from 'recharts';
-import { ringOf, selectTick, useBraid } from '../store';
+import { aggregateRing, selectTick, useBraid } from '../store';
 import type { Point } from '../series-ring';
 import type { SeriesSpec } from './Sparkline';
 
 interface Props {
-  uplinkId: string;
   title: string;
   /** Text for screen readers: what the chart shows now. */
   summary: string;
@@ -14,19 +13,14 @@ interface Props {
 }
 
 /**
- * One live chart over the uplink's ring (five minutes). It re-renders on each tick and
+ * The aggregate's live chart (recharts) over the aggregate ring: five minutes at one
+ * point a second, the newest second live. It re-renders on each tick and
  * reads the ring's ready array; the SVG is hidden from screen readers, which get the
  * figure's label with the current value instead.
  */
-export const MetricChart = memo(function MetricChart({
-  uplinkId,
-  title,
-  summary,
-  series,
-  format,
-}: Props) {
+export const MetricChart = memo(function MetricChart({ title, summary, series, format }: Props) {
   useBraid(selectTick);
-  const data = ringOf(uplinkId).view() as Point[];
+  const data = aggregateRing().view() as Point[];
   return (
     <figure
       className="chart"
@@ -37,7 +31,7 @@ export const MetricChart = memo(function MetricChart({
       <figcaption aria-hidden="true">
         {title} <span className="chart-now">{summary}</span>
       </figcaption>
-      <div className="chart-plot" aria-hidden="true">
+      <div className="chart-plot" aria-hidden="true" data-v={aggregateRing().version}>
         <ResponsiveContainer width="100%" height={72}>
           <LineChart data={data} margin={{ top: 4, right: 4, bottom: 0, left: 0 }}>
             <XAxis dataKey="t" type="number" domain={['dataMin', 'dataMax']} hide />

@@ -21,26 +21,61 @@ const W = 300;
 const H = 64;
 const WINDOW_MS = HISTORY_SECONDS * 1000;
 
-/** SVG path of one series over the last five minutes, ending at the newest sample. */
+/** Columns drawn across the chart: each gets the min and max of its samples (M4-like). */
+const COLUMNS = 300;
+
+/**
+ * SVG path of one series over the last five minutes, ending at the newest sample.
+ * Samples are folded into COLUMNS columns, each drawn as its min and max in time
+ * order, so a spike survives and the path stays near 600 points at full history.
+ */
 function pathOf(ring: SeriesRing, key: SeriesKey, yMax: number): string {
   const n = ring.length;
   if (n === 0) return '';
   const end = ring.t[ring.index(n - 1)]!;
   const values = ring.values[key];
+  const yOf = (v: number): string => (H - (Math.min(v, yMax) / yMax) * (H - 2) - 1).toFixed(1);
   let d = '';
   let pen = false;
+  let col = -1;
+  let lo = 0;
+  let hi = 0;
+  let loFirst = true;
+  const flush = (): void => {
+    if (col < 0) return;
+    const x = ((col + 0.5) * (W / COLUMNS)).toFixed(1);
+    const [a, b] = loFirst ? [lo, hi] : [hi, lo];
+    d += `${pen ? 'L' : 'M'}${x} ${yOf(a)}`;
+    if (b !== a) d += `L${x} ${yOf(b)}`;
+    pen = true;
+  };
   for (let k = 0; k < n; k++) {
     const i = ring.index(k);
     const v = values[i]!;
     if (Number.isNaN(v)) {
+      flush();
+      col = -1;
       pen = false;
       continue;
     }
-    const x = W - ((end - ring.t[i]!) / WINDOW_MS) * W;
-    const y = H - (Math.min(v, yMax) / yMax) * (H - 2) - 1;
-    d += `${pen ? 'L' : 'M'}${x.toFixed(1)} ${y.toFixed(1)}`;
-    pen = true;
+    const c = Math.min(
+      COLUMNS - 1,
+      Math.max(0, Math.floor(COLUMNS - ((end - ring.t[i]!) / WINDOW_MS) * COLUMNS)),
+    );
+    if (c !== col) {
+      flush();
+      col = c;
+      lo = hi = v;
+      loFirst = true;
+    } else if (v < lo) {
+      lo = v;
+      loFirst = false;
+    } else if (v > hi) {
+      hi = v;
+      loFirst = true;
+    }
   }
+  flush();
   return d;
 }
 
@@ -86,6 +121,7 @@ export const Sparkline = memo(function Sparkline({
         {title} <span className="chart-now">{summary}</span>
       </figcaption>
       <svg
+        data-v={ring.version}
         className="spark"
         viewBox={`0 0 ${W} ${H}`}
         preserveAspectRatio="none"

@@ -1,7 +1,6 @@
 import { memo, useId } from 'react';
 import {
-  OBJECTIVE_LIST,
-  UDP_SEMANTICS_LIST,
+  SEMANTICS_LIST,
   type AppRulePatch,
   type AppView,
   type Objective,
@@ -28,7 +27,6 @@ const AppRow = memo(function AppRow({ app }: { app: AppView }) {
   const r = app.rule;
   const headingId = useId();
   const semId = useId();
-  const missing = OBJECTIVE_LIST.filter((o) => !r.priorities.includes(o));
   return (
     <article className="card app" aria-labelledby={headingId} data-app={r.appId}>
       <header className="card-head">
@@ -44,7 +42,7 @@ const AppRow = memo(function AppRow({ app }: { app: AppView }) {
       </p>
       <div className="app-controls">
         <div className="field">
-          <label htmlFor={semId}>UDP semantics</label>
+          <label htmlFor={semId}>Semantics of its UDP traffic</label>
           <select
             id={semId}
             value={r.udpSemantics}
@@ -55,7 +53,7 @@ const AppRow = memo(function AppRow({ app }: { app: AppView }) {
               })
             }
           >
-            {UDP_SEMANTICS_LIST.map((s) => (
+            {SEMANTICS_LIST.map((s) => (
               <option key={s} value={s}>
                 {s}
               </option>
@@ -84,43 +82,23 @@ const AppRow = memo(function AppRow({ app }: { app: AppView }) {
                 >
                   ↓
                 </button>
-                <button
-                  type="button"
-                  aria-label={`Remove ${o}`}
-                  disabled={r.priorities.length === 1}
-                  onClick={() =>
-                    patch({ appId: r.appId, priorities: r.priorities.filter((x) => x !== o) })
-                  }
-                >
-                  ×
-                </button>
               </li>
             ))}
           </ol>
-          {missing.map((o) => (
-            <button
-              key={o}
-              type="button"
-              className="link"
-              onClick={() => patch({ appId: r.appId, priorities: [...r.priorities, o] })}
-            >
-              + {o}
-            </button>
-          ))}
         </fieldset>
         <RuleSlider
           name="lossVsThroughput"
-          label="Loss ↔ throughput"
-          left="low loss"
-          right="throughput"
+          label="Throughput ↔ low loss"
+          left="throughput"
+          right="low loss"
           value={r.lossVsThroughput}
           onCommit={(v) => patch({ appId: r.appId, lossVsThroughput: v })}
         />
         <RuleSlider
           name="latencyVsThroughput"
-          label="Latency ↔ throughput"
-          left="low latency"
-          right="throughput"
+          label="Throughput ↔ low latency"
+          left="throughput"
+          right="low latency"
           value={r.latencyVsThroughput}
           onCommit={(v) => patch({ appId: r.appId, latencyVsThroughput: v })}
         />

@@ -22,7 +22,6 @@ export function Overview() {
           ↑ {formatRate(agg.upBps)} · ↓ {formatRate(agg.downBps)}
         </p>
         <MetricChart
-          uplinkId="*"
           title="Aggregate throughput"
           summary={`${formatRate(agg.upBps)} up, ${formatRate(agg.downBps)} down`}
           series={[

@@ -48,14 +48,14 @@ describe('the engine–UI contract', () => {
     const answer = await answerInvoke(recordingHandlers(calls), 'setAppRule', {
       appId: 'org.mozilla.firefox',
       lossVsThroughput: 0.25,
-      priorities: ['latency', 'loss'],
+      priorities: ['latency', 'loss', 'jitter', 'throughput'],
     });
     expect(answer).toEqual({
       type: 'success',
       value: {
         appId: 'org.mozilla.firefox',
         lossVsThroughput: 0.25,
-        priorities: ['latency', 'loss'],
+        priorities: ['latency', 'loss', 'jitter', 'throughput'],
         echoed: true,
       },
     });
@@ -79,11 +79,22 @@ describe('the engine–UI contract', () => {
     [
       'a repeated objective',
       'setAppRule',
-      { appId: 'a', priorities: ['loss', 'loss'] },
+      { appId: 'a', priorities: ['loss', 'loss', 'latency', 'jitter'] },
       'priorities[1]',
     ],
-    ['an unknown objective', 'setAppRule', { appId: 'a', priorities: ['speed'] }, 'priorities[0]'],
+    [
+      'an unknown objective',
+      'setAppRule',
+      { appId: 'a', priorities: ['speed', 'loss', 'latency', 'jitter'] },
+      'priorities[0]',
+    ],
     ['no objective', 'setAppRule', { appId: 'a', priorities: [] }, 'priorities'],
+    [
+      'a ranking without jitter',
+      'setAppRule',
+      { appId: 'a', priorities: ['loss', 'latency', 'throughput'] },
+      'priorities',
+    ],
     ['an unknown field', 'setAppRule', { appId: 'a', bypas: true }, 'bypas'],
     ['a missing app id', 'setAppRule', { bypass: true }, 'appId'],
     ['an app id with a space', 'setAppRule', { appId: 'a b' }, 'appId'],

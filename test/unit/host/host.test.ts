@@ -40,6 +40,28 @@ describe('BraidHost in demo mode (embedded relay, loopback uplinks)', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ globalBypass: true });
   });
 
+  it('keeps app rules in core/proxy’s rules file beside the settings; a broken one is a warning', async () => {
+    writeFileSync(join(dir, 'rules.json'), '{ broken');
+    host = await BraidHost.start({
+      mode: 'demo',
+      demoUplinks: 1,
+      settingsFile: join(dir, 'settings.json'),
+      logger,
+    });
+    expect(host.snapshot().warnings.some((w) => w.includes('rules.json was broken'))).toBe(true);
+    await host.handlers.setAppRule({ appId: '/opt/zoom/zoom', lossVsThroughput: 0.35 });
+    const doc = JSON.parse(readFileSync(join(dir, 'rules.json'), 'utf8')) as { rules: unknown[] };
+    expect(doc.rules).toEqual([
+      expect.objectContaining({ appId: '/opt/zoom/zoom', kind: 'call', lossVsThroughput: 0.35 }),
+    ]);
+    // A UDP app switched to reliable-ordered is carried as a byte stream on the association.
+    const h = host.handlers;
+    await expect(
+      (async () => h.setAppRule({ appId: '/opt/zoom/zoom', udpSemantics: 'reliable-ordered' }))(),
+    ).resolves.toMatchObject({ udpSemantics: 'reliable-ordered' });
+    expect(host.routeOf('/opt/zoom/zoom').kind).toBe('association');
+  });
+
   it('streams updates a few times a second with every uplink, path, session and app', async () => {
     host = await BraidHost.start({ mode: 'demo', logger, tickMs: 100 });
     const first = await nextUpdate(host);
@@ -55,7 +77,7 @@ describe('BraidHost in demo mode (embedded relay, loopback uplinks)', () => {
     ]);
     expect(u.paths).toHaveLength(3);
     expect(u.apps.map((a) => a.route.kind)).toEqual(['association', 'association', 'association']);
-    expect(u.sessions.map((s) => s.appName).sort()).toEqual(['Backup', 'Firefox', 'Zoom']);
+    expect(u.sessions.map((s) => s.appName).sort()).toEqual(['Firefox', 'Syncthing', 'Zoom']);
     expect(u.association).toBe('active');
   });
 
@@ -86,7 +108,7 @@ describe('BraidHost in demo mode (embedded relay, loopback uplinks)', () => {
   it('moves every app off the association with the global bypass, and back', async () => {
     host = await BraidHost.start({ mode: 'demo', logger });
     await host.handlers.setBypass({ on: true });
-    const ids = ['org.mozilla.firefox', 'us.zoom.Zoom', 'com.backblaze.bzbui'];
+    const ids = ['/usr/lib/firefox/firefox', '/opt/zoom/zoom', '/usr/bin/syncthing'];
     expect(ids.map((id) => host!.routeOf(id).kind)).toEqual(['bypass', 'bypass', 'bypass']);
     await host.handlers.setBypass({ on: false });
     expect(ids.map((id) => host!.routeOf(id).kind)).toEqual([
