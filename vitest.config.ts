@@ -6,6 +6,7 @@ export default defineConfig({
       'test/unit/**/*.test.ts',
       'test/integration/**/*.test.ts',
       'test/regressions/**/*.test.ts',
+      'test/security/**/*.test.ts',
       // The dashboard in Chromium against the demo engine; builds the renderer if stale.
       'test/e2e/**/*.test.ts',
       // The lab's pure parts run in simulated time and need no root.
