@@ -12,6 +12,8 @@ import type { FeedbackReport } from '../sched/combiner.js';
 export class BraidStream extends Duplex {
   readonly session: Session;
   private pendingWrite: ((error?: Error | null) => void) | undefined;
+  /** Chunks of a _writev not yet handed to the session. */
+  private backlog: Buffer[] = [];
   private pendingFinal: ((error?: Error | null) => void) | undefined;
   private wantsData = false;
   private ended = false;
@@ -77,17 +79,31 @@ export class BraidStream extends Duplex {
     chunks: Array<{ chunk: Buffer }>,
     callback: (error?: Error | null) => void,
   ): void {
+    // Hand chunks to the session only while it is under its send-buffer limit, so the
+    // session's queue exceeds the limit by at most one chunk; the rest waits here.
+    this.backlog = chunks.map((c) => c.chunk);
+    this.pendingWrite = callback;
+    this.feed();
+  }
+
+  /** Moves waiting chunks into the session while it is writable. */
+  private feed(): void {
+    const backlog = this.backlog;
     try {
-      for (const { chunk } of chunks) this.session.write(chunk);
+      while (backlog.length > 0 && this.session.writable) this.session.write(backlog.shift()!);
     } catch (err) {
-      callback(err as Error);
+      backlog.length = 0;
+      this.releaseWrite(err as Error);
       return;
     }
-    if (this.session.writable) callback();
-    else this.pendingWrite = callback;
+    if (backlog.length === 0) this.releaseWrite();
   }
 
   private releaseWrite(error?: Error): void {
+    if (error === undefined && this.backlog.length > 0) {
+      this.feed();
+      return;
+    }
     const cb = this.pendingWrite;
     if (cb === undefined) return;
     if (error === undefined && !this.session.writable) return;

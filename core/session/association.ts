@@ -264,6 +264,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   }
 
   sessionEnded(session: Session): void {
+    this.notePeaks(session);
     this.sessions.delete(session.id);
     this.heldSessions.delete(session);
     this.log.debug('session ended', { session: session.id, state: session.state });
@@ -768,6 +769,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       this,
     );
     this.sessions.set(id, session);
+    // Its MAX_DATA (our receive window) goes out with the next packet.
+    this.wake(session);
     return session;
   }
 
@@ -1360,6 +1363,35 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   }
 
   // ---------------------------------------------------------------- inspection
+
+  /** Largest reorder buffer and send queue of any session so far (bytes), against their bounds. */
+  readonly peaks = { reorderBytes: 0, sendQueueBytes: 0 };
+
+  private notePeaks(s: Session): void {
+    const p = this.peaks;
+    p.reorderBytes = Math.max(p.reorderBytes, s.recv.peakBufferedBytes);
+    const send = s.msg !== undefined ? s.msg.send.peakBytes : s.send.peakBufferedBytes;
+    p.sendQueueBytes = Math.max(p.sendQueueBytes, send);
+  }
+
+  /**
+   * The peaks with the sessions still open counted in, and the configured bounds:
+   * the reorder buffer never exceeds `sessionWindow`, and a send queue exceeds
+   * `sendBufferLimit` by at most one application write.
+   */
+  bufferPeaks(): {
+    reorderBytes: number;
+    sendQueueBytes: number;
+    reorderBound: number;
+    sendBound: number;
+  } {
+    for (const s of this.sessions.values()) this.notePeaks(s);
+    return {
+      ...this.peaks,
+      reorderBound: this.config.sessionWindow,
+      sendBound: this.config.sendBufferLimit,
+    };
+  }
 
   /** Paths in the order they were added, with their lifecycle state. */
   pathSummary(): PathSummary[] {

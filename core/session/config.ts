@@ -68,6 +68,12 @@ export function verifyConfig(partial: Partial<Config> = {}): Config {
       });
     }
   }
+  if (config.sessionWindow < 256 * 1024) {
+    // session.ts INITIAL_PEER_WINDOW: a peer sends this much before our MAX_DATA.
+    throw new BraidError('BRAID_ERR_CONFIG', 'config.sessionWindow must be at least 262144', {
+      value: config.sessionWindow,
+    });
+  }
   if (config.udpPacketSize < 1200 || config.udpPacketSize > 65000) {
     throw new BraidError('BRAID_ERR_CONFIG', 'config.udpPacketSize must lie in 1200..65000', {
       value: config.udpPacketSize,

@@ -56,6 +56,8 @@ export class MessageSendQueue {
   private readonly unacked = new Map<number, OutMessage>();
   private nextNumber = 0;
   private bytes = 0;
+  /** Most bytes ever queued or unacknowledged (the send queue's peak). */
+  peakBytes = 0;
 
   constructor(semantics: Exclude<Semantics, 'reliable-ordered'>, deadlineMs: number) {
     this.reliable = semantics === 'reliable-unordered';
@@ -87,6 +89,7 @@ export class MessageSendQueue {
     };
     this.queue.push(message);
     this.bytes += data.length;
+    if (this.bytes > this.peakBytes) this.peakBytes = this.bytes;
     this.stats.queued++;
     return message.number;
   }

@@ -29,6 +29,8 @@ export class ReceiveStream {
   /** Out-of-order segments sorted by offset; never overlapping. */
   private segments: Segment[] = [];
   private bufferedBytes_ = 0;
+  /** Most bytes ever held (reorder buffer plus unread), for the bound check in the bench. */
+  peakBufferedBytes = 0;
 
   constructor(window: number) {
     this.window = window;
@@ -87,6 +89,7 @@ export class ReceiveStream {
     });
     this.duplicateBytes += data.length - fresh;
     this.bufferedBytes_ += fresh;
+    if (this.bufferedBytes_ > this.peakBufferedBytes) this.peakBufferedBytes = this.bufferedBytes_;
     this.received.add(start, end);
     return undefined;
   }

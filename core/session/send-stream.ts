@@ -16,6 +16,8 @@ export interface StreamRange {
  * (reinjection, DESIGN §3). Retransmissions go before new data.
  */
 export class SendStream {
+  /** Most bytes ever written and not yet acknowledged (the send queue's peak). */
+  peakBufferedBytes = 0;
   /** Written chunks not yet fully acknowledged, with the stream offset each starts at. */
   private chunks: Buffer[] = [];
   private starts: number[] = [];
@@ -55,6 +57,8 @@ export class SendStream {
     this.chunks.push(chunk);
     this.starts.push(this.writeOffset);
     this.writeOffset += chunk.length;
+    const buffered = this.writeOffset - this.ackedPrefix;
+    if (buffered > this.peakBufferedBytes) this.peakBufferedBytes = buffered;
   }
 
   end(): void {

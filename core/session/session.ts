@@ -10,6 +10,12 @@ import { SendStream } from './send-stream.js';
 /** Semantics carried by DATAGRAM frames (message sessions). */
 export type MessageSemantics = Exclude<Semantics, 'reliable-ordered'>;
 
+/**
+ * What a sender may send before the peer's first MAX_DATA: the smallest session
+ * window a peer may configure (config.ts checks `sessionWindow` against it).
+ */
+export const INITIAL_PEER_WINDOW = 256 * 1024;
+
 /** The two halves of a message session. */
 export interface MessageParts {
   send: MessageSendQueue;
@@ -121,9 +127,12 @@ export class Session {
     this.target = options.target;
     this.local = options.local;
     this.sendBufferLimit = options.sendBufferLimit;
-    // Both sides start from the same default window; MAX_DATA moves it.
-    this.send = new SendStream(options.window);
+    // The peer's window is not known yet: send no more than the smallest window any
+    // peer may have, and tell the peer ours at once with MAX_DATA (the first packet of
+    // the session carries it), so that two ends configured differently cannot stall.
+    this.send = new SendStream(INITIAL_PEER_WINDOW);
     this.recv = new ReceiveStream(options.window);
+    this.maxDataPending = options.semantics === 'reliable-ordered' || options.awaitingOpen === true;
     this.openPending = options.local;
     this.deadlineMs = options.deadlineMs ?? 0;
     this.window = options.window;
