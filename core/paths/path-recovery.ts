@@ -1,12 +1,13 @@
 import type { AckFrame, AckRange } from '../wire/frame.js';
-import type { Clock } from '../util/clock.js';
+import { systemRandom, type Clock, type Random } from '../util/clock.js';
 import { BraidError } from '../util/errors.js';
 import { WindowedMaxFilter } from './windowed-filter.js';
 import type { CongestionCoupling, CoupledPath } from './coupled-congestion.js';
+import { Bbr, type BbrState } from './bbr.js';
 
 /**
  * Per-path loss recovery and congestion control in the manner of RFC 9002, with
- * CUBIC (RFC 9438) or NewReno, pacing (RFC 9002 §7.7) and delivery-rate sampling
+ * CUBIC (RFC 9438), NewReno or BBR (core/paths/bbr.ts), pacing (RFC 9002 §7.7) and delivery-rate sampling
  * (draft-cheng-iccrg-delivery-rate-estimation). It never retransmits: it says which
  * packets were acknowledged and which were lost, and the session layer re-sends the
  * lost frames on whichever path the scheduler picks (DESIGN §3, reinjection).
@@ -15,10 +16,15 @@ import type { CongestionCoupling, CoupledPath } from './coupled-congestion.js';
  * congestion window of ours, only a cap on bytes in flight (so kernel buffers do not
  * build head-of-line blocking) and a stall signal when ACKs stop progressing.
  */
+/** Congestion controllers of UDP paths: loss-based (CUBIC, NewReno) or model-based (BBR). */
+export type CongestionKind = 'newreno' | 'cubic' | 'bbr';
+
 export interface RecoveryConfig {
   kind: 'udp' | 'tcp';
   maxDatagramSize: number;
-  congestion?: 'newreno' | 'cubic';
+  congestion?: CongestionKind;
+  /** BBR's choice of probe phase; Math.random unless a test injects one (STYLE §5). */
+  random?: Random;
   /** RFC 9002 §6.2.2: 333 ms before any sample. */
   initialRttMs?: number;
   /** RFC 9000 §18.2 max_ack_delay. */
@@ -65,7 +71,18 @@ export class PathRecovery<T> implements CoupledPath {
   private readonly clock: Clock;
   private readonly kind: 'udp' | 'tcp';
   private readonly mss: number;
-  private readonly congestion: 'newreno' | 'cubic';
+  private readonly congestion: CongestionKind;
+  /** The model-based controller when `congestion` is 'bbr' on a UDP path; it owns cwnd and pacing then. */
+  private readonly bbr: Bbr | undefined;
+  /**
+   * BBR app-limited marking (draft-cheng-iccrg-delivery-rate-estimation §3.4,
+   * C.app_limited): non-zero while packets sent in an app-limited stretch are still
+   * being delivered, so their rate samples are taken as lower bounds only.
+   */
+  private appLimitedUntil = 0;
+  /** The last packet sent left no room in the window: the gap after it was the window's doing. */
+  private windowFull = false;
+  private lastSendTime = -Infinity;
   private readonly maxAckDelay: number;
   private readonly inflightCap: number;
 
@@ -151,6 +168,13 @@ export class PathRecovery<T> implements CoupledPath {
         : Math.min(10 * this.mss, Math.max(14720, 2 * this.mss));
     this.tokens = this.cwnd;
     const now = clock.now();
+    this.bbr =
+      this.kind === 'udp' && this.congestion === 'bbr'
+        ? new Bbr(
+            { mss: this.mss, initialCwnd: this.cwnd, random: config.random ?? systemRandom },
+            now,
+          )
+        : undefined;
     this.tokensAt = now;
     this.lastProgress = now;
     this.deliveredTime = now;
@@ -176,6 +200,25 @@ export class PathRecovery<T> implements CoupledPath {
     return this.mss;
   }
 
+  /**
+   * BBR's model of the path when it is the controller (undefined for CUBIC/NewReno):
+   * its state, bottleneck bandwidth (bytes/s), windowed min RTT (ms) and the inflight
+   * bound its loss response set (bytes, Infinity if none).
+   */
+  get bbrModel():
+    | { state: BbrState; bandwidth: number; minRtt: number; pacingGain: number; inflightHi: number }
+    | undefined {
+    const b = this.bbr;
+    if (b === undefined) return undefined;
+    return {
+      state: b.state,
+      bandwidth: b.bw * 1000,
+      minRtt: b.minRtt,
+      pacingGain: b.pacingGain,
+      inflightHi: b.inflightHi,
+    };
+  }
+
   /** Consecutive probe timeouts without an ACK (RFC 9002 §6.2). */
   get probeTimeouts(): number {
     return this.ptoCount;
@@ -192,6 +235,8 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   private pacingRate(): number {
+    // BBR paces at gain × its bandwidth estimate (core/paths/bbr.ts).
+    if (this.bbr !== undefined) return this.bbr.pacingRate;
     // bytes per ms; before an RTT sample pacing would be too slow, so only the burst limits.
     const rtt = this.hasRttSample ? Math.max(this.srtt, 0.05) : 1;
     const factor = this.cwnd < this.ssthresh ? 2 : 1.25;
@@ -224,6 +269,7 @@ export class PathRecovery<T> implements CoupledPath {
     this.bytesSent += bytes;
     if (this.kind === 'udp') {
       this.refill(now);
+      if (this.bbr !== undefined && ackEliciting) this.checkAppLimited(now);
       this.tokens -= bytes;
     }
     // Only ack-eliciting packets are tracked: the peer need not acknowledge the others
@@ -244,7 +290,10 @@ export class PathRecovery<T> implements CoupledPath {
       delivered: this.delivered,
       deliveredTime: this.deliveredTime,
       firstSentTime: this.firstSentTime,
-      appLimited: this.bytesInFlight + bytes < this.cwnd / 2,
+      appLimited:
+        this.bbr !== undefined
+          ? this.appLimitedUntil !== 0
+          : this.bytesInFlight + bytes < this.cwnd / 2,
     };
     // Packet numbers are dense per path; index = pn - base.
     if (this.outstanding === 0) {
@@ -257,6 +306,27 @@ export class PathRecovery<T> implements CoupledPath {
     this.bytesInFlight += bytes;
     this.lastAckElicitingSent = now;
     if (this.bytesInFlight === bytes) this.lastProgress = now;
+    if (this.bbr !== undefined) {
+      this.windowFull = this.bytesInFlight + this.mss > this.cwnd;
+      this.lastSendTime = now;
+    }
+  }
+
+  /**
+   * BBR needs to know when a rate sample says less than the path can carry because the
+   * sender had nothing to send (draft-cheng-iccrg-delivery-rate-estimation §3.4). The
+   * session layer does not tell us, so it is inferred: the pipe was empty, or the pacer
+   * sat with a full bucket for two bursts' time while the window had room — a sender
+   * with data waiting would have used either. Called before the packet is counted.
+   */
+  private checkAppLimited(now: number): void {
+    const burstTime = this.burst() / this.pacingRate();
+    const idle =
+      this.bytesInFlight === 0 ||
+      // tcp_bbr.c bbr_update_min_rtt: probe-RTT starves the pipe on purpose.
+      this.bbr?.state === 'probe-rtt' ||
+      (!this.windowFull && this.tokens >= this.burst() && now - this.lastSendTime > 2 * burstTime);
+    if (idle) this.appLimitedUntil = Math.max(this.delivered + this.bytesInFlight, 1);
   }
 
   /** pn of sent[0]. */
@@ -296,6 +366,7 @@ export class PathRecovery<T> implements CoupledPath {
     let ackedEliciting = false;
     let newestAckedBytes = 0;
     let sample: SentPacket<T> | undefined;
+    const priorInFlight = this.bytesInFlight;
     // Ranges are descending; walk each range over the live window only.
     const lowLive = this.base + this.head;
     for (const range of ranges) {
@@ -332,8 +403,30 @@ export class PathRecovery<T> implements CoupledPath {
         this.firstSentTime = sample.time;
       }
     }
+    if (this.appLimitedUntil !== 0 && this.delivered > this.appLimitedUntil)
+      this.appLimitedUntil = 0;
     const lost = this.detectLoss(now);
-    void newestAckedBytes;
+    if (this.bbr !== undefined && newestAckedBytes > 0) {
+      // tcp_bbr.c takes no rate sample over an interval shorter than the min RTT: ACK
+      // compression (a busy event loop, delayed ACKs) would inflate it, and the
+      // bandwidth filter keeps the maximum.
+      const rate =
+        sample !== undefined && this.rateInterval >= this.minRtt
+          ? (this.delivered - sample.delivered) / this.rateInterval
+          : undefined;
+      this.bbr.onAck({
+        now,
+        ackedBytes: newestAckedBytes,
+        delivered: this.delivered,
+        priorDelivered: sample?.delivered ?? -1,
+        rate,
+        appLimited: sample?.appLimited ?? false,
+        rtt: rttSample,
+        priorInFlight,
+        inFlight: this.bytesInFlight,
+      });
+      this.cwnd = this.bbr.cwnd;
+    }
     return { acked, lost, rttSample };
   }
 
@@ -357,11 +450,15 @@ export class PathRecovery<T> implements CoupledPath {
     this.srtt = 0.875 * this.srtt + 0.125 * adjusted;
   }
 
+  /** The interval of the newest delivery-rate sample, ms (0 when it gave none). */
+  private rateInterval = 0;
+
   private sampleRate(p: SentPacket<T>, now: number): void {
     // draft-cheng-iccrg-delivery-rate-estimation §3.3
     const sendElapsed = p.time - p.firstSentTime;
     const ackElapsed = now - p.deliveredTime;
     const interval = Math.max(sendElapsed, ackElapsed);
+    this.rateInterval = interval;
     if (interval <= 0) return;
     const rate = ((this.delivered - p.delivered) / interval) * 1000;
     this.latestRateSample = rate;
@@ -388,6 +485,7 @@ export class PathRecovery<T> implements CoupledPath {
       if (p.time + delay <= now || this.largestAcked >= p.pn + PACKET_THRESHOLD) {
         if (p.inFlight) this.bytesInFlight -= p.bytes;
         this.packetsLost++;
+        this.bbr?.onLoss(p.bytes);
         lost.push(p.token);
         if (firstLost === undefined) firstLost = p;
         largestLost = p;
@@ -417,12 +515,17 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   private onCongestionAck(p: SentPacket<T>, now: number): void {
-    if (this.kind === 'tcp' || !p.inFlight) return;
+    // BBR's window follows its model, per ACK (onAck), not per packet.
+    if (this.kind === 'tcp' || this.bbr !== undefined || !p.inFlight) return;
     if (p.time <= this.recoveryStart) return;
     if (this.cwnd < this.ssthresh) {
       this.cwnd += p.bytes;
       return;
     }
+    // The LIA coupling shapes only the loss-based controllers' increase. Coupled BBR
+    // is out of scope: a BBR path is never coupled (this branch is not reached for it),
+    // and its fairness at a shared bottleneck comes from pacing at the share it
+    // measures, as with BBR flows among TCP ones.
     if (this.coupling !== undefined) {
       // RFC 6356 §3 linked increase; scaled for CUBIC's gentler decrease so the group
       // stays Reno-friendly (coupled-congestion.ts).
@@ -463,7 +566,8 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   private onCongestionEvent(sentTime: number, now: number): void {
-    if (this.kind === 'tcp' || sentTime <= this.recoveryStart) return;
+    // BBR counts losses per round instead (Bbr.onLoss) and does not halve.
+    if (this.kind === 'tcp' || this.bbr !== undefined || sentTime <= this.recoveryStart) return;
     this.recoveryStart = now;
     if (this.congestion === 'newreno') {
       this.ssthresh = Math.max(this.cwnd / 2, this.minWindow());
@@ -479,6 +583,11 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   private onPersistentCongestion(): void {
+    if (this.bbr !== undefined) {
+      this.bbr.onPersistentCongestion();
+      this.cwnd = this.bbr.cwnd;
+      return;
+    }
     this.cwnd = this.minWindow();
     this.epochStart = undefined;
     this.wMax = 0;
