@@ -26,7 +26,7 @@ export const defaultConfig = {
   /** Largest record on a TCP path. */
   tcpPacketSize: 65536,
   /** Congestion controller of UDP paths. */
-  congestion: 'cubic' as 'cubic' | 'newreno',
+  congestion: 'cubic' as 'cubic' | 'newreno' | 'bbr',
   /**
    * Couple the UDP paths' congestion control (LIA, core/paths/coupled-congestion.ts)
    * so that the association takes no more than one TCP flow's share at a shared
@@ -55,10 +55,14 @@ export function verifyConfig(partial: Partial<Config> = {}): Config {
       continue;
     }
     if (key === 'congestion') {
-      if (value !== 'cubic' && value !== 'newreno') {
-        throw new BraidError('BRAID_ERR_CONFIG', `config.${key} must be "cubic" or "newreno"`, {
-          value,
-        });
+      if (value !== 'cubic' && value !== 'newreno' && value !== 'bbr') {
+        throw new BraidError(
+          'BRAID_ERR_CONFIG',
+          `config.${key} must be "cubic", "newreno" or "bbr"`,
+          {
+            value,
+          },
+        );
       }
       continue;
     }
