@@ -43,6 +43,12 @@ import { chargePath, pickPath } from '../sched/rate-split.js';
 import { roleTiers, type RoleTiers, type UplinkRole } from '../paths/uplink-roles.js';
 import { CoupledGroup } from '../paths/coupled-congestion.js';
 import type { ObjectivePolicy } from '../sched/combiner.js';
+import { DiscordanceMonitor } from '../sched/discordance-monitor.js';
+import {
+  createSingleEstimate,
+  NeverWorseGuard,
+  type SingleEstimate,
+} from '../sched/never-worse-guard.js';
 import {
   createSchedContext,
   fillPathView,
@@ -81,6 +87,9 @@ export interface OpenSessionOptions {
 
 /** Default playout deadline of unreliable-ordered sessions (a call's jitter buffer). */
 export const DEFAULT_DEADLINE_MS = 150;
+
+/** Period of the never-worse guard and the discordance monitor. */
+const TICK_MS = 250;
 
 /** Largest header of a DATAGRAM frame: type and three 8-byte varints. */
 const DATAGRAM_FRAME_OVERHEAD_MAX = 1 + 8 + 8 + 8;
@@ -142,6 +151,11 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private readonly copyTargets: Path[] = [];
   /** When a scheduler that said "not now" wants to be asked again (ECF, pacing). */
   private schedRetryAt = Infinity;
+  /** Per-peer discordance of objectives (paper §III-A, Fig. 2), for the dashboard. */
+  readonly discordance = new DiscordanceMonitor();
+  private nextTickAt = 0;
+  private guardScratch = new Uint8Array(8);
+  private readonly bestSingle: SingleEstimate = createSingleEstimate();
   /** Coupled congestion control over the UDP paths (LIA), unless opted out. */
   private readonly coupling: CoupledGroup | undefined;
   private flushScheduled = false;
@@ -223,6 +237,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         target: options.target ?? '',
         deadlineMs,
         maxMessageSize: this.maxMessageSize,
+        now: this.clock.now(),
         ...(options.policy === undefined ? {} : { policy: options.policy }),
         window: this.config.sessionWindow,
         sendBufferLimit: this.config.sendBufferLimit,
@@ -761,6 +776,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         priorities: ['loss', 'throughput'],
         target: '',
         maxMessageSize: this.maxMessageSize,
+        now: this.clock.now(),
         window: this.config.sessionWindow,
         sendBufferLimit: this.config.sendBufferLimit,
         local: false,
@@ -814,6 +830,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const m = messages[i]!;
         const session = m.session;
         const wasWritable = session.writable;
+        if (session.msg !== undefined && !session.msg.send.reliable) {
+          session.guard.onLoss(this.clock.now(), 0, 1);
+        }
+        session.guard.onDelivered(this.clock.now(), 1);
         session.msg?.send.onAcked(m.number);
         session.afterAck(wasWritable);
       }
@@ -830,6 +850,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const c = chunks[i]!;
       const session = c.session;
       const wasWritable = session.writable;
+      session.guard.onDelivered(this.clock.now(), c.length);
       session.send.onAcked(c.offset, c.length, c.fin);
       session.afterAck(wasWritable);
     }
@@ -843,6 +864,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const m = messages[i]!;
         const queue = m.session.msg?.send;
         if (m.session.isDone || queue === undefined) continue;
+        if (!queue.reliable) m.session.guard.onLoss(this.clock.now(), 1, 1);
         queue.onLost(m.number);
         // A repair to send, or (unreliable) maybe the CLOSE that waited for this.
         this.wake(m.session);
@@ -926,6 +948,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const ctx = this.schedContext;
         ctx.semantics = session.semantics;
         ctx.backlogBytes = session.backlogBytes;
+        // -1 while striping; the best single path while striping does worse.
+        ctx.onlyPathId = session.guard.singlePathId;
         const d = session.scheduler.pick(ctx, candidates, this.config.udpPacketSize, now);
         if (d.index >= 0) {
           path = live[d.index];
@@ -1237,6 +1261,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       at = Math.min(at, path.lastSentAt + this.config.keepaliveMs);
     }
     for (const s of this.heldSessions) at = Math.min(at, s.msg!.recv.nextDeadline);
+    if (this.sessions.size > 0) at = Math.min(at, this.nextTickAt);
     if (dataWaiting && this.schedRetryAt > now) at = Math.min(at, this.schedRetryAt);
     at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
     if (this.state_ === 'orphaned') at = Math.min(at, this.orphanedAt + this.config.idleTimeoutMs);
@@ -1268,6 +1293,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       );
       return;
     }
+    if (now >= this.nextTickAt) this.tick(now);
     for (const s of [...this.heldSessions]) {
       if (s.msg!.recv.nextDeadline <= now) {
         s.onMessageTimer(now);
@@ -1306,6 +1332,46 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         path.probesDue = Math.max(path.probesDue, 1);
     }
     this.flushNow();
+  }
+
+  /**
+   * Every TICK_MS: each session's never-worse guard compares the striped session
+   * with the best single path (and pins the session to it, or lets it stripe again),
+   * and the discordance monitor samples whether one path is best for two objectives.
+   */
+  private tick(now: number): void {
+    this.nextTickAt = now + TICK_MS;
+    const live = this.live;
+    if (live.length === 0) return;
+    const tiers = roleTiers(live, isUsable);
+    this.refreshViews(live, tiers, now);
+    const views = live.map(viewOf);
+    if (this.guardScratch.length < views.length)
+      this.guardScratch = new Uint8Array(views.length * 2);
+    this.discordance.sample(now, views);
+    for (const session of this.sessions.values()) {
+      if (session.isDone) continue;
+      const ctx = this.schedContext;
+      ctx.semantics = session.semantics;
+      ctx.backlogBytes = session.backlogBytes;
+      ctx.onlyPathId = -1;
+      NeverWorseGuard.bestSingle(
+        session.guardObjective,
+        ctx,
+        views,
+        this.guardScratch,
+        this.bestSingle,
+      );
+      const before = session.guard.mode;
+      const mode = session.guard.evaluate(now, this.bestSingle, session.backlogBytes === 0);
+      if (mode !== before) {
+        this.log.info('never-worse guard', {
+          session: session.id,
+          mode,
+          path: session.guard.singlePathId,
+        });
+      }
+    }
   }
 
   private suspect(path: Path): void {

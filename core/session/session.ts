@@ -1,6 +1,7 @@
 import type { Objective, Semantics } from '../wire/frame.js';
 import { BraidError } from '../util/errors.js';
 import { SessionScheduler, type FeedbackReport, type ObjectivePolicy } from '../sched/combiner.js';
+import { NeverWorseGuard } from '../sched/never-worse-guard.js';
 import { OBJECTIVES } from '../wire/frame.js';
 import { MessageReceiver } from './message-receiver.js';
 import { MessageSendQueue } from './message-send-queue.js';
@@ -72,6 +73,8 @@ export interface SessionOptions {
   maxMessageSize?: number;
   /** The app's sliders and tolerances; priorities come from `priorities`. */
   policy?: Omit<ObjectivePolicy, 'priorities'>;
+  /** Clock reading at creation, for the never-worse guard's windows. */
+  now?: number;
   /** Our receive window (bytes), advertised to the peer. */
   window: number;
   /** Unacknowledged bytes the application may have written before writes wait. */
@@ -101,7 +104,19 @@ export class Session {
   msg: MessageParts | undefined;
   /** Picks the path for this session's packets by its objectives (core/sched/combiner.ts). */
   readonly scheduler: SessionScheduler;
+  /**
+   * Never worse than one uplink (issue: semantics, item 4): watches the striped
+   * session against the best single path and pins it to that path while striping
+   * does worse.
+   */
+  guard: NeverWorseGuard;
   private policy: Omit<ObjectivePolicy, 'priorities'>;
+  private readonly guardCreatedAt: number;
+
+  /** The objective the never-worse guard judges this session by. */
+  get guardObjective(): Objective {
+    return guardObjective(this.priorities);
+  }
   deadlineMs: number;
   /** Largest message: each travels whole in one packet of the smallest path. */
   maxMessageSize: number;
@@ -141,6 +156,11 @@ export class Session {
       ...this.policy,
       priorities: distinct(this.priorities),
     });
+    this.guardCreatedAt = options.now ?? 0;
+    this.guard = new NeverWorseGuard(
+      { objective: guardObjective(this.priorities) },
+      this.guardCreatedAt,
+    );
     this.maxMessageSize = options.maxMessageSize ?? 1200;
     this.state_ = options.awaitingOpen === true ? 'awaiting-open' : 'open';
     if (options.awaitingOpen !== true && options.semantics !== 'reliable-ordered') {
@@ -210,6 +230,10 @@ export class Session {
     this.target = target;
     this.deadlineMs = deadlineMs;
     this.scheduler.setPolicy({ ...this.policy, priorities: distinct(priorities) });
+    this.guard = new NeverWorseGuard(
+      { objective: guardObjective(priorities) },
+      this.guardCreatedAt,
+    );
     if (semantics !== 'reliable-ordered') {
       if (semantics === 'unreliable-ordered' && !(deadlineMs > 0)) {
         return new BraidError(
@@ -466,4 +490,12 @@ function distinct(priorities: readonly Objective[]): Objective[] {
   const out: Objective[] = [];
   for (const o of priorities) if (OBJECTIVES.includes(o) && !out.includes(o)) out.push(o);
   return out;
+}
+
+/**
+ * What the guard compares on: the app's first-ranked objective (throughput when it
+ * ranks none).
+ */
+function guardObjective(priorities: readonly Objective[]): Objective {
+  return priorities[0] ?? 'throughput';
 }
