@@ -105,6 +105,7 @@ export class Bbr {
   cwnd: number;
   /** Pacing rate, bytes/ms. */
   pacingRate: number;
+  private seenRtt = false;
   pacingGain = BBR_STARTUP_GAIN;
   cwndGain = CWND_GAIN;
 
@@ -207,7 +208,7 @@ export class Bbr {
     this.checkDrain(a);
     this.updateCycle(a);
     this.updateMinRtt(a);
-    this.setPacingRate();
+    this.setPacingRate(a);
     this.setCwnd(a);
   }
 
@@ -415,7 +416,13 @@ export class Bbr {
     }
   }
 
-  private setPacingRate(): void {
+  private setPacingRate(a: BbrAck): void {
+    if (!this.seenRtt && a.rtt !== undefined && a.rtt > 0) {
+      // tcp_bbr.c bbr_init_pacing_rate_from_rtt: the guess of 1 ms gives way to the
+      // first real RTT, so startup paces at gain × initial window per RTT.
+      this.seenRtt = true;
+      this.pacingRate = (this.pacingGain * this.cwnd) / a.rtt;
+    }
     const bw = this.bw;
     if (bw <= 0) {
       if (Number.isFinite(this.minRtt)) {

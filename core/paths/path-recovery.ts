@@ -202,17 +202,25 @@ export class PathRecovery<T> implements CoupledPath {
 
   /**
    * BBR's model of the path when it is the controller (undefined for CUBIC/NewReno):
-   * its state, bottleneck bandwidth (bytes/s), windowed min RTT (ms) and the inflight
-   * bound its loss response set (bytes, Infinity if none).
+   * its state, bottleneck bandwidth and pacing rate (bytes/s), windowed min RTT (ms),
+   * pacing gain and the inflight bound its loss response set (bytes, Infinity if none).
    */
   get bbrModel():
-    | { state: BbrState; bandwidth: number; minRtt: number; pacingGain: number; inflightHi: number }
+    | {
+        state: BbrState;
+        bandwidth: number;
+        pacingRate: number;
+        minRtt: number;
+        pacingGain: number;
+        inflightHi: number;
+      }
     | undefined {
     const b = this.bbr;
     if (b === undefined) return undefined;
     return {
       state: b.state,
       bandwidth: b.bw * 1000,
+      pacingRate: b.pacingRate * 1000,
       minRtt: b.minRtt,
       pacingGain: b.pacingGain,
       inflightHi: b.inflightHi,

@@ -334,3 +334,105 @@ describe('PathRecovery: timer arithmetic', () => {
     expect(next === undefined || next > clock.now()).toBe(true);
   });
 });
+
+describe('PathRecovery: BBR (core/paths/bbr.ts)', () => {
+  const bbrSender = (kind: 'udp' | 'tcp' = 'udp') => {
+    const clock = new ManualClock(1000);
+    const r = new PathRecovery<number>(
+      { kind, maxDatagramSize: MSS, congestion: 'bbr', random: seededRandom(3) },
+      clock,
+    );
+    return { clock, r };
+  };
+
+  /** A greedy sender into a 10 Mbit/s, 40 ms bottleneck, every packet acknowledged. */
+  const run = (r: PathRecovery<number>, clock: ManualClock, ms: number): void => {
+    const rate = 10e6 / 8 / 1000;
+    let linkFree = clock.now();
+    const acks: Array<{ at: number; pn: number }> = [];
+    const end = clock.now() + ms;
+    for (let t = clock.now(); t < end; t += 0.25) {
+      clock.set(t);
+      while (acks.length > 0 && acks[0]!.at <= t)
+        ok(r.onAck([{ first: acks[0]!.pn, last: acks.shift()!.pn }], 0));
+      while (r.sendAllowance() > 0 && r.nextSendTime(MSS, t) <= t) {
+        const pn = r.nextPacketNumber();
+        r.onPacketSent(pn, MSS, true, pn);
+        linkFree = Math.max(linkFree, t) + MSS / rate;
+        acks.push({ at: linkFree + 40, pn });
+      }
+    }
+  };
+
+  it('keeps its window after an isolated loss, where CUBIC cuts it', () => {
+    const cubic = sender('udp', 'cubic');
+    const bbr = bbrSender();
+    for (const { clock, r } of [cubic, bbr]) {
+      sendMany(r, 20);
+      clock.advance(50);
+      ok(r.onAck([{ first: 0, last: 9 }], 0));
+    }
+    const before = { cubic: cubic.r.cwnd, bbr: bbr.r.cwnd };
+    for (const { clock, r } of [cubic, bbr]) {
+      clock.advance(1);
+      const result = ok(
+        r.onAck(
+          [
+            { first: 11, last: 19 },
+            { first: 0, last: 9 },
+          ],
+          0,
+        ),
+      );
+      expect(result.lost).toEqual([10]);
+    }
+    // Both grow by the nine packets acknowledged; CUBIC then takes 30% off.
+    expect(cubic.r.cwnd).toBeCloseTo((before.cubic + 9 * MSS) * 0.7, 6);
+    expect(bbr.r.cwnd).toBe(before.bbr + 9 * MSS);
+  });
+
+  it('sizes the window at about 2 BDP of its model and paces at gain × bandwidth through nextSendTime', () => {
+    const { clock, r } = bbrSender();
+    run(r, clock, 3000);
+    const m = r.bbrModel!;
+    expect(m.state).toBe('probe-bw');
+    expect(m.bandwidth).toBeGreaterThan(0.95 * 1.25e6);
+    expect(m.bandwidth).toBeLessThan(1.05 * 1.25e6);
+    const bdp = (m.bandwidth / 1000) * m.minRtt;
+    expect(r.cwnd).toBeGreaterThanOrEqual(2 * bdp);
+    expect(r.cwnd).toBeLessThan(2.5 * bdp);
+    expect(m.pacingRate).toBeCloseTo(m.pacingGain * m.bandwidth * 0.99, 3);
+    // Empty the pacer's bucket, then one packet's interval is MSS at the pacing rate.
+    const t0 = r.nextSendTime(MSS, clock.now());
+    clock.set(t0);
+    r.onPacketSent(r.nextPacketNumber(), MSS, true, -1);
+    while (r.nextSendTime(MSS, clock.now()) === clock.now())
+      r.onPacketSent(r.nextPacketNumber(), MSS, true, -1);
+    const t1 = r.nextSendTime(MSS, clock.now());
+    clock.set(t1);
+    r.onPacketSent(r.nextPacketNumber(), MSS, true, -1);
+    const t2 = r.nextSendTime(MSS, clock.now());
+    expect(t2 - t1).toBeCloseTo(MSS / (m.pacingRate / 1000), 6);
+  });
+
+  it('takes no increase from a LIA coupling (coupled BBR is out of scope)', () => {
+    const { clock, r } = bbrSender();
+    let calls = 0;
+    r.coupling = {
+      increase: () => {
+        calls++;
+        return 1e6;
+      },
+    };
+    run(r, clock, 1000);
+    expect(calls).toBe(0);
+    expect(r.cwnd).toBeLessThan(1e6);
+  });
+
+  it("leaves TCP paths alone: 'bbr' there means the kernel's control and our inflight cap", () => {
+    const { r } = bbrSender('tcp');
+    expect(r.bbrModel).toBeUndefined();
+    expect(r.cwnd).toBe(4 * 1024 * 1024);
+    expect(r.nextSendTime(MSS, 5)).toBe(5);
+  });
+});
