@@ -42,7 +42,7 @@ import { Session, type SessionHost } from './session.js';
 import { chargePath, pickPath } from '../sched/rate-split.js';
 import { roleTiers, type RoleTiers, type UplinkRole } from '../paths/uplink-roles.js';
 import { CoupledGroup } from '../paths/coupled-congestion.js';
-import type { ObjectivePolicy } from '../sched/combiner.js';
+import type { FeedbackReport, ObjectivePolicy } from '../sched/combiner.js';
 import { DiscordanceMonitor } from '../sched/discordance-monitor.js';
 import {
   createSingleEstimate,
@@ -271,6 +271,46 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   sendMaxData(session: Session): void {
     session.maxDataPending = true;
     this.wake(session);
+  }
+
+  sendFeedback(session: Session, report: FeedbackReport): void {
+    // FEEDBACK carries a figure per objective, not a path: the severity scaled to the
+    // objective's unit stands for "this much too much" (throughput: too little).
+    const severity = report.severity ?? 0.5;
+    const frame: Frame = { type: 'feedback', sessionId: session.id };
+    switch (report.objective) {
+      case 'latency':
+        frame.latencyMicros = Math.round(severity * 1e6);
+        break;
+      case 'jitter':
+        frame.jitterMicros = Math.round(severity * 1e6);
+        break;
+      case 'loss':
+        frame.lossPpm = Math.round(severity * 1e6);
+        break;
+      case 'throughput':
+        frame.throughputBps = Math.round(severity * 1e6);
+        break;
+    }
+    this.control.push(frame);
+    this.scheduleFlush();
+  }
+
+  /** FEEDBACK from the peer: its application's report nudges our side's scheduler. */
+  private onFeedback(frame: FrameOf<'feedback'>): void {
+    const session = this.sessions.get(frame.sessionId);
+    if (session === undefined || session.isDone) return;
+    const pairs: Array<[FeedbackReport['objective'], number | undefined]> = [
+      ['latency', frame.latencyMicros],
+      ['jitter', frame.jitterMicros],
+      ['loss', frame.lossPpm],
+      ['throughput', frame.throughputBps],
+    ];
+    for (const [objective, value] of pairs) {
+      if (value === undefined) continue;
+      const severity = Math.min(1, Math.max(0, value / 1e6));
+      session.scheduler.feedback({ objective, severity }, this.clock.now());
+    }
   }
 
   sendReset(session: Session, code: number, reason: string): void {
@@ -633,6 +673,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         this.onPathStatus(frame.pathId, frame.state, frame.sequence);
         return;
       case 'feedback':
+        this.onFeedback(frame);
         return;
       case 'join':
         // A retransmitted JOIN for a path we already accepted: answer again.

@@ -60,6 +60,8 @@ export interface SessionHost {
   /** Send a session-control frame reliably. */
   sendMaxData(session: Session): void;
   sendReset(session: Session, code: number, reason: string): void;
+  /** Tells the peer what the application experiences (FEEDBACK frame). */
+  sendFeedback(session: Session, report: FeedbackReport): void;
   sessionEnded(session: Session): void;
 }
 
@@ -280,6 +282,9 @@ export class Session {
   /** Application feedback (paper §III-C): nudges this session's scheduler for a while. */
   feedback(report: FeedbackReport, now: number): void {
     this.scheduler.feedback(report, now);
+    // What the app reports about the data it receives concerns the peer's sending
+    // direction too: tell the peer's scheduler (paper §III-C).
+    if (!this.isDone) this.host.sendFeedback(this, report);
   }
 
   /** Bytes waiting to be sent (the ECF scheduler's backlog). */
