@@ -116,9 +116,10 @@ function encodeRecord(frame: Frame): Buffer {
 
 /**
  * Collects the single record of one side of the handshake and keeps whatever follows
- * it, so that no byte meant for the association layer is consumed here.
+ * it, so that no byte meant for the association layer is consumed here. Exported for
+ * the fuzzer (test/fuzz/handshake.test.ts).
  */
-class HandshakeRecordReader {
+export class HandshakeRecordReader {
   private buf: Buffer = EMPTY;
 
   push(chunk: Buffer): { record: Buffer; leftover: Buffer } | BraidError | undefined {
@@ -142,7 +143,7 @@ class HandshakeRecordReader {
 }
 
 /** The one frame of a handshake record, or why there is not exactly one. */
-function singleFrame(record: Buffer): Frame | BraidError {
+export function singleFrame(record: Buffer): Frame | BraidError {
   const decoded = decodeFrames(record);
   if (!decoded.ok) return decoded.error;
   if (decoded.value.length !== 1) {
@@ -210,6 +211,44 @@ function errorFromFrame(code: number, reason: string, peer: string): BraidError 
     peer,
     value: code,
   });
+}
+
+/**
+ * The checks of a HELLO that need no key: version, addresses, transports. The server
+ * runs them before the proof; exported for the fuzzer.
+ */
+export function checkHello(hello: HelloFrame, remote: string): BraidError | undefined {
+  // The version travels inside TLS, so a HELLO cannot be rewritten to an older version.
+  if (hello.version !== WIRE_VERSION) {
+    return new BraidError(
+      'BRAID_ERR_WIRE_VERSION',
+      `this server speaks wire version ${WIRE_VERSION}, not ${hello.version}`,
+      { peer: remote, value: hello.version },
+    );
+  }
+  return checkAddresses(hello.addresses, 'HELLO') ?? checkTransports(hello.transports, 'HELLO');
+}
+
+/** The client's checks of a HELLO_ACK before it derives keys; exported for the fuzzer. */
+export function checkHelloAck(ack: HelloAckFrame, peer: string): BraidError | undefined {
+  if (ack.version !== WIRE_VERSION) {
+    return new BraidError(
+      'BRAID_ERR_WIRE_VERSION',
+      `server answered with wire version ${ack.version}`,
+      { peer, value: ack.version },
+    );
+  }
+  const invalid =
+    checkAddresses(ack.addresses, 'HELLO_ACK') ?? checkTransports(ack.transports, 'HELLO_ACK');
+  if (invalid !== undefined) return invalid;
+  if (
+    ack.associationId.length !== ASSOCIATION_ID_LENGTH ||
+    !isPort(ack.udpPort) ||
+    !isPort(ack.tcpPort)
+  ) {
+    return new BraidError('BRAID_ERR_HANDSHAKE', 'malformed HELLO_ACK', { peer });
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -567,16 +606,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     hello: HelloFrame,
     remote: string,
   ): Omit<EstablishedAssociation, 'leftover'> | BraidError {
-    // The version travels inside TLS, so a HELLO cannot be rewritten to an older version.
-    if (hello.version !== WIRE_VERSION) {
-      return new BraidError(
-        'BRAID_ERR_WIRE_VERSION',
-        `this server speaks wire version ${WIRE_VERSION}, not ${hello.version}`,
-        { peer: remote, value: hello.version },
-      );
-    }
-    const invalid =
-      checkAddresses(hello.addresses, 'HELLO') ?? checkTransports(hello.transports, 'HELLO');
+    const invalid = checkHello(hello, remote);
     if (invalid !== undefined) return invalid;
     if (!hello.transports.some((t) => this.options.transports.includes(t))) {
       return new BraidError('BRAID_ERR_HANDSHAKE', 'no transport in common', {
@@ -851,31 +881,9 @@ export function connectControl(options: ConnectControlOptions): Promise<ControlR
         return;
       }
       const ack = frame;
-      if (ack.version !== WIRE_VERSION) {
-        fail(
-          new BraidError(
-            'BRAID_ERR_WIRE_VERSION',
-            `server answered with wire version ${ack.version}`,
-            {
-              peer,
-              value: ack.version,
-            },
-          ),
-        );
-        return;
-      }
-      const invalid =
-        checkAddresses(ack.addresses, 'HELLO_ACK') ?? checkTransports(ack.transports, 'HELLO_ACK');
+      const invalid = checkHelloAck(ack, peer);
       if (invalid !== undefined) {
         fail(invalid);
-        return;
-      }
-      if (
-        ack.associationId.length !== ASSOCIATION_ID_LENGTH ||
-        !isPort(ack.udpPort) ||
-        !isPort(ack.tcpPort)
-      ) {
-        fail(new BraidError('BRAID_ERR_HANDSHAKE', 'malformed HELLO_ACK', { peer }));
         return;
       }
       const associationId = Buffer.from(ack.associationId);
