@@ -156,6 +156,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
   private tickTimer: NodeJS.Timeout | undefined;
   private trafficTimer: NodeJS.Timeout | undefined;
   private lastUpdate: Update | undefined;
+  private demoConfig: ClientOptions['config'];
   private aggregateHistory: Sample[] = [];
   private stopped = false;
   private readonly historyLength: number;
@@ -276,6 +277,9 @@ export class BraidHost extends EventEmitter<HostEvents> {
     this.bypassTarget = { host: '127.0.0.1', port: address.port };
 
     const invite = this.relay.invites[0]!.invite;
+    // Sessions go where their objectives say, so an uplink may carry no data for a
+    // while; probing idle paths twice a second keeps every card's latency live.
+    this.demoConfig = { keepaliveMs: 500 };
     await this.connect(invite, (subflow, plan) => {
       const spec = specs.find((s) => s.address === plan.localAddress);
       return spec === undefined ? subflow : demoLink(subflow, spec.link, this.clock, this.random);
@@ -366,6 +370,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
       via,
       transports,
       logger: this.log,
+      ...(this.demoConfig === undefined ? {} : { config: this.demoConfig }),
       ...(wrap === undefined ? {} : { wrapSubflow: wrap }),
     });
     if (connected.kind === 'legacy') {

@@ -118,6 +118,30 @@ describe('dashboard (headless server, demo engine, Chromium)', () => {
     expect(back.kind === 'association' && back.sessionId !== sessionId).toBe(true);
   });
 
+  it('sets an uplink’s role and the global bypass from their views, in the engine', async () => {
+    await dashboard.show('Uplinks');
+    const role = page.getByRole('combobox', { name: 'Role of Phone (USB tethering)' });
+    await role.selectOption('never');
+    const usb = (): string | undefined =>
+      host.snapshot().uplinks.find((u) => u.id === 'usb0')?.state;
+    await expect.poll(usb, { timeout: 5000 }).toBe('disabled');
+    expect(
+      host.snapshot().paths.filter((p) => p.uplinkId === 'usb0' && p.state === 'active'),
+    ).toEqual([]);
+    await role.selectOption('primary');
+    await expect.poll(usb, { timeout: 10_000 }).not.toBe('disabled');
+
+    await dashboard.show('Settings');
+    const bypass = page.getByRole('switch', { name: 'Bypass Braid for every app' });
+    await bypass.click();
+    await expect.poll(() => host.globalBypass, { timeout: 5000 }).toBe(true);
+    await expect.poll(() => host.routeOf('/usr/lib/firefox/firefox').kind).toBe('bypass');
+    // The switch shows the engine's state once the next update arrived.
+    await expect.poll(() => bypass.isChecked()).toBe(true);
+    await bypass.click();
+    await expect.poll(() => host.globalBypass, { timeout: 5000 }).toBe(false);
+  });
+
   it('refuses the page without the token, in the browser too', async () => {
     const other = await browser.newPage();
     try {
