@@ -7,6 +7,8 @@ export default defineConfig({
       'test/integration/**/*.test.ts',
       'test/regressions/**/*.test.ts',
       'test/security/**/*.test.ts',
+      // A short pass of each fuzz target; `npm run fuzz` runs a million inputs each.
+      'test/fuzz/**/*.test.ts',
       // The dashboard in Chromium against the demo engine; builds the renderer if stale.
       'test/e2e/**/*.test.ts',
       // The lab's pure parts run in simulated time and need no root.

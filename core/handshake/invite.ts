@@ -27,7 +27,9 @@ export type InviteField = 'scheme' | 'host' | 'port' | 'fingerprint' | 'keyId' |
 export class InviteError extends BraidError {
   readonly field: InviteField;
   constructor(field: InviteField, message: string, value?: unknown) {
-    super('BRAID_ERR_BAD_INVITE', `invite ${field}: ${message}`, { value });
+    // Whatever part of a damaged invite is shown, the key after "key=" never is.
+    const shown = typeof value === 'string' ? value.replace(/key=.*$/s, 'key=<hidden>') : value;
+    super('BRAID_ERR_BAD_INVITE', `invite ${field}: ${message}`, { value: shown });
     this.name = 'InviteError';
     this.field = field;
   }
@@ -69,14 +71,18 @@ function checkPort(port: number): number {
 
 function checkFingerprint(fingerprint: string): string {
   if (!FINGERPRINT_RE.test(fingerprint)) {
-    throw new InviteError('fingerprint', 'must be 64 hex characters', fingerprint);
+    // Longer than a fingerprint: the '?' was lost and the key follows; do not echo it.
+    const shown = fingerprint.length <= 64 ? fingerprint : `${fingerprint.length} characters`;
+    throw new InviteError('fingerprint', 'must be 64 hex characters', shown);
   }
   return fingerprint.toLowerCase();
 }
 
 function checkKeyId(keyId: string): string {
   if (!KEY_ID_RE.test(keyId)) {
-    throw new InviteError('keyId', `must be ${KEY_ID_LENGTH * 2} hex characters`, keyId);
+    // A long one is likely the key pasted without its id: say how long, not what.
+    const shown = keyId.length <= KEY_ID_LENGTH * 2 ? keyId : `${keyId.length} characters`;
+    throw new InviteError('keyId', `must be ${KEY_ID_LENGTH * 2} hex characters`, shown);
   }
   return keyId.toLowerCase();
 }
@@ -106,7 +112,11 @@ export function parseInvite(text: string): Invite {
     throw new InviteError('scheme', `must start with ${SCHEME}`, s.slice(0, SCHEME.length));
   }
   const hash = s.indexOf('#', SCHEME.length);
-  const authority = s.slice(SCHEME.length, hash < 0 ? s.length : hash);
+  // The authority also ends at '?': with the '#' lost in a paste, what follows is the
+  // key, and an error about the host or port would otherwise carry it into logs.
+  const query = s.indexOf('?', SCHEME.length);
+  const authorityEnd = Math.min(hash < 0 ? s.length : hash, query < 0 ? s.length : query);
+  const authority = s.slice(SCHEME.length, authorityEnd);
 
   let hostText: string;
   let portText: string;
@@ -132,14 +142,14 @@ export function parseInvite(text: string): Invite {
   if (!PORT_RE.test(portText)) throw new InviteError('port', 'must be 1 to 65535', portText);
   const port = checkPort(Number(portText));
 
-  if (hash < 0) throw new InviteError('fingerprint', 'missing after #', '');
+  if (hash < 0 || hash > authorityEnd) throw new InviteError('fingerprint', 'missing after #', '');
   const fragment = s.slice(hash + 1);
-  const query = fragment.indexOf('?');
-  const fingerprint = checkFingerprint(query < 0 ? fragment : fragment.slice(0, query));
-  if (query < 0 || !fragment.startsWith('key=', query + 1)) {
+  const keyAt = fragment.indexOf('?');
+  const fingerprint = checkFingerprint(keyAt < 0 ? fragment : fragment.slice(0, keyAt));
+  if (keyAt < 0 || !fragment.startsWith('key=', keyAt + 1)) {
     throw new InviteError('keyId', 'missing ?key=<keyId>.<key>', undefined);
   }
-  const credential = fragment.slice(query + 1 + 'key='.length);
+  const credential = fragment.slice(keyAt + 1 + 'key='.length);
   const dot = credential.indexOf('.');
   const keyId = checkKeyId(dot < 0 ? credential : credential.slice(0, dot));
   if (dot < 0) throw new InviteError('key', 'missing after the key id', undefined);
