@@ -543,29 +543,33 @@ export class BraidHost extends EventEmitter<HostEvents> {
   }
 
   /**
-   * DESIGN §1 roles: `never` closes the uplink's paths; `backup` keeps them closed while
-   * any primary or secondary uplink has a live path, and opens them when none has.
-   * Primary and secondary both carry traffic (core/sched has no weights per role yet).
+   * DESIGN §1 roles: the client's schedulers follow primary / secondary / backup
+   * (core/paths/uplink-roles.ts: a secondary only while the primaries cannot send, a
+   * backup only while no primary or secondary is up), so those paths stay open and
+   * probed; `never` closes the uplink's paths, and leaving it joins a new one.
    */
   private applyRoles(): void {
     const client = this.client;
     if (client === undefined || client.association.state === 'closed') return;
-    const mainAlive = [...this.uplinks.values()].some((u) => {
-      const role = this.roleOf(u.id);
-      return (role === 'primary' || role === 'secondary') && this.pathsOf(u).some((p) => p.alive);
-    });
     for (const u of this.uplinks.values()) {
       const role = this.roleOf(u.id);
-      const want = role === 'never' ? false : role === 'backup' ? !mainAlive : u.up;
+      if (u.address !== null && role !== 'never') client.setUplinkRole(u.address, role);
+      const want = role !== 'never' && u.up;
       const live = this.pathsOf(u).filter((p) => p.alive);
       if (!want) {
         for (const p of live) client.association.closePath(p);
       } else if (live.length === 0 && u.address !== null) {
-        const remote = client.invite.host;
         client
-          .addPath({ localAddress: u.address, remoteAddress: remote, transport: u.transport })
+          .addPath({
+            localAddress: u.address,
+            remoteAddress: client.invite.host,
+            transport: u.transport,
+          })
           .catch((err: unknown) =>
-            this.event('warn', `uplink ${u.id} could not join: ${String((err as Error).message)}`),
+            this.event(
+              'warn',
+              `uplink ${u.id} could not join: ${err instanceof Error ? err.message : String(err)}`,
+            ),
           );
       }
     }
@@ -661,7 +665,6 @@ export class BraidHost extends EventEmitter<HostEvents> {
     const association = this.client?.association;
     if (association !== undefined) {
       this.associationStatus = association.state;
-      if (association.state !== 'closed') this.applyRolesIfBackupNeeded();
     }
     const summaries = new Map(association?.pathSummary().map((s) => [s.id, s]) ?? []);
     const pathViews: PathView[] = [];
@@ -704,6 +707,14 @@ export class BraidHost extends EventEmitter<HostEvents> {
     }
 
     const uplinkViews: UplinkView[] = [];
+    // A backup uplink stands by while a primary or secondary one has an active path.
+    const mainUp = [...this.uplinks.values()].some((u) => {
+      const role = this.roleOf(u.id);
+      return (
+        (role === 'primary' || role === 'secondary') &&
+        this.pathsOf(u).some((p) => p.state === 'active')
+      );
+    });
     let up = 0;
     let down = 0;
     let uplinksUp = 0;
@@ -719,7 +730,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
           ? 'disabled'
           : !u.up
             ? 'down'
-            : role === 'backup' && !alive
+            : role === 'backup' && mainUp && alive
               ? 'standby'
               : !alive && !suspect
                 ? 'down'
@@ -877,12 +888,6 @@ export class BraidHost extends EventEmitter<HostEvents> {
       events,
       warnings: [...this.warnings],
     };
-  }
-
-  private applyRolesIfBackupNeeded(): void {
-    // Cheap check each tick: a backup uplink must come in when the last main one dies.
-    const anyBackup = [...this.uplinks.values()].some((u) => this.roleOf(u.id) === 'backup');
-    if (anyBackup) this.applyRoles();
   }
 
   private settingsView(): SettingsView {

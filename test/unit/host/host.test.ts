@@ -105,6 +105,17 @@ describe('BraidHost in demo mode (embedded relay, loopback uplinks)', () => {
     expect(u.uplinks.find((x) => x.id === 'usb0')!.state).not.toBe('disabled');
   });
 
+  it('keeps a backup uplink’s path open and standing by while a primary works', async () => {
+    host = await BraidHost.start({ mode: 'demo', logger });
+    await host.handlers.setUplink({ uplinkId: 'usb0', role: 'backup' });
+    const u = await nextUpdate(host);
+    expect(u.uplinks.find((x) => x.id === 'usb0')).toMatchObject({
+      role: 'backup',
+      state: 'standby',
+    });
+    expect(u.paths.filter((p) => p.uplinkId === 'usb0').map((p) => p.state)).toEqual(['active']);
+  });
+
   it('moves every app off the association with the global bypass, and back', async () => {
     host = await BraidHost.start({ mode: 'demo', logger });
     await host.handlers.setBypass({ on: true });
