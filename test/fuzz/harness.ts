@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
 
 export const RUNS = Number(process.env['BRAID_FUZZ_RUNS'] ?? 3000);
 /** Whole-run limit: a slow machine stops early (reported, not failed). */
-export const TIME_LIMIT_MS = Math.max(20_000, RUNS * 0.3);
+export const TIME_LIMIT_MS = Math.max(20_000, RUNS * 1.5);
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
