@@ -88,13 +88,12 @@ export class LinkMetrics {
     const horizon = now - Math.max(this.lossWindowMs, this.rateWindowMs);
     while (this.marks.length > 2 && this.marks[1]!.t <= horizon) this.marks.shift();
 
+    const from = this.markAtOrBefore(now - this.lossWindowMs);
+    const sent = c.sent - from.sent;
+    this.lossBasis = sent;
     if (c.lossRate !== undefined) {
       this.loss = c.lossRate;
-      this.lossBasis = Infinity;
     } else {
-      const from = this.markAtOrBefore(now - this.lossWindowMs);
-      const sent = c.sent - from.sent;
-      this.lossBasis = sent;
       // No packet sent in the window: the loss rate is unknown, not zero.
       this.loss = sent > 0 ? Math.min(1, Math.max(0, (c.lost - from.lost) / sent)) : this.loss;
     }
@@ -124,8 +123,8 @@ export class LinkMetrics {
     return this.loss;
   }
   /**
-   * Packets the loss rate stands on (Infinity when core/paths supplied it): one loss
-   * among eight probes is no reason to call a link degraded.
+   * Packets sent over the loss window, what the loss rate stands on: one loss among
+   * eight probes is no reason to call a link degraded.
    */
   get lossBasisPackets(): number {
     return this.lossBasis;
