@@ -289,7 +289,7 @@ export class Bbr {
       // BBRv2: high loss in startup means the pipe is full (bbr_check_loss_too_high_in_startup).
       if (this.state === 'startup') {
         this.fullBwReached = true;
-        this.enterDrain(a.now);
+        this.enterDrain();
       } else if (this.state === 'probe-bw' && this.pacingGain > 1) {
         // Stop probing up: this much was too much.
         this.advanceCycle(a.now);
@@ -330,15 +330,14 @@ export class Bbr {
     this.fullBwCount++;
     if (this.fullBwCount >= FULL_BW_ROUNDS) {
       this.fullBwReached = true;
-      if (this.state === 'startup') this.enterDrain(a.now);
+      if (this.state === 'startup') this.enterDrain();
     }
   }
 
-  private enterDrain(now: number): void {
+  private enterDrain(): void {
     this.state = 'drain';
     this.pacingGain = 1 / BBR_STARTUP_GAIN;
     this.cwndGain = CWND_GAIN;
-    void now;
   }
 
   private checkDrain(a: BbrAck): void {
@@ -372,8 +371,9 @@ export class Bbr {
     let next: boolean;
     if (gain === 1) next = fullLength;
     else if (gain > 1) {
-      // Probe until the pipe holds gain × BDP — or the loss bound stops it growing
-      // further and has not been raised in this phase's round.
+      // Probe until the pipe holds gain × BDP. While a loss bound holds the window
+      // below that, the phase goes on and the bound rises (raiseInflightHi) until it
+      // gets there or a lossy round ends the probe (checkLossRound).
       next = fullLength && a.priorInFlight >= this.bdp(gain);
     } else next = fullLength || a.priorInFlight <= this.bdp(1);
     if (next) this.advanceCycle(a.now);

@@ -5,20 +5,21 @@ import { WindowedMaxFilter } from './windowed-filter.js';
 import type { CongestionCoupling, CoupledPath } from './coupled-congestion.js';
 import { Bbr, type BbrState } from './bbr.js';
 
+/** Congestion controllers of UDP paths: loss-based (CUBIC, NewReno) or model-based (BBR). */
+export type CongestionKind = 'newreno' | 'cubic' | 'bbr';
+
 /**
  * Per-path loss recovery and congestion control in the manner of RFC 9002, with
- * CUBIC (RFC 9438), NewReno or BBR (core/paths/bbr.ts), pacing (RFC 9002 §7.7) and delivery-rate sampling
- * (draft-cheng-iccrg-delivery-rate-estimation). It never retransmits: it says which
- * packets were acknowledged and which were lost, and the session layer re-sends the
- * lost frames on whichever path the scheduler picks (DESIGN §3, reinjection).
+ * CUBIC (RFC 9438), NewReno or BBR (core/paths/bbr.ts), pacing (RFC 9002 §7.7) and
+ * delivery-rate sampling (draft-cheng-iccrg-delivery-rate-estimation). It never
+ * retransmits: it says which packets were acknowledged and which were lost, and the
+ * session layer re-sends the lost frames on whichever path the scheduler picks
+ * (DESIGN §3, reinjection).
  *
  * TCP paths are reliable underneath: no loss is ever declared and there is no
  * congestion window of ours, only a cap on bytes in flight (so kernel buffers do not
  * build head-of-line blocking) and a stall signal when ACKs stop progressing.
  */
-/** Congestion controllers of UDP paths: loss-based (CUBIC, NewReno) or model-based (BBR). */
-export type CongestionKind = 'newreno' | 'cubic' | 'bbr';
-
 export interface RecoveryConfig {
   kind: 'udp' | 'tcp';
   maxDatagramSize: number;
@@ -531,9 +532,9 @@ export class PathRecovery<T> implements CoupledPath {
       return;
     }
     // The LIA coupling shapes only the loss-based controllers' increase. Coupled BBR
-    // is out of scope: a BBR path is never coupled (this branch is not reached for it),
-    // and its fairness at a shared bottleneck comes from pacing at the share it
-    // measures, as with BBR flows among TCP ones.
+    // is out of scope: a BBR path may sit in a CoupledGroup but never takes the
+    // group's increase (this function returns above for it); its fairness at a shared
+    // bottleneck comes from pacing at the share it measures, as BBR flows among TCP ones.
     if (this.coupling !== undefined) {
       // RFC 6356 §3 linked increase; scaled for CUBIC's gentler decrease so the group
       // stays Reno-friendly (coupled-congestion.ts).
