@@ -177,6 +177,15 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
       socket.destroy();
     }, this.options.handshakeTimeoutMs ?? 10_000);
     socket.once('close', () => clearTimeout(timer));
+    // The server is half-open for CONNECT's sake; a client that ends before its
+    // request is complete will send nothing more, so its socket goes now rather than
+    // at the handshake timeout.
+    const onEnd = (): void => {
+      clearTimeout(timer);
+      this.log.debug('client ended during the SOCKS handshake', { peer });
+      socket.destroy();
+    };
+    socket.once('end', onEnd);
     const onData = (chunk: Buffer): void => {
       const { messages, error } = parser.push(chunk);
       for (const m of messages) {
@@ -191,6 +200,7 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
             if (!ok) {
               clearTimeout(timer);
               socket.off('data', onData);
+              socket.off('end', onEnd);
               this.stats.malformed++;
               this.log.warn('SOCKS authentication failed', { peer, username: m.username });
               socket.end();
@@ -201,6 +211,7 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
           case 'request':
             clearTimeout(timer);
             socket.off('data', onData);
+            socket.off('end', onEnd);
             socket.pause();
             this.onRequest(socket, m.command, m.address, parser.takeRest()).catch(
               (err: unknown) => {
@@ -214,6 +225,7 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
       if (error !== undefined) {
         clearTimeout(timer);
         socket.off('data', onData);
+        socket.off('end', onEnd);
         this.refuseHandshake(socket, peer, error);
       }
     };
