@@ -98,7 +98,13 @@ export class ThroughputScheduler implements ObjectiveScheduler {
       }
       sendable++;
       this.ensureId(v.id);
-      const c = this.credits[v.id]!;
+      let c = this.credits[v.id]!;
+      // Credit banked before the path's gain fell (feedback, a worse estimate) is cut to
+      // what the new gain would have granted, so the path does not keep its old share.
+      if (g < 1 && c > MAX_CREDIT * g) {
+        c = MAX_CREDIT * g;
+        this.credits[v.id] = c;
+      }
       if (c > 0 && (best < 0 || c > bestCredit)) {
         best = i;
         bestCredit = c;

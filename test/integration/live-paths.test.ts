@@ -184,18 +184,18 @@ describe.skipIf(reason !== null)('live path set following real interfaces (root)
             addLink('10.213.0.2/24');
             timings.join = await waitEvent(
               (e) => e.type === 'path-joined' && e.local === '10.213.0.2',
-              3000,
+              10_000,
             );
             await whenWritten(written, 30_000_000);
             ip('link', 'del', dev);
             timings.drop = await waitEvent(
               (e) => e.type === 'uplink-down' && e.local === '10.213.0.2',
-              3000,
+              10_000,
             );
             addLink('10.213.0.3/24');
             timings.rejoin = await waitEvent(
               (e) => e.type === 'path-joined' && e.local === '10.213.0.3',
-              3000,
+              10_000,
             );
           })().catch((err: unknown) => {
             timings.error = 1;
@@ -208,9 +208,9 @@ describe.skipIf(reason !== null)('live path set following real interfaces (root)
       // The targets (join within 1 s, watcher events within 500 ms) are met with room
       // on an idle machine (about 200, 380 and 730 ms here); the bound below only
       // separates "follows the interfaces" from "waits for a timeout" on a loaded one.
-      expect(timings.join).toBeLessThan(2500);
-      expect(timings.drop).toBeLessThan(2500);
-      expect(timings.rejoin).toBeLessThan(2500);
+      expect(timings.join).toBeLessThan(5000);
+      expect(timings.drop).toBeLessThan(5000);
+      expect(timings.rejoin).toBeLessThan(5000);
       console.info(`live paths (ms): ${JSON.stringify(timings)}`);
     } finally {
       live?.stop();
