@@ -156,7 +156,9 @@ async function main(): Promise<void> {
   await phase(relay, end);
   await relay.close();
   rmSync(stateDir, { recursive: true, force: true });
-  await sleep(1500);
+  // Short-lived timers (an ERROR's linger, a JOIN deadline) may still run: wait them out.
+  for (let i = 0; i < 100 && process.getActiveResourcesInfo().length > resourcesAtStart; i++)
+    await sleep(100);
   const left = process.getActiveResourcesInfo();
   const leaked = left.length - resourcesAtStart;
   console.log(
