@@ -60,7 +60,7 @@ function transportByte(transport: TransportKind): number {
   }
 }
 
-function isPathId(pathId: number): boolean {
+export function isPathId(pathId: number): boolean {
   return Number.isInteger(pathId) && pathId >= 0 && pathId <= MAX_PATH_ID;
 }
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { AssociationSecrets } from '../handshake/keys.js';
+import { isPathId, type AssociationSecrets } from '../handshake/keys.js';
 import type { Subflow } from '../transport/subflow.js';
 import { PacketProtection, TAG_LENGTH } from '../transport/packet-protection.js';
 import type {
@@ -88,6 +88,17 @@ export interface OpenSessionOptions {
 /** Default playout deadline of unreliable-ordered sessions (a call's jitter buffer). */
 export const DEFAULT_DEADLINE_MS = 150;
 
+/** Live paths an association accepts at once (n × m uplinks and replacements). */
+const MAX_LIVE_PATHS = 256;
+/** Retired paths kept whole (for the path summary); older ones leave only their id. */
+const KEPT_RETIRED_PATHS = 64;
+/**
+ * Ids of paths that ended, so that a replayed JOIN cannot bring one back with its old
+ * keys; beyond this many the association accepts no new path (a peer would have to
+ * rejoin 65,536 times).
+ */
+const MAX_RETIRED_PATH_IDS = 65_536;
+
 /** Period of the never-worse guard and the discordance monitor. */
 const TICK_MS = 250;
 
@@ -142,6 +153,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private readonly peerIdsSkipped = new Set<number>();
 
   private readonly scratch: Buffer;
+  private readonly retiredPaths: Path[] = [];
+  private readonly retiredPathIds = new Set<number>();
   /** Messages written into the packet being built. */
   private sentMessages: SentMessage[] | null = null;
   /** Messages of the last data packet sent, for loss-objective copies. */
@@ -436,6 +449,17 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     if (this.state_ === 'closed') return false;
     const existing = this.paths.get(header.pathId);
     if (existing !== undefined) return false;
+    // Anyone can name a live association (its id is in every clear header): a path id
+    // the key schedule cannot have is dropped here, before any key is derived, and
+    // no more than MAX_PATHS paths are ever accepted.
+    if (
+      !isPathId(header.pathId) ||
+      this.retiredPathIds.has(header.pathId) ||
+      this.live.length >= MAX_LIVE_PATHS ||
+      this.retiredPathIds.size >= MAX_RETIRED_PATH_IDS
+    ) {
+      return false;
+    }
     const keys = this.secrets.pathKeys(header.pathId, this.role);
     const protection = new PacketProtection(keys.send, keys.receive);
     const plain = protection.open(packet, headerLen, header.packetNumber);
@@ -499,6 +523,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   /** Takes a path out of service and reinjects everything it had outstanding. */
   private retire(path: Path): number {
     this.coupling?.remove(path.recovery);
+    // Bounded memory: old retired paths are forgotten except for their id.
+    this.retiredPaths.push(path);
+    if (this.retiredPaths.length > KEPT_RETIRED_PATHS) {
+      const old = this.retiredPaths.shift()!;
+      this.paths.delete(old.id);
+      this.retiredPathIds.add(old.id);
+    }
     for (const s of this.sessions.values()) s.scheduler.removePath(path.id);
     const outstanding = path.recovery.drainOutstanding();
     let reinjected = 0;

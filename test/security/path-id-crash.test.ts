@@ -1,12 +1,11 @@
 /**
- * SECURITY.md, threat 1/2, open: one datagram that names a live association (its id
+ * SECURITY.md, threat 1/2 (fixed): one datagram that names a live association (its id
  * is in every packet's clear header) with a path id above 2^32-1 reaches
  * Association.acceptJoin, whose secrets.pathKeys() throws BRAID_ERR_USAGE for such an
  * id; the throw escapes the UDP 'message' handler (and the TCP data 'data' handler)
- * and the relay process exits. The relay runs as a child process here so that the
- * crash cannot take the test runner with it. The fix belongs in
- * core/session/association.ts acceptJoin (refuse a path id the keys cannot have
- * before deriving keys) and is reported; until then this test is expected to fail.
+ * and the relay process exited. The relay runs as a child process here so that a
+ * crash cannot take the test runner with it. acceptJoin now refuses a path id the
+ * keys cannot have before deriving keys.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -59,7 +58,7 @@ describe('a path id the keys cannot have', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it.fails(
+  it(
     'does not take the relay down when sent in one UDP datagram with a stolen association id',
     async () => {
       const relay = await spawnRelay(dir);
