@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BraidClient, type ClientOptions } from '../api/client.js';
+import { DataCapLedger } from '../paths/data-caps.js';
 import { parseInvite } from '../handshake/invite.js';
 import { startRelay, type Relay } from '../relay/relay.js';
 import type { Path } from '../session/path.js';
@@ -146,6 +147,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
   private eventSeq = 0;
   private seq = 0;
   private client: BraidClient | undefined;
+  private readonly caps: DataCapLedger;
   private associationStatus: AssociationStatus = 'none';
   private relay: Relay | undefined;
   private relayStateDir: string | undefined;
@@ -178,6 +180,16 @@ export class BraidHost extends EventEmitter<HostEvents> {
       this.settings = loaded.settings;
       for (const w of loaded.warnings) this.warn(w);
     }
+    // Monthly data caps, accounted beside the settings (a temporary file in demo mode).
+    this.caps = new DataCapLedger({
+      file:
+        options.settingsFile === undefined
+          ? join(tmpdir(), `braid-data-caps-${process.pid}.json`)
+          : join(dirname(options.settingsFile), 'data-caps.json'),
+      logger: this.log,
+    });
+    for (const [id, u] of Object.entries(this.settings.uplinks))
+      this.caps.setCap(id, u.capBytes ?? 0);
     const rulesFile =
       options.rulesFile ??
       (options.settingsFile === undefined
@@ -380,6 +392,19 @@ export class BraidHost extends EventEmitter<HostEvents> {
       });
     }
     this.client = connected.client;
+    // Caps count every path's bytes against its uplink; reaching one demotes it to backup.
+    connected.client.useDataCaps(this.caps, (local) => this.uplinkOfAddress(local)?.id ?? local);
+    connected.client.on('event', (e) => {
+      if (e.type === 'cap-warning' || e.type === 'cap-reached') {
+        const id = this.uplinkOfAddress(e.local)?.id ?? e.local;
+        this.event(
+          'warn',
+          e.type === 'cap-warning'
+            ? `uplink ${id} used 80% of its data cap (${formatBytes(e.usedBytes)} of ${formatBytes(e.capBytes)})`
+            : `uplink ${id} reached its data cap: demoted to backup until the month ends`,
+        );
+      }
+    });
     const association = connected.client.association;
     association.on('path', (path, state) => {
       const uplink = this.uplinkOfAddress(path.subflow.localAddress);
@@ -435,6 +460,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
       this.event('info', `uplink ${entry.id} role ${current.role} → ${patch.role}`);
       this.applyRoles();
     }
+    if (patch.capBytes !== undefined) this.caps.setCap(entry.id, patch.capBytes ?? 0);
     if (patch.capBytes !== undefined)
       this.event(
         'info',
@@ -753,7 +779,8 @@ export class BraidHost extends EventEmitter<HostEvents> {
         lossRate: live ? (m?.lossRate ?? null) : null,
         upBps: live ? (m?.upBps ?? 0) : 0,
         downBps: live ? (m?.downBps ?? 0) : 0,
-        usedBytes: u.usedBytes,
+        // This month's use from the cap ledger once it counted anything; else this run's.
+        usedBytes: this.caps.get(u.id)?.usedBytes ?? u.usedBytes,
         capBytes: this.settings.uplinks[u.id]?.capBytes ?? null,
         pathIds: paths.map((p) => p.id),
       };
@@ -929,6 +956,8 @@ export class BraidHost extends EventEmitter<HostEvents> {
     if (this.trafficTimer !== undefined) clearInterval(this.trafficTimer);
     for (const app of this.apps.values()) app.flow?.close();
     this.client?.close();
+    // Demo mode keeps no account: its ledger file was temporary.
+    if (this.settingsFile === undefined) rmSync(this.caps.file, { force: true });
     await this.watcher?.stop();
     if (this.bypassServer !== undefined) {
       const server = this.bypassServer;

@@ -48,7 +48,7 @@ function monthOf(d: Date): string {
  */
 export class DataCapLedger extends EventEmitter<DataCapEvents> {
   private readonly entries = new Map<string, CapEntry>();
-  private readonly file: string;
+  readonly file: string;
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly warnAt: number;

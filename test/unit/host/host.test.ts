@@ -116,6 +116,25 @@ describe('BraidHost in demo mode (embedded relay, loopback uplinks)', () => {
     expect(u.paths.filter((p) => p.uplinkId === 'usb0').map((p) => p.state)).toEqual(['active']);
   });
 
+  it('enforces a data cap: warns, then demotes the uplink to backup and says so', async () => {
+    host = await BraidHost.start({
+      mode: 'demo',
+      settingsFile: join(dir, 'settings.json'),
+      logger,
+    });
+    await host.handlers.setUplink({ uplinkId: 'eth0', capBytes: 200_000 });
+    const seen: string[] = [];
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && !seen.some((m) => m.includes('reached its data cap'))) {
+      const u = await nextUpdate(host);
+      for (const e of u.events) seen.push(e.message);
+    }
+    expect(seen.some((m) => m.includes('eth0 used 80% of its data cap'))).toBe(true);
+    expect(seen.some((m) => m.includes('eth0 reached its data cap'))).toBe(true);
+    // The account is kept beside the settings.
+    expect(existsSync(join(dir, 'data-caps.json'))).toBe(true);
+  });
+
   it('moves every app off the association with the global bypass, and back', async () => {
     host = await BraidHost.start({ mode: 'demo', logger });
     await host.handlers.setBypass({ on: true });
