@@ -33,7 +33,7 @@ export const MetricChart = memo(function MetricChart({ title, summary, series, f
       </figcaption>
       <div className="chart-plot" aria-hidden="true" data-v={aggregateRing().version}>
         <ResponsiveContainer width="100%" height={72}>
-          <LineChart data={data} margin={{ top: 4, right: 4, bottom: 0, left: 0 }}>
+          <LineChart data={data} margin={{ top: 12, right: 4, bottom: 0, left: 0 }}>
             <XAxis dataKey="t" type="number" domain={['dataMin', 'dataMax']} hide />
             <YAxis width={52} tickCount={3} tickFormatter={format} fontSize={10} />
             {series.map((s) => (
