@@ -85,9 +85,13 @@ export const BBR_LOSS_THRESH = 0.02;
  * startup asks for 8 loss events (bbr_full_loss_cnt) for the same reason.
  */
 const LOSS_MIN_PACKETS = 3;
-/** BBRv2 BBRBeta: the inflight bound a lossy round leaves, as a share of the window. */
+/** BBRv2 BBRBeta: a lossy round leaves at least this share of one BDP as the bound. */
 const LOSS_BETA = 0.7;
-/** BBRv2 BBRHeadroom: outside probing, leave this share of `inflightHi` to other flows. */
+/**
+ * BBRv2 BBRHeadroom: outside probing, leave this share of `inflightHi` to other flows
+ * — but never cut below one BDP of our own estimate, which alone on a shallow buffer
+ * would leave the link idle (0.85 of a bound at 1.1 BDP starves a 0.1 BDP buffer).
+ */
 const HEADROOM = 0.15;
 /** ACK aggregation (tcp_bbr.c bbr_update_ack_aggregation): window in rounds, cap in ms of bandwidth. */
 const EXTRA_ACKED_WINDOW_ROUNDS = 5;
@@ -143,8 +147,8 @@ export class Bbr {
   private roundLostBytes = 0;
   private roundLostPackets = 0;
   private roundDeliveredBytes = 0;
-  /** Bytes delivered over the last whole round (BBRv2 inflight_latest). */
-  private lastRoundDelivered = 0;
+  /** The most in flight when any packet lost in this round was sent (BBRv2 tx_in_flight). */
+  private roundLostTxInFlight = 0;
   /** Rounds judged lossy (loss above BBR_LOSS_THRESH), for tests and stats. */
   lossyRounds = 0;
 
@@ -184,10 +188,14 @@ export class Bbr {
     return gain * this.bw * this.minRtt;
   }
 
-  /** A packet was declared lost (by an ACK or by the loss timer). */
-  onLoss(bytes: number): void {
+  /**
+   * A packet was declared lost (by an ACK or by the loss timer); `txInFlight` is what
+   * was in flight, itself included, when it was sent.
+   */
+  onLoss(bytes: number, txInFlight: number): void {
     this.roundLostBytes += bytes;
     this.roundLostPackets++;
+    if (txInFlight > this.roundLostTxInFlight) this.roundLostTxInFlight = txInFlight;
   }
 
   /**
@@ -266,8 +274,9 @@ export class Bbr {
   /**
    * BBRv2's loss response, judged once per round: a round that lost more than
    * BBR_LOSS_THRESH of what it carried (and at least LOSS_MIN_PACKETS) bounds inflight
-   * at max(what the last round delivered, 0.7 × the window). Below the threshold,
-   * losses are taken for random and ignored.
+   * at what was in flight when the lost packets went out, or 0.7 BDP if that was less
+   * (tcp_bbr.c v2 bbr_handle_inflight_too_high). Below the threshold, losses are taken
+   * for random and ignored: no bound, no smaller window.
    */
   private checkLossRound(a: BbrAck): void {
     if (!this.roundStart) return;
@@ -275,15 +284,15 @@ export class Bbr {
     const carried = lost + this.roundDeliveredBytes;
     const lossy =
       this.roundLostPackets >= LOSS_MIN_PACKETS && carried > 0 && lost / carried > BBR_LOSS_THRESH;
-    // roundDeliveredBytes includes this ACK, which opened the new round; close enough.
-    this.lastRoundDelivered = this.roundDeliveredBytes;
+    const txInFlight = this.roundLostTxInFlight;
+    this.roundLostTxInFlight = 0;
     this.roundLostBytes = 0;
     this.roundLostPackets = 0;
     this.roundDeliveredBytes = 0;
-    if (lossy) {
-      this.lossyRounds++;
-      const window = Math.min(this.cwnd, this.inflightHi);
-      this.inflightHi = Math.max(this.lastRoundDelivered, LOSS_BETA * window, this.minCwnd);
+    if (lossy) this.lossyRounds++;
+    if (lossy && this.lossFromProbing()) {
+      const target = Math.min(this.bdp(1), this.cwnd);
+      this.inflightHi = Math.max(txInFlight, LOSS_BETA * target, this.minCwnd);
       this.probeUpRounds = 0;
       this.probeUpAcked = 0;
       // BBRv2: high loss in startup means the pipe is full (bbr_check_loss_too_high_in_startup).
@@ -303,6 +312,18 @@ export class Bbr {
       // by 1, 2, 4 … packets per round while the window presses against it.
       this.probeUpRounds = Math.min(this.probeUpRounds + 1, 30);
     }
+  }
+
+  /**
+   * BBRv2 learns inflightHi only from losses of packets sent while it probed for
+   * bandwidth (tcp_bbr.c v2 bw_probe_samples): startup and its drain, and probe-bw's
+   * up phase and the down phase after it, in which the up phase's losses are detected.
+   * Losses while cruising at the measured rate are not of our making — another flow's
+   * queue or the radio — and bounding on them would hand the link to loss-based flows.
+   */
+  private lossFromProbing(): boolean {
+    if (this.state === 'startup' || this.state === 'drain') return true;
+    return this.state === 'probe-bw' && this.cycleIndex <= 1;
   }
 
   private raiseInflightHi(a: BbrAck): void {
@@ -442,7 +463,8 @@ export class Bbr {
   private inflightBound(): number {
     if (!Number.isFinite(this.inflightHi)) return Infinity;
     if (this.state === 'probe-bw' && this.pacingGain > 1) return this.inflightHi;
-    return Math.max((1 - HEADROOM) * this.inflightHi, this.minCwnd);
+    const floor = Math.min(this.inflightHi, this.bdp(1));
+    return Math.max((1 - HEADROOM) * this.inflightHi, floor, this.minCwnd);
   }
 
   /** tcp_bbr.c bbr_set_cwnd. */

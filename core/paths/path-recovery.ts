@@ -46,6 +46,8 @@ interface SentPacket<T> {
   deliveredTime: number;
   firstSentTime: number;
   appLimited: boolean;
+  /** Bytes in flight once this packet was sent (BBRv2 tx_in_flight). */
+  txInFlight: number;
 }
 
 /** RFC 9002 §6.1.1 */
@@ -303,6 +305,7 @@ export class PathRecovery<T> implements CoupledPath {
         this.bbr !== undefined
           ? this.appLimitedUntil !== 0
           : this.bytesInFlight + bytes < this.cwnd / 2,
+      txInFlight: this.bytesInFlight + bytes,
     };
     // Packet numbers are dense per path; index = pn - base.
     if (this.outstanding === 0) {
@@ -494,7 +497,7 @@ export class PathRecovery<T> implements CoupledPath {
       if (p.time + delay <= now || this.largestAcked >= p.pn + PACKET_THRESHOLD) {
         if (p.inFlight) this.bytesInFlight -= p.bytes;
         this.packetsLost++;
-        this.bbr?.onLoss(p.bytes);
+        this.bbr?.onLoss(p.bytes, p.txInFlight);
         lost.push(p.token);
         if (firstLost === undefined) firstLost = p;
         largestLost = p;

@@ -30,9 +30,12 @@ class Driver {
     newRound?: boolean;
     appLimited?: boolean;
     lostPackets?: number;
+    /** In flight when the lost packets were sent (default: inFlight). */
+    lostTxInFlight?: number;
   }): void {
     this.now += o.dt;
-    for (let i = 0; i < (o.lostPackets ?? 0); i++) this.bbr.onLoss(MSS);
+    for (let i = 0; i < (o.lostPackets ?? 0); i++)
+      this.bbr.onLoss(MSS, o.lostTxInFlight ?? o.inFlight);
     const acked = o.acked ?? 10 * MSS;
     // A packet sent before the round's end carries an older `delivered`.
     const prior = o.newRound === false ? this.delivered - 1e9 : this.delivered;
@@ -48,6 +51,26 @@ class Driver {
       priorInFlight: o.inFlight,
       inFlight: o.inFlight,
     });
+  }
+  /** On in probe-bw (at 400 bytes/ms, 50 ms) until the probe-up phase begins. */
+  toProbeUp(): void {
+    for (let i = 0; i < 20 && this.bbr.pacingGain !== 1.25; i++)
+      this.ack({ dt: 51, rate: 400, rtt: 50, inFlight: 400 * 50 });
+  }
+  /** A round of 70 packets losing `lostPackets` sent with `txInFlight`, judged by the next round's first ACK. */
+  lossyRound(lostPackets: number, txInFlight: number): void {
+    this.ack({ dt: 50, rate: 400, rtt: 50, inFlight: 400 * 50, acked: 10 * MSS });
+    this.ack({
+      dt: 1,
+      rate: 400,
+      rtt: 50,
+      inFlight: 400 * 50,
+      acked: 60 * MSS,
+      newRound: false,
+      lostPackets,
+      lostTxInFlight: txInFlight,
+    });
+    this.ack({ dt: 1, rate: 400, rtt: 50, inFlight: 400 * 50, acked: MSS });
   }
   /** Startup at `rate` until the pipe is full, then drain down to one BDP: probe-bw. */
   toProbeBw(rate: number, rtt: number): void {
@@ -123,7 +146,8 @@ describe('BBR: probe-bandwidth', () => {
     d.ack({ dt: 51, rate: 400, rtt: 50, inFlight: 400 * 50 * 1.1 });
     expect(d.bbr.pacingGain).toBe(1.25);
     d.ack({ dt: 51, rate: 400, rtt: 50, inFlight: 400 * 50 * 1.25 });
-    expect(d.bbr.pacingGain).toBe(0.75);
+    // The probe ends at once (and, with one BDP in flight, so does its drain-down).
+    expect(d.bbr.pacingGain).toBeLessThan(1.25);
   });
 
   it('sets the window to cwnd_gain (2) × BDP plus room for ACK bunching', () => {
@@ -227,40 +251,56 @@ describe('BBR: loss', () => {
     expect(d.bbr.inflightHi).toBe(Infinity);
   });
 
-  it('bounds inflight after a round losing more than 2%, at 0.7 × the window — not half', () => {
+  it('bounds inflight after a probing round losing more than 2% at what was in flight when the losses went out, keeping one BDP and the pacing rate', () => {
     const d = new Driver();
     d.toProbeBw(400, 50);
-    for (let i = 0; i < 10; i++) d.ack({ dt: 50, rate: 400, rtt: 50, inFlight: 400 * 50 });
-    const cwnd = d.bbr.cwnd;
-    // 5% of the round lost; the ACK that opens the next round judges it.
-    d.ack({ dt: 50, rate: 400, rtt: 50, inFlight: 400 * 50, acked: 10 * MSS, lostPackets: 1 });
-    d.ack({
-      dt: 1,
-      rate: 400,
-      rtt: 50,
-      inFlight: 400 * 50,
-      acked: 60 * MSS,
-      lostPackets: 3,
-      newRound: false,
-    });
-    d.ack({ dt: 50, rate: 400, rtt: 50, inFlight: 400 * 50, acked: 10 * MSS });
+    d.toProbeUp();
+    const bdp = 400 * 50;
+    // 4 of 71 packets lost, sent with 1.2 BDP in flight: the probe went too far.
+    d.lossyRound(4, 1.2 * bdp);
     expect(d.bbr.lossyRounds).toBe(1);
-    expect(d.bbr.inflightHi).toBeCloseTo(Math.max(0.7 * cwnd, 70 * MSS), 6);
-    expect(d.bbr.cwnd).toBeGreaterThan(0.5 * cwnd);
+    // The probe ends at once (and, with one BDP in flight, so does its drain-down).
+    expect(d.bbr.pacingGain).toBeLessThan(1.25);
+    expect(d.bbr.inflightHi).toBeCloseTo(1.2 * bdp, 6);
     expect(d.bbr.cwnd).toBeLessThanOrEqual(d.bbr.inflightHi);
+    // Outside probing, 15% headroom below the bound, but never below one BDP.
+    expect(d.bbr.cwnd).toBeGreaterThanOrEqual(bdp);
     // The bandwidth model is untouched: pacing goes on at the measured rate.
     expect(d.bbr.bw).toBe(400);
+    expect(d.bbr.pacingRate).toBeCloseTo(d.bbr.pacingGain * 400 * 0.99, 6);
+  });
+
+  it('bounds inflight at no less than 0.7 BDP when the losses went out with little in flight', () => {
+    const d = new Driver();
+    d.toProbeBw(400, 50);
+    d.toProbeUp();
+    d.lossyRound(4, 5000);
+    expect(d.bbr.inflightHi).toBeCloseTo(0.7 * 400 * 50, 6);
+  });
+
+  it('sets no bound on a lossy round while cruising at the measured rate (not its own queue)', () => {
+    const d = new Driver();
+    d.toProbeBw(400, 50);
+    d.toProbeUp();
+    for (let i = 0; i < 20 && d.bbr.pacingGain !== 1; i++)
+      d.ack({ dt: 51, rate: 400, rtt: 50, inFlight: d.bbr.pacingGain * 400 * 50 });
+    expect(d.bbr.pacingGain).toBe(1);
+    const cwnd = d.bbr.cwnd;
+    d.lossyRound(6, 400 * 50);
+    expect(d.bbr.lossyRounds).toBe(1);
+    expect(d.bbr.inflightHi).toBe(Infinity);
+    expect(d.bbr.cwnd).toBeGreaterThanOrEqual(cwnd);
   });
 
   it('raises the bound again, faster each round, while probing up meets no loss', () => {
     const d = new Driver(() => 0.99);
     d.toProbeBw(400, 50);
-    for (let i = 0; i < 10; i++) d.ack({ dt: 50, rate: 400, rtt: 50, inFlight: 400 * 50 });
-    d.ack({ dt: 50, rate: 400, rtt: 50, inFlight: 20_000, acked: 10 * MSS, lostPackets: 8 });
-    d.ack({ dt: 50, rate: 400, rtt: 50, inFlight: 20_000, acked: 10 * MSS });
+    d.toProbeUp();
+    d.lossyRound(8, 15_000);
     const bound = d.bbr.inflightHi;
     expect(bound).toBeLessThan(Infinity);
-    while (d.bbr.pacingGain !== 1.25) d.ack({ dt: 51, rate: 400, rtt: 50, inFlight: 15_000 });
+    for (let i = 0; i < 20 && d.bbr.pacingGain !== 1.25; i++)
+      d.ack({ dt: 51, rate: 400, rtt: 50, inFlight: 15_000 });
     const steps: number[] = [];
     for (let i = 0; i < 4 && d.bbr.pacingGain === 1.25; i++) {
       const before = d.bbr.inflightHi;
