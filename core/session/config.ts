@@ -28,12 +28,13 @@ export const defaultConfig = {
   /**
    * Congestion controller of UDP paths. 'bbr' (core/paths/bbr.ts) does not take random
    * loss for congestion: on the simulated bottleneck (test/unit/paths/bbr-link.test.ts)
-   * it carries a 10 Mbit/s, 60 ms link with 1% random loss at 96–97% of its rate where
-   * CUBIC gets 23–27%, and on clean links it is within about 1% of CUBIC with a
-   * standing queue under 0.4 BDP. It is not the default because (a) BBR paths are not
+   * it carries a 10 Mbit/s, 60 ms link with 1% random loss at 98% of its rate where
+   * CUBIC gets 25–27%, and on clean links it is within 1% of CUBIC with a standing
+   * queue under 0.4 BDP; in the lab's scenario b the LTE path carried 7.1 Mbit/s with
+   * it against 1.2 with CUBIC. It is not the default because (a) BBR paths are not
    * coupled (LIA shapes only 'cubic'/'newreno'; coupledCongestion has no effect with
-   * 'bbr'), so at a shared bottleneck an association would take one share per path,
-   * not DESIGN §3's one TCP share; and (b) with 'bbr' for every association,
+   * 'bbr'), so DESIGN §3's one-TCP-share fairness no longer holds at a shared
+   * bottleneck; and (b) with 'bbr' for every association,
    * test/integration/striping.test.ts's two UDP paths beside a TCP path on a loaded
    * loopback fell to 5% of the bytes (it needs 10%): the TCP path's 4 MB in flight
    * inflates the RTT every path sees, and BBR, whose window is 2 BDP of the min RTT,
