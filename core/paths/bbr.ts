@@ -12,10 +12,16 @@ import { WindowedMaxFilter } from './windowed-filter.js';
  * or Reno, which halve (or take 30% off) on every loss, settle at a few Mbit/s.
  *
  * From BBRv2/v3 (draft-cardwell-iccrg-bbr-congestion-control-02, tcp_bbr.c v3) it
- * takes the loss response that keeps it from hammering a shallow buffer: a round
- * whose loss rate exceeds 2% (BBRLossThresh) bounds inflight (`inflightHi`), which
- * later probing raises again. Isolated losses below the threshold change nothing —
- * no halving, no recovery window.
+ * takes the loss response that keeps it from hammering a shallow buffer: a round of
+ * bandwidth probing whose loss rate exceeds 2% (BBRLossThresh) bounds inflight
+ * (`inflightHi`) at what was in flight when the lost packets left, and later probing
+ * raises the bound again. Losses below the threshold, or while cruising at the
+ * measured rate, change nothing — no halving, no recovery window.
+ *
+ * Known limits (measured on the simulated link): against CUBIC filling a deep buffer
+ * (4 BDP) it yields most of the link, as BBRv2 does, since the queue CUBIC keeps
+ * hides the propagation delay for the first min-RTT window; and a 5-packet buffer
+ * sees about 2–3% loss from its probes.
  *
  * Left out on purpose: ECN (Braid's UDP paths do not read it), BBRv2's short-term
  * `bw_lo`/`inflight_lo` bounds (they react to every lossy round, which is exactly
