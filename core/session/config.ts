@@ -34,11 +34,13 @@ export const defaultConfig = {
    * it against 1.2 with CUBIC. It is not the default because (a) BBR paths are not
    * coupled (LIA shapes only 'cubic'/'newreno'; coupledCongestion has no effect with
    * 'bbr'), so DESIGN §3's one-TCP-share fairness no longer holds at a shared
-   * bottleneck; and (b) with 'bbr' for every association,
-   * test/integration/striping.test.ts's two UDP paths beside a TCP path on a loaded
-   * loopback fell to 5% of the bytes (it needs 10%): the TCP path's 4 MB in flight
-   * inflates the RTT every path sees, and BBR, whose window is 2 BDP of the min RTT,
-   * yields to it where CUBIC grows until loss. Choose 'bbr' for lossy radio uplinks.
+   * bottleneck; and (b) with 'bbr' for every association, two integration tests
+   * fail: in striping.test.ts two UDP paths beside a TCP path on loopback carry 5–8%
+   * of the bytes each (it needs 10%) — the TCP path's 4 MB in flight inflates the RTT
+   * every path sees, and BBR, whose window is 2 BDP of the min RTT, yields to it where
+   * CUBIC grows until loss — and objectives.test.ts's feedback test no longer sees the
+   * reported path's share halve (not yet understood). Choose 'bbr' for lossy radio
+   * uplinks.
    */
   congestion: 'cubic' as 'cubic' | 'newreno' | 'bbr',
   /**
