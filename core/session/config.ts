@@ -39,8 +39,10 @@ export const defaultConfig = {
    * of the bytes each (it needs 10%) — the TCP path's 4 MB in flight inflates the RTT
    * every path sees, and BBR, whose window is 2 BDP of the min RTT, yields to it where
    * CUBIC grows until loss — and objectives.test.ts's feedback test no longer sees the
-   * reported path's share halve (not yet understood). Choose 'bbr' for lossy radio
-   * uplinks.
+   * reported path's share halve: BBR's pacer holds the other path back more often, and
+   * the throughput scheduler then sends on whichever path can send now
+   * (core/sched/throughput-scheduler.ts counts a pacer-held path as absent). Choose
+   * 'bbr' for lossy radio uplinks.
    */
   congestion: 'cubic' as 'cubic' | 'newreno' | 'bbr',
   /**
