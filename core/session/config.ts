@@ -30,8 +30,8 @@ export const defaultConfig = {
    * loss for congestion: on the simulated bottleneck (test/unit/paths/bbr-link.test.ts)
    * it carries a 10 Mbit/s, 60 ms link with 1% random loss at 98% of its rate where
    * CUBIC gets 25–27%, and on clean links it is within 1% of CUBIC with a standing
-   * queue under 0.4 BDP; in the lab's scenario b the LTE path carried 7.1 Mbit/s with
-   * it against 1.2 with CUBIC. It is not the default because (a) BBR paths are not
+   * queue under 0.4 BDP; in the lab's scenario b the LTE path carried 7.4 Mbit/s with
+   * it against 1.0 with CUBIC. It is not the default because (a) BBR paths are not
    * coupled (LIA shapes only 'cubic'/'newreno'; coupledCongestion has no effect with
    * 'bbr'), so DESIGN §3's one-TCP-share fairness no longer holds at a shared
    * bottleneck; and (b) with 'bbr' for every association, two integration tests
@@ -39,10 +39,10 @@ export const defaultConfig = {
    * of the bytes each (it needs 10%) — the TCP path's 4 MB in flight inflates the RTT
    * every path sees, and BBR, whose window is 2 BDP of the min RTT, yields to it where
    * CUBIC grows until loss — and objectives.test.ts's feedback test no longer sees the
-   * reported path's share halve: BBR's pacer holds the other path back more often, and
-   * the throughput scheduler then sends on whichever path can send now
-   * (core/sched/throughput-scheduler.ts counts a pacer-held path as absent). Choose
-   * 'bbr' for lossy radio uplinks.
+   * reported path's share halve, probably because BBR's pacer holds the other path
+   * back more often and the throughput scheduler then sends on whichever path can send
+   * now (core/sched/throughput-scheduler.ts skips a pacer-held path). Choose 'bbr' for
+   * lossy radio uplinks.
    */
   congestion: 'cubic' as 'cubic' | 'newreno' | 'bbr',
   /**
