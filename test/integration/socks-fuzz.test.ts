@@ -69,36 +69,40 @@ describe('SOCKS5 proxy under fuzzed requests', () => {
     await echo.close();
   });
 
-  it(`survives ${RUNS} mutated and random requests without a crash or a leaked socket, and keeps serving`, async () => {
-    const random = seededRandom(1928);
-    const handlesBefore = process
-      .getActiveResourcesInfo()
-      .filter((r) => r === 'TCPSocketWrap').length;
-    const batch = 50;
-    for (let done = 0; done < RUNS; done += batch) {
-      await Promise.all(
-        Array.from({ length: Math.min(batch, RUNS - done) }, () =>
-          sendRaw(proxy.port, fuzzInput(random, echo.port)),
-        ),
-      );
-    }
-    // Every fuzzed connection is gone from the proxy and from the process. A mutated
-    // request may name a host the relay must first fail to resolve, so allow time.
-    const tcpHandles = (): number =>
-      process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
-    for (
-      let i = 0;
-      i < 300 && (proxy.connections().length > 0 || tcpHandles() > handlesBefore + 2);
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(proxy.connections()).toEqual([]);
-    expect(tcpHandles()).toBeLessThanOrEqual(handlesBefore + 2);
-    expect(proxy.stats.malformed).toBeGreaterThan(RUNS / 4);
-    // And a legitimate request still works.
-    const { socket, reply } = await socksRequest(proxy.port, 1, '127.0.0.1', echo.port);
-    expect(reply).toBe(Reply.succeeded);
-    socket.destroy();
-  });
+  it(
+    `survives ${RUNS} mutated and random requests without a crash or a leaked socket, and keeps serving`,
+    async () => {
+      const random = seededRandom(1928);
+      const handlesBefore = process
+        .getActiveResourcesInfo()
+        .filter((r) => r === 'TCPSocketWrap').length;
+      const batch = 50;
+      for (let done = 0; done < RUNS; done += batch) {
+        await Promise.all(
+          Array.from({ length: Math.min(batch, RUNS - done) }, () =>
+            sendRaw(proxy.port, fuzzInput(random, echo.port)),
+          ),
+        );
+      }
+      // Every fuzzed connection is gone from the proxy and from the process. A mutated
+      // request may name a host the relay must first fail to resolve, so allow time.
+      const tcpHandles = (): number =>
+        process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+      for (
+        let i = 0;
+        i < 300 && (proxy.connections().length > 0 || tcpHandles() > handlesBefore + 2);
+        i++
+      ) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(proxy.connections()).toEqual([]);
+      expect(tcpHandles()).toBeLessThanOrEqual(handlesBefore + 2);
+      expect(proxy.stats.malformed).toBeGreaterThan(RUNS / 4);
+      // And a legitimate request still works.
+      const { socket, reply } = await socksRequest(proxy.port, 1, '127.0.0.1', echo.port);
+      expect(reply).toBe(Reply.succeeded);
+      socket.destroy();
+    },
+    Math.max(120_000, RUNS * 60),
+  ); // about 20 ms per request on this machine, with room
 });
