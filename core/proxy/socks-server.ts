@@ -436,12 +436,18 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
       ended = true;
       channel.close();
       udp.close();
-      if (!socket.destroyed) socket.end();
+      // The TCP connection carries nothing after the reply: once either side ends it,
+      // the association is over (RFC 1928 §7), so the socket goes at once rather than
+      // waiting half-open.
+      socket.destroy();
     };
     channel.once('close', end);
     socket.once('close', end);
     socket.once('end', end);
     socket.resume();
+    // The client may have ended while the association was being set up: its 'end'
+    // came before these listeners, so look at the state too.
+    if (socket.readableEnded || socket.destroyed) end();
   }
 
   async close(): Promise<void> {
