@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BraidClient } from '../../core/api/client.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { BraidClient } from '../../core/api/client.js';
 import type { EngineEvent } from '../../core/api/engine-events.js';
 import { LivePaths } from '../../core/api/live-paths.js';
 import { runTransfer } from '../../core/cli/transfer.js';
@@ -83,41 +85,68 @@ describe('live path set on loopback: uplinks added and removed while a transfer 
   it('a stalled TCP path is marked suspect, its data reinjected, and the connection replaced', async () => {
     const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
     const stall: Impairment = { random: Math.random };
-    let events: EngineEvent[] = [];
-    let replacedAt = 0;
-    let stalledAt = 0;
     let impaired = 0;
-    const result = await runTransfer({
+    const r = await BraidClient.connect({
       invite: relayOf().invite,
       via: ['127.0.0.2', '127.0.0.3'],
       transports: ['udp', 'tcp'],
-      bytes: 60_000_000,
       logger: quiet,
       // Only the first TCP connection is impaired; its replacement is a fresh one.
       wrapSubflow: (subflow, plan) =>
         plan.transport === 'tcp' && impaired++ === 0 ? impair(subflow, stall, counters) : subflow,
-      onStart: (client, written) => {
-        events = recordEvents(client);
+    });
+    if (r.kind !== 'braid') throw new Error('expected Braid');
+    const client = r.client;
+    try {
+      const events = recordEvents(client);
+      const replaced = new Promise<EngineEvent>((resolve) =>
         client.on('event', (e) => {
-          if (e.type === 'path-replaced') replacedAt = performance.now();
-        });
-        void whenWritten(written, 15_000_000).then(() => {
+          if (e.type === 'path-replaced') resolve(e);
+        }),
+      );
+      // A stream that keeps sending until the replacement is seen, then ends; the
+      // relay's sink reports what it received.
+      const stream = client.openStream({ target: 'sink' });
+      const reply: Buffer[] = [];
+      stream.on('data', (d: Buffer) => reply.push(d));
+      const done = Promise.all([once(stream, 'end'), once(stream, 'finish')]);
+      const hash = createHash('sha256');
+      const block = randomBytes(64 * 1024);
+      let written = 0;
+      let stalledAt = 0;
+      let replacedEvent: EngineEvent | undefined;
+      void replaced.then((e) => (replacedEvent = e));
+      const deadline = performance.now() + 20_000;
+      while (replacedEvent === undefined && performance.now() < deadline) {
+        block.writeUInt32BE(written / block.length, 0);
+        hash.update(block);
+        written += block.length;
+        if (!stream.write(Buffer.from(block))) await once(stream, 'drain');
+        if (stalledAt === 0 && written >= 8_000_000) {
           stalledAt = performance.now();
           stall.blackhole = true;
-        });
-      },
-    });
-    expect(result.verified).toBe(true);
-    expect(stalledAt).toBeGreaterThan(0);
-    expect(events.some((e) => e.type === 'path-suspect')).toBe(true);
-    const replaced = events.find((e) => e.type === 'path-replaced');
-    expect(replaced).toBeDefined();
-    expect(replacedAt - stalledAt).toBeLessThan(5000);
-    const fresh = result.paths.find(
-      (p) => replaced?.type === 'path-replaced' && p.id === replaced.newPathId,
-    )!;
-    expect(fresh.kind).toBe('tcp');
-    expect(fresh.local).toBe('127.0.0.3');
+        }
+        if (stalledAt > 0) await new Promise((res) => setTimeout(res, 5));
+      }
+      stream.end();
+      await done;
+      const report = JSON.parse(Buffer.concat(reply).toString()) as {
+        bytes: number;
+        sha256: string;
+      };
+      expect(report.bytes).toBe(written);
+      expect(report.sha256).toBe(hash.digest('hex'));
+      expect(events.some((e) => e.type === 'path-suspect')).toBe(true);
+      expect(replacedEvent).toBeDefined();
+      expect(performance.now() - stalledAt).toBeLessThan(20_000);
+      const fresh = client.association
+        .pathSummary()
+        .find((p) => replacedEvent?.type === 'path-replaced' && p.id === replacedEvent.newPathId)!;
+      expect(fresh.kind).toBe('tcp');
+      expect(fresh.local).toBe('127.0.0.3');
+    } finally {
+      client.close();
+    }
   });
 });
 
