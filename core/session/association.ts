@@ -874,8 +874,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       this.fail(result, true);
       return;
     }
+    // One clock read per ACK frame, not per acknowledged chunk (hot path).
+    const now = this.clock.now();
     target.estimator.onAck(
-      this.clock.now(),
+      now,
       target.recovery,
       result.acked.length,
       result.lost.length,
@@ -890,12 +892,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const chunks = record.chunks;
       if (chunks !== null)
         for (let i = 0; i < chunks.length; i++) target.stats.streamBytesAcked += chunks[i]!.length;
-      this.onAcked(record);
+      this.onAcked(record, now);
     }
     for (const record of result.lost) this.onLost(record);
   }
 
-  private onAcked(record: SentRecord): void {
+  private onAcked(record: SentRecord, now: number): void {
     const messages = record.messages;
     if (messages !== null) {
       for (let i = 0; i < messages.length; i++) {
@@ -903,9 +905,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const session = m.session;
         const wasWritable = session.writable;
         if (session.msg !== undefined && !session.msg.send.reliable) {
-          session.guard.onLoss(this.clock.now(), 0, 1);
+          session.guard.onLoss(now, 0, 1);
         }
-        session.guard.onDelivered(this.clock.now(), 1);
+        session.guard.onDelivered(now, 1);
         session.msg?.send.onAcked(m.number);
         session.afterAck(wasWritable);
       }
@@ -922,7 +924,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const c = chunks[i]!;
       const session = c.session;
       const wasWritable = session.writable;
-      session.guard.onDelivered(this.clock.now(), c.length);
+      session.guard.onDelivered(now, c.length);
       session.send.onAcked(c.offset, c.length, c.fin);
       session.afterAck(wasWritable);
     }
@@ -932,11 +934,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private onLost(record: SentRecord): void {
     const messages = record.messages;
     if (messages !== null) {
+      const now = this.clock.now();
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i]!;
         const queue = m.session.msg?.send;
         if (m.session.isDone || queue === undefined) continue;
-        if (!queue.reliable) m.session.guard.onLoss(this.clock.now(), 1, 1);
+        if (!queue.reliable) m.session.guard.onLoss(now, 1, 1);
         queue.onLost(m.number);
         // A repair to send, or (unreliable) maybe the CLOSE that waited for this.
         this.wake(m.session);
@@ -1065,7 +1068,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       fillPathView(p.view, p, p.recovery, p.estimator, p.role, now);
       if (
         (p.role === 'secondary' && !secondaryOk) ||
-        (p.role === 'backup' && !tiers.backup.includes(p))
+        // roleTiers offers either every backup path or none.
+        (p.role === 'backup' && tiers.backup.length === 0)
       ) {
         p.view.usable = false;
       }
