@@ -26,12 +26,23 @@ export interface ConnectOptions {
   target?: string;
   config?: Partial<Config>;
   logger?: Logger;
+  /**
+   * Fall back to one plain TCP connection when the peer does not complete a TLS 1.3
+   * handshake (paper §III-B). Off by default: an invite names a Braid relay, so a
+   * failed handshake is far more likely an on-path attacker resetting or answering the
+   * ClientHello than a plain TCP host, and the fallback would hand it the
+   * application's bytes in clear (SECURITY.md, threat 1). Set it only for a peer that
+   * may really be a plain TCP service and whose bytes need no confidentiality.
+   * Even then there is no fallback once the pinned certificate was seen (control.ts).
+   */
+  allowLegacy?: boolean;
 }
 
 /**
  * The session API of DESIGN §4 / paper Table I: `sessionSocket(semantics,
  * objectives)` creates the endpoint; `bind` listens; `connect` establishes the
- * session, falling back to one plain TCP connection when the peer is not Braid.
+ * session; it falls back to one plain TCP connection when the peer is not Braid only
+ * when the caller opts in with `allowLegacy`.
  * Reading, writing and closing go through `stream` (a Node Duplex).
  */
 /** What `connect()` gives for a semantics: a byte stream, or a message socket. */
@@ -103,7 +114,9 @@ export class SessionSocket<S extends Semantics = Semantics> {
   /**
    * `session connect`: to the peer named by an invite. A reliable-ordered session
    * resolves to its byte stream (`stream`); the other semantics resolve to a message
-   * socket (`messages`). Only a byte stream can fall back to a legacy peer.
+   * socket (`messages`). Only a byte stream can fall back to a legacy peer, and only
+   * with `allowLegacy: true`; otherwise a peer that does not complete TLS 1.3 rejects
+   * with BRAID_ERR_LEGACY_PEER and no application byte is sent.
    */
   async connect(
     invite: Invite | string,
@@ -121,16 +134,30 @@ export class SessionSocket<S extends Semantics = Semantics> {
       });
       if (result.kind === 'legacy') {
         this.legacyReason = result.reason;
+        const peer = `${result.invite.host}:${result.invite.port}`;
+        if (options.allowLegacy !== true) {
+          log.warn('refusing the plain TCP fallback: the TLS 1.3 handshake did not complete', {
+            peer,
+            reason: result.reason,
+          });
+          throw new BraidError(
+            'BRAID_ERR_LEGACY_PEER',
+            `the invite's peer did not complete a TLS 1.3 handshake (${result.reason}); ` +
+              'not falling back to plain TCP (an on-path attacker could cause this; ' +
+              'pass allowLegacy: true only for a peer that may be a plain TCP service)',
+            { peer },
+          );
+        }
         if (this.semantics !== 'reliable-ordered') {
           throw new BraidError(
             'BRAID_ERR_LEGACY_PEER',
             `the peer is not Braid (${result.reason}); ${this.semantics} needs a Braid peer`,
-            { peer: `${result.invite.host}:${result.invite.port}` },
+            { peer },
           );
         }
         const socket = await openPlainTcp(result.invite.host, result.invite.port, options.via[0]);
-        log.warn('session is a plain TCP connection (legacy peer)', {
-          peer: `${result.invite.host}:${result.invite.port}`,
+        log.warn('session is a plain TCP connection in clear (legacy peer, allowLegacy)', {
+          peer,
           reason: result.reason,
         });
         this.stream_ = socket;

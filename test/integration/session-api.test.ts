@@ -36,7 +36,7 @@ describe('session API (paper Table I)', () => {
     expect(socket.state).toBe('closed');
   });
 
-  it('falls back to one plain TCP connection when the peer never answers HELLO, and says so in state and log', async () => {
+  it('with allowLegacy, falls back to one plain TCP connection when the peer never answers HELLO, and says so in state and log', async () => {
     const server = net.createServer((s) => s.pipe(s));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -54,6 +54,7 @@ describe('session API (paper Table I)', () => {
       via: ['127.0.0.2'],
       config: { helloTimeoutMs: 300 },
       logger,
+      allowLegacy: true,
     });
     expect(socket.state).toBe('legacy');
     expect(stream).toBeInstanceOf(net.Socket);
