@@ -29,6 +29,11 @@
  * by 3(1 − β)/(1 + β) ≈ 0.53 (RFC 9438 §4.3's Reno-friendly factor), so that the
  * aggregate stays at one Reno flow's share with that gentler decrease.
  *
+ * Paths under BBR (config 'bbr', or 'auto' once a path's losses proved random) stay in
+ * the group but are skipped: BBR has no loss-driven increase to link, and it paces at
+ * the rate it measures. 'auto' keeps paths that share a queued bottleneck on CUBIC, so
+ * coupling holds where fairness is at stake (core/session/config.ts).
+ *
  * Opt-out: an association that does not create a group leaves each path uncoupled.
  */
 
@@ -37,6 +42,12 @@ export interface CoupledPath {
   readonly cwnd: number;
   readonly srtt: number;
   readonly maxDatagramSize: number;
+  /**
+   * False while the path's controller is model-based (BBR, e.g. after config 'auto'
+   * found its losses random): it then paces at the rate it measures, and its window
+   * neither weighs on α nor takes the linked increase. Undefined counts as true.
+   */
+  readonly lossBased?: boolean;
   coupling: CongestionCoupling | undefined;
 }
 
@@ -77,6 +88,7 @@ export class CoupledGroup implements CongestionCoupling {
     let sum = 0;
     for (let i = 0; i < this.members.length; i++) {
       const m = this.members[i]!;
+      if (m.lossBased === false) continue;
       const rtt = Math.max(m.srtt, 0.1);
       total += m.cwnd;
       const x = m.cwnd / (rtt * rtt);
@@ -88,7 +100,10 @@ export class CoupledGroup implements CongestionCoupling {
 
   increase(member: CoupledPath, ackedBytes: number): number {
     let total = 0;
-    for (let i = 0; i < this.members.length; i++) total += this.members[i]!.cwnd;
+    for (let i = 0; i < this.members.length; i++) {
+      const m = this.members[i]!;
+      if (m.lossBased !== false) total += m.cwnd;
+    }
     if (total <= 0 || member.cwnd <= 0) return 0;
     const mss = member.maxDatagramSize;
     const coupled = (this.alpha() * ackedBytes * mss) / total;

@@ -5,8 +5,12 @@ import { WindowedMaxFilter } from './windowed-filter.js';
 import type { CongestionCoupling, CoupledPath } from './coupled-congestion.js';
 import { Bbr, type BbrState } from './bbr.js';
 
-/** Congestion controllers of UDP paths: loss-based (CUBIC, NewReno) or model-based (BBR). */
-export type CongestionKind = 'newreno' | 'cubic' | 'bbr';
+/**
+ * Congestion controllers of UDP paths: loss-based (CUBIC, NewReno), model-based (BBR),
+ * or 'auto': CUBIC (coupled, when the association couples) until the path shows that
+ * its losses are random — see AUTO_* below — and BBR from then on.
+ */
+export type CongestionKind = 'newreno' | 'cubic' | 'bbr' | 'auto';
 
 /**
  * Per-path loss recovery and congestion control in the manner of RFC 9002, with
@@ -48,6 +52,8 @@ interface SentPacket<T> {
   appLimited: boolean;
   /** Bytes in flight once this packet was sent (BBRv2 tx_in_flight). */
   txInFlight: number;
+  /** Sent while the path was dark (drained, only probes out): its loss is no congestion signal. */
+  dark: boolean;
 }
 
 /** RFC 9002 §6.1.1 */
@@ -69,14 +75,48 @@ const MAX_RECEIVED_RANGES = 64;
 const MAX_ACK_RANGES = 32;
 /** Delivery rate: windowed max over this many RTTs (BBR's bandwidth filter). */
 const RATE_WINDOW_RTTS = 10;
+/**
+ * 'auto' (config.ts): a loss-based controller's loss comes when the bottleneck buffer
+ * overflows, so the RTT at a congestion event is the min RTT plus a full queue — on
+ * the lab's links (a buffer of one BDP or more) about twice the min. A congestion event
+ * while the smoothed RTT is within this factor of the min RTT found no queue to
+ * overflow: the loss was random (radio, a policer of no depth).
+ */
+const AUTO_NEAR_MIN_RTT = 1.4;
+/** That many such events in a row (none with the RTT inflated in between) … */
+const AUTO_RANDOM_EVENTS = 4;
+/** … on a path losing at least this share of its packets make it switch to BBR. */
+const AUTO_LOSS_RATE = 0.003;
+/** Fewest packets sent before the loss rate is trusted. */
+const AUTO_MIN_PACKETS = 300;
+/**
+ * A path whose data was drained (suspect: no answer to its probes) keeps being probed;
+ * its probe timeout backs off only up to this, so a link that comes back is found
+ * within about this long (plus an RTT) rather than after seconds of RFC 9002 backoff.
+ */
+const DARK_PROBE_MAX_MS = 200;
 
 export class PathRecovery<T> implements CoupledPath {
   private readonly clock: Clock;
   private readonly kind: 'udp' | 'tcp';
   private readonly mss: number;
-  private readonly congestion: CongestionKind;
-  /** The model-based controller when `congestion` is 'bbr' on a UDP path; it owns cwnd and pacing then. */
-  private readonly bbr: Bbr | undefined;
+  /** The loss-based controller in use (CUBIC for 'auto' until it switches), or 'bbr'. */
+  private congestion: 'newreno' | 'cubic' | 'bbr';
+  /** config 'auto': may still switch from CUBIC to BBR. */
+  private autoSelect: boolean;
+  /** 'auto': congestion events in a row that came with the RTT near its minimum. */
+  private randomLossEvents = 0;
+  /** When 'auto' switched this path to BBR (clock ms), if it did. */
+  autoSwitchedAt: number | undefined = undefined;
+  private readonly random: Random;
+  /** The model-based controller when it is BBR on a UDP path; it owns cwnd and pacing then. */
+  private bbr: Bbr | undefined;
+  /**
+   * Set when the outstanding data was drained (drainOutstanding: the path turned
+   * suspect) and cleared by the next ACK: only probes are out, their timeout backs off
+   * to DARK_PROBE_MAX_MS at most, and their loss is no congestion signal.
+   */
+  private dark = false;
   /**
    * BBR app-limited marking (draft-cheng-iccrg-delivery-rate-estimation §3.4,
    * C.app_limited): non-zero while packets sent in an app-limited stretch are still
@@ -158,7 +198,10 @@ export class PathRecovery<T> implements CoupledPath {
     this.clock = clock;
     this.kind = config.kind;
     this.mss = config.maxDatagramSize;
-    this.congestion = config.congestion ?? 'cubic';
+    const requested = config.congestion ?? 'cubic';
+    this.autoSelect = requested === 'auto' && config.kind === 'udp';
+    this.congestion = requested === 'auto' ? 'cubic' : requested;
+    this.random = config.random ?? systemRandom;
     this.maxAckDelay = config.maxAckDelayMs ?? 25;
     this.inflightCap = config.inflightCapBytes ?? 4 * 1024 * 1024;
     const initialRtt = config.initialRttMs ?? 333;
@@ -173,10 +216,7 @@ export class PathRecovery<T> implements CoupledPath {
     const now = clock.now();
     this.bbr =
       this.kind === 'udp' && this.congestion === 'bbr'
-        ? new Bbr(
-            { mss: this.mss, initialCwnd: this.cwnd, random: config.random ?? systemRandom },
-            now,
-          )
+        ? new Bbr({ mss: this.mss, initialCwnd: this.cwnd, random: this.random }, now)
         : undefined;
     this.tokensAt = now;
     this.lastProgress = now;
@@ -201,6 +241,19 @@ export class PathRecovery<T> implements CoupledPath {
 
   get maxDatagramSize(): number {
     return this.mss;
+  }
+
+  /** The controller in use: 'auto' reads 'cubic' until it switched to 'bbr'. */
+  get controller(): 'newreno' | 'cubic' | 'bbr' {
+    return this.congestion;
+  }
+
+  /**
+   * Whether the loss-based increase is in use (CoupledPath): a BBR path paces at the
+   * rate it measures and takes no part in the LIA coupling.
+   */
+  get lossBased(): boolean {
+    return this.bbr === undefined;
   }
 
   /**
@@ -306,6 +359,7 @@ export class PathRecovery<T> implements CoupledPath {
           ? this.appLimitedUntil !== 0
           : this.bytesInFlight + bytes < this.cwnd / 2,
       txInFlight: this.bytesInFlight + bytes,
+      dark: this.dark,
     };
     // Packet numbers are dense per path; index = pn - base.
     if (this.outstanding === 0) {
@@ -405,6 +459,7 @@ export class PathRecovery<T> implements CoupledPath {
       this.updateRtt(rttSample, ackDelayMicros / 1000, now);
     }
     if (acked.length > 0) {
+      this.dark = false;
       this.deliveredTime = now;
       this.lastProgress = now;
       this.ptoCount = 0;
@@ -497,10 +552,13 @@ export class PathRecovery<T> implements CoupledPath {
       if (p.time + delay <= now || this.largestAcked >= p.pn + PACKET_THRESHOLD) {
         if (p.inFlight) this.bytesInFlight -= p.bytes;
         this.packetsLost++;
-        this.bbr?.onLoss(p.bytes, p.txInFlight);
         lost.push(p.token);
-        if (firstLost === undefined) firstLost = p;
-        largestLost = p;
+        // Probes into a dark path (drainOutstanding) found no queue: not congestion.
+        if (!p.dark) {
+          this.bbr?.onLoss(p.bytes, p.txInFlight);
+          if (firstLost === undefined) firstLost = p;
+          largestLost = p;
+        }
         this.removeAt(p.pn);
       } else {
         const t = p.time + delay;
@@ -581,6 +639,10 @@ export class PathRecovery<T> implements CoupledPath {
     // BBR counts losses per round instead (Bbr.onLoss) and does not halve.
     if (this.kind === 'tcp' || this.bbr !== undefined || sentTime <= this.recoveryStart) return;
     this.recoveryStart = now;
+    if (this.autoSelect && this.lossLooksRandom()) {
+      this.switchToBbr(now);
+      return;
+    }
     if (this.congestion === 'newreno') {
       this.ssthresh = Math.max(this.cwnd / 2, this.minWindow());
       this.cwnd = this.ssthresh;
@@ -592,6 +654,43 @@ export class PathRecovery<T> implements CoupledPath {
     this.ssthresh = Math.max(this.cwnd * CUBIC_BETA, this.minWindow());
     this.cwnd = this.ssthresh;
     this.epochStart = undefined;
+  }
+
+  /**
+   * 'auto': judged at each congestion event. Random when the smoothed RTT is near its
+   * minimum (no queue overflowed), AUTO_RANDOM_EVENTS times in a row, on a path whose
+   * loss rate is AUTO_LOSS_RATE or more. One event with the RTT inflated starts the
+   * count again: at a shared or deep-buffered bottleneck the path stays loss-based
+   * and coupled, which is what keeps it fair to TCP there.
+   */
+  private lossLooksRandom(): boolean {
+    if (!this.hasRttSample || !Number.isFinite(this.minRtt)) return false;
+    if (this.srtt <= AUTO_NEAR_MIN_RTT * this.minRtt) this.randomLossEvents++;
+    else this.randomLossEvents = 0;
+    return (
+      this.randomLossEvents >= AUTO_RANDOM_EVENTS &&
+      this.packetsSent >= AUTO_MIN_PACKETS &&
+      this.packetsLost >= AUTO_LOSS_RATE * this.packetsSent
+    );
+  }
+
+  /**
+   * Hands the path to BBR for the rest of its life: it starts from the current window
+   * (not halved for the loss that decided it) and its startup measures the path anew.
+   */
+  private switchToBbr(now: number): void {
+    this.autoSelect = false;
+    this.autoSwitchedAt = now;
+    this.congestion = 'bbr';
+    this.bbr = new Bbr(
+      { mss: this.mss, initialCwnd: Math.max(this.cwnd, 4 * this.mss), random: this.random },
+      now,
+    );
+    this.cwnd = this.bbr.cwnd;
+    this.ssthresh = Infinity;
+    this.epochStart = undefined;
+    // Packets already out were sent under CUBIC; BBR's app-limited marking starts now.
+    this.appLimitedUntil = 0;
   }
 
   private onPersistentCongestion(): void {
@@ -616,7 +715,9 @@ export class PathRecovery<T> implements CoupledPath {
     if (this.lossTime !== undefined) return this.lossTime;
     if (this.bytesInFlight <= 0) return undefined;
     if (this.kind === 'tcp') return this.lastProgress + this.stallTimeout();
-    return this.lastAckElicitingSent + this.pto() * Math.pow(2, this.ptoCount);
+    const backoff = this.pto() * Math.pow(2, this.ptoCount);
+    const cap = Math.max(this.pto(), DARK_PROBE_MAX_MS);
+    return this.lastAckElicitingSent + (this.dark ? Math.min(backoff, cap) : backoff);
   }
 
   private stallTimeout(): number {
@@ -653,6 +754,7 @@ export class PathRecovery<T> implements CoupledPath {
     this.bytesInFlight = 0;
     this.lossTime = undefined;
     this.ptoCount = 0;
+    if (this.kind === 'udp') this.dark = true;
     return tokens;
   }
 

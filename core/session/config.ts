@@ -26,25 +26,35 @@ export const defaultConfig = {
   /** Largest record on a TCP path. */
   tcpPacketSize: 65536,
   /**
-   * Congestion controller of UDP paths. 'bbr' (core/paths/bbr.ts) does not take random
-   * loss for congestion: on the simulated bottleneck (test/unit/paths/bbr-link.test.ts)
-   * it carries a 10 Mbit/s, 60 ms link with 1% random loss at 98% of its rate where
-   * CUBIC gets 25–27%, and on clean links it is within 1% of CUBIC with a standing
-   * queue under 0.4 BDP; in the lab's scenario b the LTE path carried 7.4 Mbit/s with
-   * it against 1.0 with CUBIC. It is not the default because (a) BBR paths are not
-   * coupled (LIA shapes only 'cubic'/'newreno'; coupledCongestion has no effect with
-   * 'bbr'), so DESIGN §3's one-TCP-share fairness no longer holds at a shared
-   * bottleneck; and (b) with 'bbr' for every association, two integration tests
-   * fail: in striping.test.ts two UDP paths beside a TCP path on loopback carry 5–8%
-   * of the bytes each (it needs 10%) — the TCP path's 4 MB in flight inflates the RTT
-   * every path sees, and BBR, whose window is 2 BDP of the min RTT, yields to it where
-   * CUBIC grows until loss — and objectives.test.ts's feedback test no longer sees the
-   * reported path's share halve, probably because BBR's pacer holds the other path
-   * back more often and the throughput scheduler then sends on whichever path can send
-   * now (core/sched/throughput-scheduler.ts skips a pacer-held path). Choose 'bbr' for
-   * lossy radio uplinks.
+   * Congestion controller of UDP paths. 'auto' (the default) gives each path its own:
+   * CUBIC, coupled by LIA (coupledCongestion), until the path shows that its losses
+   * are random — four congestion events in a row with the smoothed RTT within 1.4× its
+   * minimum (no queue had filled), on a path losing ≥ 0.3% of its packets
+   * (core/paths/path-recovery.ts AUTO_*) — and BBR (core/paths/bbr.ts) from then on.
+   * Why per path and not 'bbr' for all:
+   * - A lossy radio uplink needs BBR: on the simulated 10 Mbit/s, 60 ms link with 1%
+   *   random loss BBR carries 98% of the rate where CUBIC gets 25–27%
+   *   (test/unit/paths/bbr-link.test.ts, which also checks that 'auto' switches
+   *   there), and in the lab's scenario b the LTE path carried 7.4 Mbit/s with BBR
+   *   against 1.0 with CUBIC.
+   * - Fairness: a bottleneck that two paths share fills its queue before it drops, so
+   *   the RTT at each loss is inflated and 'auto' keeps those paths on coupled CUBIC —
+   *   DESIGN §3's one-TCP-share (lab scenario g). BBR paths are not coupled (LIA shapes
+   *   only a loss-based increase; coupled-congestion.ts skips BBR members).
+   * - With 'bbr' for every path two integration tests fail, and with 'auto' (no random
+   *   loss on loopback) they pass: in striping.test.ts two UDP paths beside a TCP path
+   *   on loopback carried 5–8% of the bytes each (it needs 10%) — the TCP path's 4 MB
+   *   in flight inflates the RTT every path sees, and BBR, whose window is 2 BDP of the
+   *   min RTT, yields to it where CUBIC grows until loss — and objectives.test.ts's
+   *   feedback test no longer saw the reported path's share halve, probably because
+   *   BBR's pacer holds the other path back more often and the throughput scheduler
+   *   then sends on whichever path can send now.
+   * Known limit: a shallow-buffered bottleneck (buffer well under a BDP) also drops
+   * with the RTT near its minimum, so 'auto' picks BBR there too, which is the better
+   * controller for such a buffer but is not coupled. 'cubic', 'newreno' and 'bbr' fix
+   * the controller for every path.
    */
-  congestion: 'cubic' as 'cubic' | 'newreno' | 'bbr',
+  congestion: 'auto' as 'auto' | 'cubic' | 'newreno' | 'bbr',
   /**
    * Couple the UDP paths' congestion control (LIA, core/paths/coupled-congestion.ts)
    * so that the association takes no more than one TCP flow's share at a shared
@@ -73,10 +83,10 @@ export function verifyConfig(partial: Partial<Config> = {}): Config {
       continue;
     }
     if (key === 'congestion') {
-      if (value !== 'cubic' && value !== 'newreno' && value !== 'bbr') {
+      if (value !== 'auto' && value !== 'cubic' && value !== 'newreno' && value !== 'bbr') {
         throw new BraidError(
           'BRAID_ERR_CONFIG',
-          `config.${key} must be "cubic", "newreno" or "bbr"`,
+          `config.${key} must be "auto", "cubic", "newreno" or "bbr"`,
           {
             value,
           },

@@ -70,7 +70,7 @@ export interface PathOptions {
   subflow: Subflow;
   keys: { send: PathKey; receive: PathKey };
   maxPacketSize: number;
-  congestion: 'cubic' | 'newreno' | 'bbr';
+  congestion: 'cubic' | 'newreno' | 'bbr' | 'auto';
   clock: Clock;
 }
 

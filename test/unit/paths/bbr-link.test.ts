@@ -363,3 +363,36 @@ describe('BBR on a simulated bottleneck', () => {
     expect(estimate).toBeLessThan(6);
   });
 });
+
+describe("config 'auto' on a simulated bottleneck", () => {
+  it('switches a path with 1% random loss to BBR within a few seconds and then uses ≥ 85% of it', () => {
+    const link = { ...LTE, bufferBytes: 2 * LTE_BDP, loss: 0.01 };
+    for (const seed of [1, 2]) {
+      const auto = simulate({ link, congestion: 'auto', seconds: 25, measureFromMs: 5000, seed });
+      note(
+        `auto, lossy 1% seed ${seed}: switched at ${auto.sender.autoSwitchedAt} ms, ` +
+          `${auto.goodputMbps.toFixed(2)} Mbit/s`,
+      );
+      expect(auto.sender.controller).toBe('bbr');
+      expect(auto.sender.lossBased).toBe(false);
+      expect(auto.sender.autoSwitchedAt).toBeLessThan(5000);
+      expect(auto.goodputMbps).toBeGreaterThanOrEqual(0.85 * LTE.rateMbps);
+    }
+  });
+
+  it('stays on CUBIC where loss comes from a full buffer (one BDP or deeper), as at a shared bottleneck', () => {
+    for (const l of [LTE, { rateMbps: 30, rttMs: 20 }, { rateMbps: 20, rttMs: 30 }]) {
+      for (const buffers of [1, 2]) {
+        const link = { ...l, bufferBytes: buffers * bdpBytes(l.rateMbps, l.rttMs), loss: 0 };
+        const auto = simulate({ link, congestion: 'auto', seconds: 20, measureFromMs: 3000 });
+        note(
+          `auto, clean ${l.rateMbps} Mbit/s ${l.rttMs} ms, ${buffers} BDP buffer: ${auto.sender.controller}, ` +
+            `${auto.goodputMbps.toFixed(2)} Mbit/s, loss ${(auto.lossRate * 100).toFixed(2)}%`,
+        );
+        expect(auto.lossRate).toBeGreaterThan(0);
+        expect(auto.sender.controller).toBe('cubic');
+        expect(auto.goodputMbps).toBeGreaterThanOrEqual(0.9 * l.rateMbps);
+      }
+    }
+  });
+});

@@ -103,6 +103,34 @@ describe('PathRecovery: loss detection (RFC 9002 §6)', () => {
     expect(r.probeTimeouts).toBe(1);
   });
 
+  it("probes a drained (dark) path at least every 200 ms, and the probes' loss is no congestion signal", () => {
+    const { clock, r } = sender();
+    sendMany(r, 20);
+    clock.advance(20);
+    ok(r.onAck([{ first: 0, last: 19 }], 0));
+    const cwnd = r.cwnd;
+    sendMany(r, 10);
+    r.drainOutstanding();
+    // Probes into the dark: without the cap the fourth timeout would come 8 PTOs later.
+    let last = -1;
+    for (let i = 0; i < 6; i++) {
+      last = sendMany(r, 1)[0]!;
+      const sentAt = clock.now();
+      const deadline = r.timerDeadline()!;
+      expect(deadline - sentAt).toBeLessThanOrEqual(200);
+      clock.set(deadline);
+      expect(r.onTimer().probe).toBeGreaterThan(0);
+    }
+    // The link is back: a fresh probe is acknowledged, the earlier ones are declared lost.
+    const back = sendMany(r, 1)[0]!;
+    clock.advance(20);
+    const result = ok(r.onAck([{ first: back, last: back }], 0));
+    expect(result.lost.length).toBe(6);
+    expect(result.lost).toContain(last);
+    // No congestion response (CUBIC would have cut to 0.7, persistent congestion to 2 MSS).
+    expect(r.cwnd).toBeGreaterThanOrEqual(cwnd);
+  });
+
   it('hands back everything outstanding when the path dies', () => {
     const { r } = sender();
     sendMany(r, 5);
