@@ -11,6 +11,7 @@ import {
   loadOrCreateServerIdentity,
 } from '../../../core/handshake/identity-store.js';
 import { formatInvite } from '../../../core/handshake/invite.js';
+import { verifyConfig, type Config } from '../../../core/session/config.js';
 import { BraidError } from '../../../core/util/errors.js';
 import { createLogger, errorFields } from '../../../core/util/log.js';
 import type { TransportKind } from '../../../core/wire/frame.js';
@@ -35,6 +36,9 @@ import { MessageReceiver } from './payload.js';
  *   client --invite I --via A,B,.. (--ms D | --bytes N | --messages N) [--transport udp,...]
  *                                        downloads over one path per --via address;
  *                                        prints {"event":"connected"}, then a BulkResult.
+ * Both take [--cc auto|cubic|newreno|bbr] [--uncoupled]: the congestion controller of
+ * the UDP paths and the LIA opt-out (config.congestion, config.coupledCongestion). In a
+ * download the server sends, so its options are the ones that shape the data.
  * Targets (the session's target string): `lab:time` sends the position pattern until
  * the client closes; `lab:bytes:<n>` sends n bytes of it and ends;
  * `lab:messages:<count>:<intervalMs>:<size>` sends stamped records (payload.ts).
@@ -52,10 +56,20 @@ const { positionals, values } = parseArgs({
     ms: { type: 'string' },
     bytes: { type: 'string' },
     messages: { type: 'string' },
+    cc: { type: 'string' },
+    uncoupled: { type: 'boolean', default: false },
   },
 });
 const logger = createLogger({ level: 'warn' });
 const list = (s: string | undefined): string[] => (s ?? '').split(',').filter((x) => x.length > 0);
+
+/** The association config from --cc and --uncoupled; verifyConfig rejects a bad --cc. */
+function labConfig(): Partial<Config> {
+  const config: Partial<Config> = {};
+  if (values.cc !== undefined) config.congestion = values.cc as Config['congestion'];
+  if (values.uncoupled === true) config.coupledCongestion = false;
+  return verifyConfig(config);
+}
 
 function serveStream(stream: BraidStream): void {
   const target = stream.session.target;
@@ -93,6 +107,7 @@ async function server(): Promise<void> {
     identity,
     clients: () => loadClientKeys(stateDir),
     logger,
+    config: labConfig(),
   });
   listener.on('stream', (stream) => serveStream(stream));
   const invite = formatInvite({
@@ -124,6 +139,7 @@ async function client(): Promise<BulkResult> {
     via: list(values.via),
     transports: list(values.transport) as TransportKind[],
     logger,
+    config: labConfig(),
   });
   if (connected.kind !== 'braid')
     throw new BraidError('BRAID_ERR_HANDSHAKE', `relay answered as legacy: ${connected.reason}`);
