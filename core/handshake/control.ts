@@ -65,14 +65,47 @@ const ERROR_LINGER_MS = 1000;
  * Unauthenticated control connections (TCP accepted, no valid HELLO yet) held at once.
  * Each costs a TLS context (about 10-40 KiB) for up to helloTimeoutMs; without a cap a
  * single Internet host could open sockets until the relay runs out of memory or file
- * descriptors (bench/resources.ts measures it). Past the cap a new connection is closed
- * at once, before any TLS work, so established associations are never affected.
+ * descriptors (bench/resources.ts measures it). Established associations are never
+ * affected by the cap. When it is full, a newcomer is not simply refused (a flood from
+ * a few dozen addresses would then lock every client out): the oldest pending
+ * connection of the most crowded network prefix (IPv4 /24, IPv6 /64), and within it of
+ * the most crowded address, is closed to make room, provided the newcomer's own prefix
+ * (or, in the same prefix, its address) holds fewer. A newcomer from a prefix at least
+ * as crowded as any other is closed at once, before any TLS work.
  */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 1024;
 /** The same, per remote address: one host cannot take the whole budget from the others. */
 export const DEFAULT_MAX_PENDING_PER_ADDRESS = 64;
 /** At most one log line per this interval about connections refused over the caps. */
 const CAP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * The network prefix an address is counted under when the pending cap is full: /24 for
+ * IPv4 (an IPv4-mapped IPv6 address counts as its IPv4 address), /64 for IPv6, which is
+ * what one subscriber or one cloud host usually holds.
+ */
+export function pendingPrefix(address: string): string {
+  const v4 =
+    address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  if (isIP(v4) === 4) return `${v4.slice(0, v4.lastIndexOf('.'))}.0/24`;
+  if (isIP(address) !== 6) return address;
+  // Expand "::" so that the first four groups are the /64.
+  const [head = '', tail] = address.split('::');
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? headGroups
+      : [
+          ...headGroups,
+          ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'),
+          ...tailGroups,
+        ];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
 
 const EMPTY = Buffer.alloc(0);
 const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
@@ -279,6 +312,8 @@ export interface ControlServerStats {
   pending: number;
   /** Connections closed on accept because a pending cap was reached. */
   refusedOverCap: number;
+  /** Pending connections closed to make room for a newcomer from a less crowded prefix. */
+  evicted: number;
 }
 
 export interface ControlServerEvents {
@@ -302,13 +337,16 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   private readonly connections = new Set<Socket>();
   /** Accept time per remote endpoint, so the HELLO deadline counts from TCP accept. */
   private readonly acceptedAt = new Map<string, number>();
-  /** Unauthenticated connections by remote endpoint, with their remote address. */
-  private readonly pending = new Map<string, string>();
-  /** Pending connections per remote address (the per-address cap). */
-  private readonly pendingByAddress = new Map<string, number>();
+  /** Unauthenticated connections by remote endpoint, oldest first. */
+  private readonly pending = new Map<string, { address: string; prefix: string; raw: Socket }>();
+  /** Pending connections per remote address, oldest first (the per-address cap). */
+  private readonly pendingByAddress = new Map<string, Set<string>>();
+  /** Pending connections per prefix (pendingPrefix), for eviction when the cap is full. */
+  private readonly pendingByPrefix = new Map<string, Map<string, Set<string>>>();
   private readonly maxPending: number;
   private readonly maxPendingPerAddress: number;
   private refusedOverCap = 0;
+  private evicted = 0;
   /** Raw sockets closed over a cap, so their TLS error is not reported once per socket. */
   private readonly overCap = new WeakSet<Socket>();
   private capLoggedAt = -Infinity;
@@ -404,21 +442,41 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   }
 
   get stats(): ControlServerStats {
-    return { pending: this.pending.size, refusedOverCap: this.refusedOverCap };
+    return {
+      pending: this.pending.size,
+      refusedOverCap: this.refusedOverCap,
+      evicted: this.evicted,
+    };
   }
 
   private onAccept(raw: Socket): void {
     const address = raw.remoteAddress ?? '';
+    const prefix = pendingPrefix(address);
     const key = remoteKey(raw.remoteAddress, raw.remotePort);
-    const fromAddress = this.pendingByAddress.get(address) ?? 0;
-    if (this.pending.size >= this.maxPending || fromAddress >= this.maxPendingPerAddress) {
+    const fromAddress = this.pendingByAddress.get(address)?.size ?? 0;
+    if (fromAddress >= this.maxPendingPerAddress) {
       this.refuseOverCap(raw, address, fromAddress);
       return;
     }
+    if (this.pending.size >= this.maxPending) {
+      const victim = this.evictionVictim(address, prefix);
+      if (victim === undefined) {
+        this.refuseOverCap(raw, address, fromAddress);
+        return;
+      }
+      this.evict(victim);
+    }
     this.connections.add(raw);
     this.acceptedAt.set(key, this.clock.now());
-    this.pending.set(key, address);
-    this.pendingByAddress.set(address, fromAddress + 1);
+    this.pending.set(key, { address, prefix, raw });
+    let ofAddress = this.pendingByAddress.get(address);
+    if (ofAddress === undefined)
+      this.pendingByAddress.set(address, (ofAddress = new Set<string>()));
+    ofAddress.add(key);
+    let ofPrefix = this.pendingByPrefix.get(prefix);
+    if (ofPrefix === undefined)
+      this.pendingByPrefix.set(prefix, (ofPrefix = new Map<string, Set<string>>()));
+    ofPrefix.set(address, ofAddress);
     raw.once('close', () => {
       this.connections.delete(raw);
       this.acceptedAt.delete(key);
@@ -429,12 +487,66 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
 
   /** The connection is no longer unauthenticated (handed over) or is gone. */
   private release(key: string): void {
-    const address = this.pending.get(key);
-    if (address === undefined) return;
+    const entry = this.pending.get(key);
+    if (entry === undefined) return;
     this.pending.delete(key);
-    const n = (this.pendingByAddress.get(address) ?? 1) - 1;
-    if (n <= 0) this.pendingByAddress.delete(address);
-    else this.pendingByAddress.set(address, n);
+    const ofAddress = this.pendingByAddress.get(entry.address);
+    ofAddress?.delete(key);
+    if (ofAddress === undefined || ofAddress.size > 0) return;
+    this.pendingByAddress.delete(entry.address);
+    const ofPrefix = this.pendingByPrefix.get(entry.prefix);
+    ofPrefix?.delete(entry.address);
+    if (ofPrefix?.size === 0) this.pendingByPrefix.delete(entry.prefix);
+  }
+
+  /** Pending connections of a prefix. */
+  private prefixCount(prefix: string): number {
+    let n = 0;
+    for (const keys of this.pendingByPrefix.get(prefix)?.values() ?? []) n += keys.size;
+    return n;
+  }
+
+  /**
+   * With the cap full: the pending connection to close for a newcomer from `address`,
+   * or undefined when the newcomer's prefix (or, within the most crowded prefix, its
+   * address) is already at least as crowded as any other. The victim is the oldest
+   * connection of the most crowded address of the most crowded prefix, so a flood
+   * only ever displaces itself, and a client from a quiet prefix or address gets in.
+   * O(prefixes + addresses of one prefix), both bounded by the cap.
+   */
+  private evictionVictim(address: string, prefix: string): string | undefined {
+    let worstPrefix = prefix;
+    let worstCount = this.prefixCount(prefix);
+    for (const p of this.pendingByPrefix.keys()) {
+      const n = this.prefixCount(p);
+      if (n > worstCount) {
+        worstPrefix = p;
+        worstCount = n;
+      }
+    }
+    const addresses = this.pendingByPrefix.get(worstPrefix);
+    if (addresses === undefined) return undefined;
+    let worstAddress = worstPrefix === prefix ? address : undefined;
+    let worstKeys = worstPrefix === prefix ? this.pendingByAddress.get(address) : undefined;
+    for (const [a, keys] of addresses) {
+      if (keys.size > (worstKeys?.size ?? 0)) {
+        worstAddress = a;
+        worstKeys = keys;
+      }
+    }
+    // The newcomer's own address is the most crowded: it waits, nobody is displaced.
+    if (worstAddress === address || worstKeys === undefined) return undefined;
+    return worstKeys.values().next().value;
+  }
+
+  /** Closes a pending connection to make room; its close is not logged per socket. */
+  private evict(key: string): void {
+    const entry = this.pending.get(key);
+    if (entry === undefined) return;
+    this.evicted++;
+    this.overCap.add(entry.raw);
+    this.release(key);
+    entry.raw.destroy();
   }
 
   /**
@@ -457,6 +569,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
         maxPending: this.maxPending,
         maxPendingPerAddress: this.maxPendingPerAddress,
         refusedOverCap: this.refusedOverCap,
+        evicted: this.evicted,
       });
     }
   }
@@ -508,9 +621,15 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       socket.off('close', onClose);
       socket.off('error', onError);
     };
+    const raw = (socket as unknown as { _parent?: unknown })._parent;
     const refuse = (err: BraidError, notify: boolean): void => {
       if (settled) return;
       cleanup();
+      // Evicted to make room for a newcomer (onAccept): counted there, not logged per socket.
+      if (raw instanceof Object && this.overCap.has(raw as Socket)) {
+        socket.destroy();
+        return;
+      }
       if (notify && !socket.destroyed) {
         socket.end(
           encodeRecord({ type: 'error', code: err.wireCode, reason: wireReason(err.message) }),
