@@ -36,6 +36,13 @@ function stallCell(s: SystemReport): string {
   return `${ms(b.maxGapMs)} (at ${((b.maxGapAtMs ?? 0) / 1000).toFixed(1)} s)`;
 }
 
+/** Scenario d: ms from the link's return until the sum is back (suite.ts failoverRecovery). */
+function recoveryCell(s: SystemReport): string {
+  const f = s.failover;
+  if (f === undefined) return '-';
+  return f.recoveryMs === undefined ? 'never' : ms(f.recoveryMs);
+}
+
 function noteCell(s: SystemReport): string {
   const notes: string[] = [];
   if (s.mptcp !== undefined)
@@ -64,6 +71,7 @@ export function formatSuite(report: SuiteReport): string {
   const s = report.scenario;
   const nominal = s.uplinks.reduce((sum, u) => sum + (u.downRateMbps ?? u.rateMbps), 0);
   const sizes = report.systems[0]?.transfers.map((t) => t.bytes) ?? [];
+  const failover = report.systems.find((x) => x.failover !== undefined)?.failover;
   const lines = [
     `### ${s.name}: ${s.description}`,
     '',
@@ -74,12 +82,20 @@ export function formatSuite(report: SuiteReport): string {
       `one-way delay (both ends read the host's CLOCK_MONOTONIC). Lost / dup: application ` +
       `bytes checked against position-stamped payloads over every run. Longest stall: ` +
       `longest gap between data arrivals in the bulk run (its start, s after the first byte). ` +
-      `"> t": the transfer was still running at the time limit and was stopped.`,
+      `"> t": the transfer was still running at the time limit and was stopped.` +
+      (failover === undefined
+        ? ''
+        : ` Back to sum: ms from ${failover.uplink}'s return (${(failover.upAtMs / 1000).toFixed(1)} s) ` +
+          `to the end of the first ${failover.windowMs} ms window whose mean rate (all links, ` +
+          `100 ms bins of bytes delivered) reaches ${failover.share * 100}% of the mean over the ` +
+          `2 s before it went down (${(failover.downAtMs / 1000).toFixed(1)} s); "never": not within the run.`),
     '',
     `| system | goodput Mbit/s | / sum of singles | / best single | ${sizes
       .map((b) => `${megabytes(b)} s`)
-      .join(' | ')} | msg p50 ms | msg p99 ms | lost / dup bytes | longest stall ms | note |`,
-    `|---|---:|---:|---:|${sizes.map(() => '---:|').join('')}---:|---:|---|---:|---|`,
+      .join(
+        ' | ',
+      )} | msg p50 ms | msg p99 ms | lost / dup bytes | longest stall ms |${failover === undefined ? '' : ' back to sum ms |'} note |`,
+    `|---|---:|---:|---:|${sizes.map(() => '---:|').join('')}---:|---:|---|---:|${failover === undefined ? '' : '---:|'}---|`,
   ];
   const best = report.best;
   const row = (label: string, sys: SystemReport): string => {
@@ -98,6 +114,7 @@ export function formatSuite(report: SuiteReport): string {
       ms(sys.messages?.p99Ms),
       integrityCell(sys),
       stallCell(sys),
+      ...(failover === undefined ? [] : [recoveryCell(sys)]),
       noteCell(sys),
     ];
     return `| ${cells.join(' | ')} |`;

@@ -97,6 +97,8 @@ export function nodeArgs(tool = bulkPath): string[] {
 /** Starts `braid relay` (through the lab's braid-bulk tool) in the server namespace; resolves with its invite. */
 export async function startBraidServer(
   topo: Topology,
+  /** braid-bulk server options, e.g. ['--uncoupled'] or ['--cc', 'cubic']. */
+  extraArgs: string[] = [],
 ): Promise<{ child: ChildProcess; invite: string }> {
   const child = topo.spawn(
     'server',
@@ -108,6 +110,7 @@ export async function startBraidServer(
       topo.serverAddress,
       '--addresses',
       topo.serverAddresses.join(','),
+      ...extraArgs,
     ],
     { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
   );

@@ -75,6 +75,8 @@ export interface SystemReport {
   messagesError?: string;
   /** MPTCP bulk run only: MP_CAPABLE negotiated, subflows joined. */
   mptcp?: { capable: boolean; joins: number };
+  /** Scenarios that take an uplink down and bring it back: how fast the sum came back. */
+  failover?: FailoverRecovery;
   /** Application bytes lost, duplicated or corrupt over all of this system's runs. */
   integrity: IntegrityCounts & { messagesLost: number; messagesDuplicated: number };
 }
@@ -91,6 +93,72 @@ export interface SuiteReport {
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Bins of the path series (baselines.ts SAMPLE_MS). */
+const BIN_MS = 100;
+/** The rate before the outage: the mean over this long just before the link went down. */
+const PRE_WINDOW_MS = 2000;
+/** Back to the sum: the first window this long, after the return, whose mean reaches … */
+const RECOVERY_WINDOW_MS = 300;
+/** … this share of the rate before the outage. */
+const RECOVERY_SHARE = 0.9;
+
+/**
+ * Issue 5 scenario d: from the bulk run's per-link series (bytes the links delivered in
+ * the data direction per 100 ms, all uplinks summed — so retransmissions count, as on a
+ * wire), the rate over the PRE_WINDOW_MS before the first `down` event, and the time
+ * from the matching `up` event to the END of the first RECOVERY_WINDOW_MS window after
+ * it whose mean is at least RECOVERY_SHARE of that rate (undefined: never within the
+ * run). The window's own length is included, so 300 ms is the least it can report.
+ */
+export interface FailoverRecovery {
+  uplink: string;
+  downAtMs: number;
+  upAtMs: number;
+  preBps: number;
+  windowMs: number;
+  share: number;
+  recoveryMs?: number;
+}
+
+export function failoverRecovery(
+  scenario: Scenario,
+  paths: PathSeries[],
+): FailoverRecovery | undefined {
+  const events = scenario.events ?? [];
+  const down = events.find((e) => e.set.down === true);
+  if (down === undefined) return undefined;
+  const up = events.find(
+    (e) => e.uplink === down.uplink && e.set.down === false && e.atMs > down.atMs,
+  );
+  if (up === undefined || paths.length === 0) return undefined;
+  const n = Math.max(...paths.map((p) => p.bytes.length));
+  const sum: number[] = [];
+  for (let i = 0; i < n; i++) sum.push(paths.reduce((t, p) => t + (p.bytes[i] ?? 0), 0));
+  const rate = (from: number, to: number): number => {
+    let bytes = 0;
+    for (let i = from; i < to; i++) bytes += sum[i] ?? 0;
+    return (bytes * 8) / (((to - from) * BIN_MS) / 1000);
+  };
+  const downBin = Math.floor(down.atMs / BIN_MS);
+  const preBps = rate(Math.max(0, downBin - PRE_WINDOW_MS / BIN_MS), downBin);
+  const report: FailoverRecovery = {
+    uplink: down.uplink,
+    downAtMs: down.atMs,
+    upAtMs: up.atMs,
+    preBps,
+    windowMs: RECOVERY_WINDOW_MS,
+    share: RECOVERY_SHARE,
+  };
+  const width = RECOVERY_WINDOW_MS / BIN_MS;
+  for (let k = Math.ceil(up.atMs / BIN_MS); k + width <= n; k++) {
+    if (rate(k, k + width) >= RECOVERY_SHARE * preBps) {
+      report.recoveryMs = (k + width) * BIN_MS - up.atMs;
+      break;
+    }
+  }
+  return report;
+}
 
 export async function runSuite(
   scenario: Scenario,
@@ -239,6 +307,8 @@ export async function runSuite(
         );
         report.bulk = run.result;
         report.paths = run.paths;
+        const failover = failoverRecovery(scenario, run.paths);
+        if (failover !== undefined) report.failover = failover;
         report.links = run.links;
         count(run.result.integrity);
       } catch (err) {
