@@ -59,13 +59,18 @@ Usage:
 
   braid proxy [--invite <invite> --via A,B,...] [--transport udp,...] [--port 1080]
               [--host 127.0.0.1] [--rules FILE] [--user U --password P] [--bypass-all]
+              [--allow-uid UID,...] [--allow-any-local-user]
       A local SOCKS5 proxy (CONNECT and UDP ASSOCIATE) for unmodified apps. With
       --invite, each connection is one session striped over the --via addresses to
       that relay; without, direct mode: each connection leaves on the best uplink
       for its app (--via lists them best first; default: the interface watcher's
       uplinks) and moves off an uplink whose connect fails. Apps are told apart by
       the socket's owner process; per-app rules (objectives, sliders, bypass) are
-      kept in --rules (default ~/.config/braid/rules.json).
+      kept in --rules (default ~/.config/braid/rules.json). Only this user's (and
+      root's) programs are served, told by the socket's owner uid; --allow-uid adds
+      other local users, --allow-any-local-user serves all. Where the owner cannot
+      be read (macOS, Windows, clients on other machines) --user/--password are
+      required instead.
 
   braid send <invite> --via A,B,... [--transport udp,tcp,...] [--bytes 200M] [--json]
       Opens an association to the relay of <invite>, one path from each --via
@@ -244,6 +249,8 @@ async function proxyCommand(argv: string[]): Promise<void> {
       user: { type: 'string' },
       password: { type: 'string' },
       'bypass-all': { type: 'boolean', default: false },
+      'allow-uid': { type: 'string' },
+      'allow-any-local-user': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -251,6 +258,11 @@ async function proxyCommand(argv: string[]): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
+  const allowUids = splitList(values['allow-uid']).map((u) => {
+    const uid = Number(u);
+    if (!Number.isInteger(uid) || uid < 0) fail(`--allow-uid takes uids (numbers), not "${u}"`);
+    return uid;
+  });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     fail(`--port must be 0..65535, not "${values.port}"`);
@@ -288,6 +300,7 @@ async function proxyCommand(argv: string[]): Promise<void> {
     auth:
       values.user !== undefined ? { username: values.user, password: values.password! } : undefined,
     globalBypass: values['bypass-all'],
+    allowUids: values['allow-any-local-user'] ? 'any' : allowUids,
     logger,
   });
   process.stdout.write(

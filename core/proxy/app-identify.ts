@@ -16,8 +16,8 @@
  * script, since the executable alone would make every Node program one app.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
-import { readFile, readdir, readlink } from 'node:fs/promises';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import net from 'node:net';
 import { basename } from 'node:path';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -51,6 +51,44 @@ export interface SocketEnds {
 
 export interface AppIdentifier {
   identify(ends: SocketEnds): Promise<AppProfile>;
+  /**
+   * The uid owning the client's socket, for the proxy's local-user check; undefined
+   * when the socket is gone. Absent on platforms where it cannot be read (only Linux
+   * has it: /proc/net/tcp), which the proxy treats as "cannot tell users apart".
+   */
+  ownerUid?(ends: SocketEnds): Promise<number | undefined>;
+}
+
+/**
+ * Coalesces reads of something that changes (a /proc table): a caller gets a read
+ * that started after its call, so it sees every socket that existed when it asked,
+ * but callers that arrive while a read runs share the next one. Under a burst of
+ * connections that is one or two reads instead of one per connection.
+ */
+class FreshRead<T> {
+  private running: Promise<T> | undefined;
+  private next: Promise<T> | undefined;
+
+  constructor(private readonly read: () => Promise<T>) {}
+
+  get(): Promise<T> {
+    if (this.running === undefined) return this.start();
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.start();
+      });
+    return this.next;
+  }
+
+  private start(): Promise<T> {
+    const p: Promise<T> = this.read().finally(() => {
+      if (this.running === p) this.running = undefined;
+    });
+    this.running = p;
+    return p;
+  }
 }
 
 export interface AppIdentifierOptions {
@@ -290,6 +328,12 @@ interface ProcInfo {
 
 class LinuxIdentifier implements AppIdentifier {
   private readonly cache = new Map<string, { at: number; profile: AppProfile }>();
+  private readonly tables = {
+    tcp: new FreshRead(() => Promise.resolve(this.readTables(['tcp', 'tcp6']))),
+    udp: new FreshRead(() => Promise.resolve(this.readTables(['udp', 'udp6']))),
+  };
+  /** Per uid: one scan of that uid's processes, socket inode -> pid (see findPid). */
+  private readonly scans = new Map<number, FreshRead<Map<number, number>>>();
 
   constructor(
     private readonly root: string,
@@ -297,6 +341,10 @@ class LinuxIdentifier implements AppIdentifier {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {}
+
+  async ownerUid(ends: SocketEnds): Promise<number | undefined> {
+    return (await this.findSocket(ends))?.uid;
+  }
 
   async identify(ends: SocketEnds): Promise<AppProfile> {
     const key = `${ends.protocol}|${canonicalIp(ends.clientAddress)}|${ends.clientPort}`;
@@ -317,12 +365,12 @@ class LinuxIdentifier implements AppIdentifier {
     if (entry === undefined) return UNKNOWN_APP;
     const ownerPid = await this.findPid(entry.inode, entry.uid);
     if (ownerPid === undefined) return UNKNOWN_APP;
-    const owner = await this.readProc(ownerPid);
+    const owner = this.readProc(ownerPid);
     if (owner === undefined) return UNKNOWN_APP;
     // Walk up while the parent is a process of the app (not a boundary, not init).
     let top = owner;
     for (let depth = 0; depth < 64 && top.ppid > 1; depth++) {
-      const parent = await this.readProc(top.ppid);
+      const parent = this.readProc(top.ppid);
       if (
         parent === undefined ||
         isBoundaryProcess(parent.comm) ||
@@ -336,29 +384,41 @@ class LinuxIdentifier implements AppIdentifier {
     return { appId, name, pid: top.pid, ownerPid, exe, cmdline: top.cmdline };
   }
 
-  private async findSocket(ends: SocketEnds): Promise<ProcNetEntry | undefined> {
-    const client = canonicalIp(ends.clientAddress);
-    const proxy = ends.proxyAddress === undefined ? undefined : canonicalIp(ends.proxyAddress);
-    for (const file of ends.protocol === 'tcp' ? ['tcp', 'tcp6'] : ['udp', 'udp6']) {
+  /** /proc/net/<files> rows with a socket behind them, by the local port. */
+  private readTables(files: string[]): Map<number, ProcNetEntry[]> {
+    const byPort = new Map<number, ProcNetEntry[]>();
+    for (const file of files) {
       let text: string;
       try {
-        text = await readFile(`${this.root}/net/${file}`, 'utf8');
+        // Synchronous on purpose: the kernel renders these a page per read(2), and an
+        // asynchronous read pays a thread-pool round trip per page (40-80 ms for a
+        // thousand sockets against 2 ms here).
+        text = readFileSync(`${this.root}/net/${file}`, 'utf8');
       } catch {
         continue; // no IPv6 in this kernel: nothing to find there
       }
       for (const e of parseProcNet(text)) {
-        if (e.localPort !== ends.clientPort || e.inode === 0) continue;
-        if (e.localAddress !== client && e.localAddress !== '0.0.0.0' && e.localAddress !== '::')
-          continue;
-        if (
-          ends.protocol === 'tcp' &&
-          ends.proxyPort !== undefined &&
-          e.remotePort !== ends.proxyPort
-        )
-          continue;
-        if (ends.protocol === 'tcp' && proxy !== undefined && e.remoteAddress !== proxy) continue;
-        return e;
+        // inode 0: TIME_WAIT and the like, owned by no process (and listed as uid 0).
+        if (e.inode === 0) continue;
+        const list = byPort.get(e.localPort);
+        if (list === undefined) byPort.set(e.localPort, [e]);
+        else list.push(e);
       }
+    }
+    return byPort;
+  }
+
+  private async findSocket(ends: SocketEnds): Promise<ProcNetEntry | undefined> {
+    const client = canonicalIp(ends.clientAddress);
+    const proxy = ends.proxyAddress === undefined ? undefined : canonicalIp(ends.proxyAddress);
+    const table = await this.tables[ends.protocol].get();
+    for (const e of table.get(ends.clientPort) ?? []) {
+      if (e.localAddress !== client && e.localAddress !== '0.0.0.0' && e.localAddress !== '::')
+        continue;
+      if (ends.protocol === 'tcp' && ends.proxyPort !== undefined && e.remotePort !== ends.proxyPort)
+        continue;
+      if (ends.protocol === 'tcp' && proxy !== undefined && e.remoteAddress !== proxy) continue;
+      return e;
     }
     return undefined;
   }
@@ -368,14 +428,18 @@ class LinuxIdentifier implements AppIdentifier {
 
   /**
    * The pid holding socket `inode`, among the processes of `uid` (others' fds are
-   * unreadable anyway). /proc reads are cheap system calls with no disk behind them,
-   * so one process's fds are read synchronously (asynchronous reads cost a thread-pool
-   * round trip each, 100+ ms for a desktop's few thousand fds); the loop yields between
-   * processes so the proxy keeps serving. Recent owners are tried first.
+   * unreadable anyway). Recent owners are tried first (one process's fds). Otherwise
+   * one scan of the uid's processes maps every socket inode to its pid; scans are
+   * coalesced (FreshRead), so a burst of connections whose owners are new, or which
+   * closed before we looked, costs one or two scans, not one each. /proc reads are
+   * cheap system calls with no disk behind them, so one process's fds are read
+   * synchronously (asynchronous reads cost a thread-pool round trip each, 100+ ms for
+   * a desktop's few thousand fds); the scan yields between processes so the proxy
+   * keeps serving.
    */
   private async findPid(inode: number, uid: number): Promise<number | undefined> {
     const link = `socket:[${inode}]`;
-    const holds = (pid: string): boolean => {
+    const holds = (pid: number): boolean => {
       const dir = `${this.root}/${pid}`;
       try {
         if (statSync(dir).uid !== uid) return false;
@@ -392,39 +456,77 @@ class LinuxIdentifier implements AppIdentifier {
       }
       return false;
     };
-    const found = (pid: number): number => {
-      const i = this.recentPids.indexOf(pid);
-      if (i >= 0) this.recentPids.splice(i, 1);
-      this.recentPids.unshift(pid);
-      if (this.recentPids.length > 16) this.recentPids.pop();
-      return pid;
-    };
-    for (const pid of this.recentPids) if (holds(String(pid))) return found(pid);
-    const pids = (await readdir(this.root)).filter((d) => /^\d+$/.test(d));
-    for (let i = 0; i < pids.length; i++) {
-      if (holds(pids[i]!)) return found(Number(pids[i]));
-      if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+    let pid = this.recentPids.find(holds);
+    if (pid === undefined) {
+      let scan = this.scans.get(uid);
+      if (scan === undefined) {
+        scan = new FreshRead(() => this.scanSockets(uid));
+        this.scans.set(uid, scan);
+        if (this.scans.size > 64) this.scans.delete(this.scans.keys().next().value!);
+      }
+      pid = (await scan.get()).get(inode);
     }
-    return undefined;
+    if (pid === undefined) return undefined;
+    const i = this.recentPids.indexOf(pid);
+    if (i >= 0) this.recentPids.splice(i, 1);
+    this.recentPids.unshift(pid);
+    if (this.recentPids.length > 16) this.recentPids.pop();
+    return pid;
   }
 
-  private async readProc(pid: number): Promise<ProcInfo | undefined> {
+  /** Socket inode -> pid for every process of `uid`. */
+  private async scanSockets(uid: number): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const pids = (await readdir(this.root)).filter((d) => /^\d+$/.test(d));
+    for (let i = 0; i < pids.length; i++) {
+      const dir = `${this.root}/${pids[i]}`;
+      try {
+        if (statSync(dir).uid !== uid) continue;
+        for (const fd of readdirSync(`${dir}/fd`)) {
+          let target: string;
+          try {
+            target = readlinkSync(`${dir}/fd/${fd}`);
+          } catch {
+            continue; // the fd closed while we looked
+          }
+          if (target.startsWith('socket:[')) out.set(Number(target.slice(8, -1)), Number(pids[i]));
+        }
+      } catch {
+        continue; // the process exited while we looked, or its fds are not ours to read
+      }
+      if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+    }
+    return out;
+  }
+
+  /** One process's stat, exe and cmdline: small in-memory files, read synchronously like the rest. */
+  private readProc(pid: number): ProcInfo | undefined {
     const dir = `${this.root}/${pid}`;
     let statText: string;
     try {
-      statText = await readFile(`${dir}/stat`, 'utf8');
+      statText = readFileSync(`${dir}/stat`, 'utf8');
     } catch {
-      return undefined;
+      return undefined; // exited
     }
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses; cut at the last ')'.
     const open = statText.indexOf('(');
     const close = statText.lastIndexOf(')');
     const comm = statText.slice(open + 1, close);
     const ppid = Number(statText.slice(close + 2).split(' ')[1]);
-    const exe = await readlink(`${dir}/exe`).catch(() => undefined);
-    const cmdline = await readFile(`${dir}/cmdline`, 'utf8')
-      .then((t) => t.split('\0').filter((s) => s.length > 0))
-      .catch(() => [] as string[]);
+    let exe: string | undefined;
+    try {
+      exe = readlinkSync(`${dir}/exe`);
+    } catch {
+      exe = undefined; // a kernel thread, or not ours to read
+    }
+    let cmdline: string[] = [];
+    try {
+      cmdline = readFileSync(`${dir}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((a) => a.length > 0);
+    } catch {
+      cmdline = []; // exited meanwhile
+    }
     return {
       pid,
       ppid: Number.isInteger(ppid) ? ppid : 0,

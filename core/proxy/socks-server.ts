@@ -10,6 +10,7 @@ import dgram from 'node:dgram';
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import type { DatagramChannel } from '../relay/datagram-channel.js';
 import {
@@ -43,6 +44,17 @@ export interface SocksServerOptions {
   port?: number;
   /** RFC 1929 credentials; without them, no authentication (loopback only). */
   auth?: { username: string; password: string };
+  /**
+   * Local users (uids) the proxy serves besides its own and root's (SECURITY.md,
+   * threat 3): 127.0.0.1 is shared by every account, so by default a connection whose
+   * socket belongs to another uid gets X'FF' (no acceptable methods) and a log line.
+   * Root is let in because it can read this user's keys and trace this process
+   * anyway. 'any' turns the check off. Where the owner cannot be read (a client on
+   * another machine; macOS and Windows, which have no /proc/net/tcp) credentials
+   * (`auth`) are required instead: without them and without 'any', `listen` refuses
+   * to start on such a platform, and such a connection is refused on Linux.
+   */
+  allowUids?: readonly number[] | 'any';
   /** Through the relay, or direct mode. */
   outbound: Outbound;
   /** For bypassed apps; default plain sockets on the OS default route. */
@@ -82,6 +94,8 @@ export interface SocksServerStats {
   udpFragmentsDropped: number;
   /** From an address other than the association's client, or malformed. */
   udpDatagramsRefused: number;
+  /** Connections refused because their socket belongs to another local user (or to no one known). */
+  refusedUsers: number;
 }
 
 export interface SocksServerEvents {
@@ -99,6 +113,7 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
     udpDatagramsDown: 0,
     udpFragmentsDropped: 0,
     udpDatagramsRefused: 0,
+    refusedUsers: 0,
   };
   private readonly open = new Map<number, ProxiedConnection>();
   private readonly sockets = new Set<net.Socket>();
@@ -108,6 +123,8 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
   private readonly rules: RuleBook;
   private readonly identifier: AppIdentifier;
   private readonly bypass: Outbound;
+  /** The uids served; undefined when the check is off ('any'). */
+  private readonly uids: ReadonlySet<number> | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -119,12 +136,24 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
     this.identifier = options.identifier ?? createAppIdentifier({ logger: this.log });
     this.bypass = options.bypass ?? new BypassOutbound(10_000, this.log);
     this.globalBypass = options.globalBypass ?? false;
+    this.uids = servedUids(options.allowUids);
     server.on('connection', (socket) => this.onConnection(socket));
     // A rule changed: open sessions of that app take what can change while open.
     this.rules.on('change', (appId) => this.retune(appId));
   }
 
   static async listen(options: SocksServerOptions): Promise<SocksServer> {
+    const canTellUsers =
+      servedUids(options.allowUids) === undefined ||
+      options.auth !== undefined ||
+      (options.identifier ?? createAppIdentifier({ logger: options.logger })).ownerUid !==
+        undefined;
+    if (!canTellUsers)
+      throw new BraidError(
+        'BRAID_ERR_USAGE',
+        `on ${process.platform} the proxy cannot tell which local user a connection comes from; set credentials (--user/--password) or allow any local user (--allow-any-local-user)`,
+        { value: process.platform },
+      );
     // allowHalfOpen: a client that shuts down its sending side still gets the answer (TCP half-close).
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     server.listen(options.port ?? 1080, options.host ?? '127.0.0.1');
@@ -170,13 +199,63 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', (err) => this.log.debug('client socket error', errorFields(err)));
-    const parser = new Socks5Parser({ requireAuth: this.options.auth !== undefined });
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const timer = setTimeout(() => {
       this.log.info('SOCKS handshake timed out', { peer });
       socket.destroy();
     }, this.options.handshakeTimeoutMs ?? 10_000);
     socket.once('close', () => clearTimeout(timer));
+    if (this.uids === undefined) {
+      this.handshake(socket, peer, timer);
+      return;
+    }
+    // Until the owner is known nothing is read: what the client sends waits in the socket.
+    this.checkUser(socket)
+      .then((refusal) => {
+        if (socket.destroyed) return;
+        if (refusal === undefined) {
+          this.handshake(socket, peer, timer);
+          return;
+        }
+        clearTimeout(timer);
+        this.stats.refusedUsers++;
+        this.log.warn('SOCKS connection refused: another local user', { peer, ...refusal });
+        // RFC 1928 §3: X'FF', no acceptable methods; the client must close.
+        socket.end(encodeMethodSelection(METHOD_NONE_ACCEPTABLE));
+      })
+      .catch((err: unknown) => {
+        this.log.error('local user check failed', { peer, ...errorFields(err) });
+        socket.destroy();
+      });
+  }
+
+  /**
+   * Why this connection's local user may not use the proxy, or undefined when it may:
+   * its socket's owner uid is served, or the owner cannot be read and credentials
+   * stand in for the check.
+   */
+  private async checkUser(
+    socket: net.Socket,
+  ): Promise<{ uid?: number; reason: string } | undefined> {
+    const uids = this.uids!;
+    const uid =
+      socket.remoteAddress === undefined || socket.remotePort === undefined
+        ? undefined
+        : await this.identifier.ownerUid?.({
+            protocol: 'tcp',
+            clientAddress: socket.remoteAddress,
+            clientPort: socket.remotePort,
+            proxyAddress: socket.localAddress,
+            proxyPort: socket.localPort,
+          });
+    if (uid !== undefined)
+      return uids.has(uid) ? undefined : { uid, reason: `uid ${uid} is not served` };
+    if (this.options.auth !== undefined) return undefined; // RFC 1929 decides
+    return { reason: 'owner of the connection unknown and no credentials configured' };
+  }
+
+  private handshake(socket: net.Socket, peer: string, timer: NodeJS.Timeout): void {
+    const parser = new Socks5Parser({ requireAuth: this.options.auth !== undefined });
     // The server is half-open for CONNECT's sake; a client that ends before its
     // request is complete will send nothing more, so its socket goes now rather than
     // at the handshake timeout.
@@ -457,6 +536,14 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
     this.bypass.close();
     await closed;
   }
+}
+
+/** The proxy's own uid, root's and the allowed ones; undefined for 'any'. */
+function servedUids(allow: SocksServerOptions['allowUids']): ReadonlySet<number> | undefined {
+  if (allow === 'any') return undefined;
+  // Windows has no uids (nor ownerUid): the set matches nothing there, so credentials decide.
+  if (typeof process.getuid !== 'function') return new Set(allow ?? []);
+  return new Set([process.getuid(), 0, ...(allow ?? [])]);
 }
 
 /** IPv4-mapped IPv6 ("::ffff:127.0.0.1") as the IPv4 address it is. */

@@ -180,11 +180,9 @@ describe.skipIf(!isRoot)('another local user against the proxy and the dashboard
     expect(intact).toBe(true);
   });
 
-  // OPEN (SECURITY.md, "local users"): with no --user/--password, the proxy serves any
-  // local user; 127.0.0.1 is shared by every account. A fix in core/proxy would check
-  // the connecting socket's owner uid (app-identify.ts already reads it from
-  // /proc/net/tcp) against the proxy's own uid, or generate credentials by default.
-  it.fails('refuses another local user at a proxy without credentials', async () => {
+  // SECURITY.md, "local users": without --user/--password the proxy serves only its own
+  // uid (and root); the intruder's socket is owned by nobody, read from /proc/net/tcp.
+  it('refuses another local user at a proxy without credentials', async () => {
     const before = echoAccepted;
     const [report, intact] = await Promise.all([
       intrude(open.port),
@@ -192,6 +190,32 @@ describe.skipIf(!isRoot)('another local user against the proxy and the dashboard
     ]);
     expect(intact).toBe(true);
     expect(report.uid).toBe(65534);
+    expect(report.socks.got).toBe('05ff');
+    expect(report.socks.stage).toBe('greeting');
     expect(echoAccepted - before).toBe(1);
+    expect(open.stats.refusedUsers).toBe(1);
+  });
+
+  it('serves another local user that is allowed by uid, and every user with allowUids "any"', async () => {
+    const common = {
+      port: 0,
+      outbound: new BypassOutbound(10_000, quiet),
+      rules: new RuleBook({ logger: quiet }),
+      logger: quiet,
+    };
+    for (const allowUids of [[65534], 'any'] as const) {
+      const proxy = await SocksServer.listen({ ...common, allowUids });
+      try {
+        const before = echoAccepted;
+        const report = await intrude(proxy.port);
+        expect(report.uid).toBe(65534);
+        expect(report.socks.got.slice(0, 4)).toBe('0500');
+        expect(report.socks.stage).toBe('data');
+        expect(echoAccepted - before).toBe(1);
+        expect(proxy.stats.refusedUsers).toBe(0);
+      } finally {
+        await proxy.close();
+      }
+    }
   });
 });
