@@ -8,14 +8,22 @@ import { labUnavailableReason } from '../test/lab/netns.js';
 import { listScenarios, loadScenario } from '../test/lab/scenario.js';
 import { formatFairness, runFairness, type FairnessReport } from '../test/lab/fairness.js';
 import { runSuite, type SuiteReport } from '../test/lab/suite.js';
+import {
+  runObjectives,
+  SCENARIO_OBJECTIVES,
+  type ObjectivesReport,
+} from '../test/lab/objectives.js';
+import { formatObjectives, objectivesMet } from './lab-objectives-report.js';
 import { failoverSvg, renderPng } from './lab-chart.js';
 import { exactlyOnce, formatSuite } from './lab-report.js';
 
 /**
  * `npm run bench` / `npm run bench -- lab [scenario ...] [--ms N] [--cc cubic]
- * [--messages 300] [--no-mptcp] [--out dir]`: the emulator fidelity check, then every
+ * [--messages 300] [--no-mptcp] [--no-objectives | --objectives-only] [--out dir]`: the
+ * emulator fidelity check, then every
  * scenario (or the named ones) with Braid, each single-path TCP and kernel MPTCP on
- * the same links (and, where a scenario asks, the shared-bottleneck fairness test);
+ * the same links (and, where a scenario asks, the shared-bottleneck fairness test, and
+ * for b and e the objectives section: latency, jitter, loss, deadline; objectives.ts);
  * one table per scenario on stdout and, under
  * results/lab-<timestamp>/, the tables as Markdown and JSON and the failover chart.
  * Needs root (namespaces, TUN devices); says so and exits 2 otherwise. Exits 1 when
@@ -36,6 +44,8 @@ export async function runLabBench(argv: string[]): Promise<number> {
       out: { type: 'string' },
       'no-mptcp': { type: 'boolean', default: false },
       'no-fidelity': { type: 'boolean', default: false },
+      'no-objectives': { type: 'boolean', default: false },
+      'objectives-only': { type: 'boolean', default: false },
     },
   });
   const reason = labUnavailableReason();
@@ -68,7 +78,8 @@ export async function runLabBench(argv: string[]): Promise<number> {
   let failed = false;
 
   let fidelity: Awaited<ReturnType<typeof measureFidelity>> | undefined;
-  if (!values['no-fidelity']) {
+  const objectivesOnly = values['objectives-only'];
+  if (!values['no-fidelity'] && !objectivesOnly) {
     progress('bench lab: emulator fidelity check ...');
     fidelity = await measureFidelity({ durationMs: 8000, congestionControl: values.cc });
     const text = formatFidelity(fidelity);
@@ -79,8 +90,30 @@ export async function runLabBench(argv: string[]): Promise<number> {
 
   const reports: SuiteReport[] = [];
   const fairness: FairnessReport[] = [];
+  const objectives: ObjectivesReport[] = [];
   markdown.push('## Scenarios', '');
   for (const scenario of scenarios) {
+    if (!values['no-objectives'] && SCENARIO_OBJECTIVES[scenario.name] !== undefined) {
+      const obj = await runObjectives(scenario, {
+        congestionControl: values.cc,
+        mptcp: !skipMptcp,
+        progress,
+      });
+      objectives.push(obj);
+      const text = formatObjectives(obj);
+      process.stdout.write(text + '\n\n');
+      markdown.push(text, '');
+      if (!objectivesMet(obj))
+        process.stdout.write(`!! ${scenario.name}: an objective missed its target\n\n`);
+      // A message out of order or past its deadline is a broken guarantee, not a figure.
+      if (obj.deadline?.met === false) failed = true;
+      writeFileSync(join(outDir, 'lab.md'), markdown.join('\n') + '\n');
+      writeFileSync(
+        join(outDir, 'lab.json'),
+        JSON.stringify({ command, fidelity, reports, fairness, objectives }, null, 2) + '\n',
+      );
+    }
+    if (objectivesOnly) continue;
     const report = await runSuite(scenario, {
       congestionControl: values.cc,
       mptcp: !skipMptcp,
@@ -114,7 +147,7 @@ export async function runLabBench(argv: string[]): Promise<number> {
     writeFileSync(join(outDir, 'lab.md'), markdown.join('\n') + '\n');
     writeFileSync(
       join(outDir, 'lab.json'),
-      JSON.stringify({ command, fidelity, reports, fairness }, null, 2) + '\n',
+      JSON.stringify({ command, fidelity, reports, fairness, objectives }, null, 2) + '\n',
     );
   }
 

@@ -60,6 +60,16 @@ export interface MessageResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** RFC 3550 interarrival jitter of the one-way delays, in arrival order (ms). */
+  jitterMs?: number;
+}
+
+/** RFC 3550 §6.4.1 jitter over transit times given in arrival order (ms). */
+export function rfc3550Jitter(transitMs: readonly number[]): number {
+  let j = 0;
+  for (let i = 1; i < transitMs.length; i++)
+    j += (Math.abs(transitMs[i]! - transitMs[i - 1]!) - j) / 16;
+  return j;
 }
 
 export interface BulkResult {
@@ -180,6 +190,7 @@ export function messageResult(rx: MessageReceiver): MessageResult {
     p50Ms: percentile(s.delaysMs, 50),
     p99Ms: percentile(s.delaysMs, 99),
     maxMs: s.delaysMs.reduce((m, d) => Math.max(m, d), 0),
+    jitterMs: rfc3550Jitter(s.delaysMs),
   };
 }
 
