@@ -46,6 +46,8 @@ export interface ListenerStats {
   badHeader: number;
   wrongSource: number;
   joinsRefused: number;
+  /** Associations turned away after stopAccepting() (graceful shutdown). */
+  associationsRefused: number;
 }
 
 /**
@@ -62,9 +64,12 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
     badHeader: 0,
     wrongSource: 0,
     joinsRefused: 0,
+    associationsRefused: 0,
   };
   private readonly log: Logger;
   private closed = false;
+  /** Set by stopAccepting(): why new associations are turned away. */
+  private refusal: string | undefined;
 
   private constructor(
     private readonly control: ControlServer,
@@ -132,6 +137,25 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
     return this.controlAddress.port;
   }
 
+  /** False once stopAccepting() was called. */
+  get accepting(): boolean {
+    return this.refusal === undefined;
+  }
+
+  /**
+   * Graceful shutdown, first step: a client that associates from now on is told
+   * `reason` (BRAID_ERR_RELAY_REFUSED) and closed, while open associations go on —
+   * their sessions, and paths that join them — until they end or close() is called.
+   */
+  stopAccepting(reason = 'not accepting new associations'): void {
+    if (this.refusal !== undefined) return;
+    this.refusal = reason;
+    this.log.info('no longer accepting associations', {
+      reason,
+      open: this.associations.size,
+    });
+  }
+
   private onAssociation(est: EstablishedAssociation): void {
     const association = new Association({
       role: 'server',
@@ -140,6 +164,13 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
       logger: this.log,
       peer: est.peer,
     });
+    if (this.refusal !== undefined) {
+      this.stats.associationsRefused++;
+      this.log.info('association refused', { peer: est.peer, reason: this.refusal });
+      association.once('closed', () => est.control.destroy());
+      association.close(new BraidError('BRAID_ERR_RELAY_REFUSED', this.refusal));
+      return;
+    }
     const key = est.associationId.toString('hex');
     this.associations.set(key, association);
     association.on('session', (session) => {

@@ -149,12 +149,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   let drained: (() => void) | undefined;
   listener.on('association', (association, est) => {
     const name = est.clientName ?? 'unknown';
-    if (draining) {
-      // Stopping: a client that reconnects now is told so, and tries again later.
-      log.info('association refused: shutting down', { client: name, peer: est.peer });
-      association.close(new BraidError('BRAID_ERR_RELAY_REFUSED', 'relay is shutting down'));
-      return;
-    }
     let state = byClient.get(name);
     if (state === undefined) {
       state = {
@@ -250,6 +244,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
     shutdown: async (graceMs: number) => {
       draining = true;
+      // A client that associates now is told so (and tries again later); open
+      // associations keep their sessions, and their paths may still join, until drained.
+      listener.stopAccepting('relay is shutting down');
       log.info('shutting down', { openSessions: open.size, graceMs });
       if (open.size > 0) {
         await new Promise<void>((resolve) => {
