@@ -130,6 +130,11 @@ export class LocalDatagramChannel
     return this.dropped_;
   }
 
+  /** What one UDP datagram can hold (65,507 bytes of data) plus the largest RFC 1928 header. */
+  get maxDatagram(): number {
+    return 65_507 + 262;
+  }
+
   private socket(family: 4 | 6): dgram.Socket {
     let s = this.sockets.get(family);
     if (s !== undefined) return s;

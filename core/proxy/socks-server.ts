@@ -94,6 +94,11 @@ export interface SocksServerStats {
   udpFragmentsDropped: number;
   /** From an address other than the association's client, or malformed. */
   udpDatagramsRefused: number;
+  /**
+   * Larger than the association carries (a message session's one-packet limit, about
+   * 1.2-1.4 kB on a UDP path): dropped with a log line, as a link of that MTU would.
+   */
+  udpDatagramsTooLarge: number;
   /** Connections refused because their socket belongs to another local user (or to no one known). */
   refusedUsers: number;
 }
@@ -113,6 +118,7 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
     udpDatagramsDown: 0,
     udpFragmentsDropped: 0,
     udpDatagramsRefused: 0,
+    udpDatagramsTooLarge: 0,
     refusedUsers: 0,
   };
   private readonly open = new Map<number, ProxiedConnection>();
@@ -475,6 +481,7 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
   ): void {
     const clientAddress = unmapped(socket.remoteAddress ?? '');
     let clientPort = requested.port !== 0 ? requested.port : undefined;
+    let tooLarge = 0;
     udp.on('message', (msg, rinfo) => {
       if (
         unmapped(rinfo.address) !== clientAddress ||
@@ -496,6 +503,20 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
         this.stats.udpFragmentsDropped++;
         if (this.stats.udpFragmentsDropped === 1)
           log.info('fragmented SOCKS UDP datagram dropped (not supported)');
+        return;
+      }
+      if (msg.length > channel.maxDatagram) {
+        // A message session carries one packet per datagram; fragmenting is not done
+        // here, so the app hears nothing back, as behind a link with that MTU. The log
+        // says so once per association, and then every 100th, with the sizes.
+        this.stats.udpDatagramsTooLarge++;
+        tooLarge++;
+        if (tooLarge === 1 || tooLarge % 100 === 0)
+          log.warn('SOCKS UDP datagram too large for the association; dropped', {
+            bytes: msg.length,
+            limit: channel.maxDatagram,
+            droppedSoFar: tooLarge,
+          });
         return;
       }
       this.stats.udpDatagramsUp++;

@@ -25,6 +25,8 @@ export interface DatagramChannel extends EventEmitter<DatagramChannelEvents> {
   readonly closed: boolean;
   /** Datagrams dropped on the way out (channel full or closed, or over the size limit). */
   readonly dropped: number;
+  /** Largest datagram (RFC 1928 §7 header included) `send` carries; larger ones are dropped. */
+  readonly maxDatagram: number;
 }
 
 /** Largest datagram carried: what a 2-byte length can say, and the UDP maximum. */
@@ -67,6 +69,10 @@ export class StreamDatagramChannel
 
   get dropped(): number {
     return this.dropped_;
+  }
+
+  get maxDatagram(): number {
+    return MAX_DATAGRAM;
   }
 
   send(datagram: Buffer): boolean {
@@ -142,6 +148,10 @@ export class MessageDatagramChannel
 
   get dropped(): number {
     return this.dropped_;
+  }
+
+  get maxDatagram(): number {
+    return this.socket.maxMessageSize;
   }
 
   send(datagram: Buffer): boolean {

@@ -227,7 +227,13 @@ export function forwardUdp(
         drop('client over its rate', { bytes: msg.length });
         return;
       }
-      channel.send(encodeUdpDatagram({ host: rinfo.address, port: rinfo.port }, msg));
+      const datagram = encodeUdpDatagram({ host: rinfo.address, port: rinfo.port }, msg);
+      if (datagram.length > channel.maxDatagram)
+        drop('reply larger than the association carries', {
+          bytes: datagram.length,
+          limit: channel.maxDatagram,
+        });
+      else channel.send(datagram);
     });
     s.on('error', (err) => ctx.log.info('udp socket error', errorFields(err)));
     s.bind(0);

@@ -10,7 +10,7 @@ import { encodeUdpDatagram } from '../../core/proxy/socks5-encode.js';
 import { parseUdpDatagram, Reply } from '../../core/proxy/socks5-parser.js';
 import type { BraidStream } from '../../core/api/braid-stream.js';
 import type { BraidMessageSocket } from '../../core/api/message-socket.js';
-import { createLogger } from '../../core/util/log.js';
+import { createLogger, createMemoryLogger } from '../../core/util/log.js';
 import { useRelay } from '../support/relay-fixture.js';
 import { readAll, socksRequest, tcpEchoServer, udpEchoServer } from '../unit/proxy/socks-client.js';
 
@@ -179,6 +179,69 @@ describe('SOCKS5 proxy through the relay', () => {
       proxy.ruleBook.delete(app.appId);
     },
   );
+
+  it('drops a UDP ASSOCIATE datagram larger than a message session carries, counted and logged; a reliable-ordered app carries it', async () => {
+    const { logger, lines } = createMemoryLogger('warn');
+    const own = await proxyTo(relayOf().invite, { rules: new RuleBook({ logger: quiet }), logger });
+    const udpEcho = await udpEchoServer();
+    const client = dgram.createSocket('udp4');
+    client.bind(0, '127.0.0.1');
+    await once(client, 'listening');
+    const big = randomBytes(4000);
+    const small = Buffer.from('small');
+    try {
+      for (const semantics of ['unreliable-unordered', 'reliable-ordered'] as const) {
+        const seen = once(own, 'connection') as Promise<[ProxiedConnection]>;
+        const probe = await socksRequest(own.port, 1, '127.0.0.1', echo.port);
+        probe.socket.destroy();
+        const app = (await seen)[0].app;
+        own.ruleBook.set({ ...own.ruleBook.ruleFor(app), udpSemantics: semantics });
+        const { socket, reply, bound } = await socksRequest(own.port, 3, '0.0.0.0', 0);
+        expect(reply).toBe(Reply.succeeded);
+        const answers: Buffer[] = [];
+        const tooLargeBefore = own.stats.udpDatagramsTooLarge;
+        const seenBefore = udpEcho.seen();
+        const expected = semantics === 'reliable-ordered' ? 2 : 1;
+        const done = new Promise<void>((resolve) =>
+          client.on('message', (m) => {
+            answers.push(m);
+            if (answers.length === expected) resolve();
+          }),
+        );
+        client.send(
+          encodeUdpDatagram({ host: '127.0.0.1', port: udpEcho.port }, big),
+          bound.port,
+          bound.host,
+        );
+        client.send(
+          encodeUdpDatagram({ host: '127.0.0.1', port: udpEcho.port }, small),
+          bound.port,
+          bound.host,
+        );
+        await done;
+        const data = answers.map((a) => parseUdpDatagram(a).data.length).sort((a, b) => a - b);
+        if (semantics === 'reliable-ordered') {
+          expect(data).toEqual([3 + small.length, 3 + big.length]);
+          expect(own.stats.udpDatagramsTooLarge).toBe(tooLargeBefore);
+        } else {
+          // The small datagram after it still goes: the app is not cut off.
+          expect(data).toEqual([3 + small.length]);
+          expect(own.stats.udpDatagramsTooLarge).toBe(tooLargeBefore + 1);
+          expect(udpEcho.seen() - seenBefore).toBe(1);
+          const line = lines.find((l) => String(l.msg).includes('too large'));
+          expect(line).toMatchObject({ level: 'warn', bytes: 10 + big.length });
+          expect(Number(line!.limit)).toBeLessThan(1500);
+        }
+        client.removeAllListeners('message');
+        socket.destroy();
+        own.ruleBook.delete(app.appId);
+      }
+    } finally {
+      client.close();
+      udpEcho.close();
+      await own.close();
+    }
+  });
 
   it('answers malformed and unsupported requests with their reply codes and keeps serving', async () => {
     const malformedBefore = proxy.stats.malformed;
