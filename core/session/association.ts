@@ -38,7 +38,7 @@ import {
   type SentMessage,
   type SentRecord,
 } from './path.js';
-import { Session, type SessionHost } from './session.js';
+import { INITIAL_PEER_WINDOW, Session, type SessionHost } from './session.js';
 import { chargePath, pickPath } from '../sched/rate-split.js';
 import { roleTiers, type RoleTiers, type UplinkRole } from '../paths/uplink-roles.js';
 import { CoupledGroup } from '../paths/coupled-congestion.js';
@@ -133,6 +133,14 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   /** Live paths in id order, for scheduling. */
   private live: Path[] = [];
   readonly sessions = new Map<number, Session>();
+  /**
+   * config.associationBuffer: received bytes held by all sessions now, and the credit
+   * granted beyond INITIAL_PEER_WINDOW summed over sessions (Session.creditExtra).
+   */
+  private receiveHeld = 0;
+  private creditExtraTotal = 0;
+  /** Sessions reset because the association's receive buffer was full. */
+  sessionsShed = 0;
   /** Sessions with something to send, served round robin. */
   private ready: Session[] = [];
   private readyRr = 0;
@@ -253,12 +261,14 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         now: this.clock.now(),
         ...(options.policy === undefined ? {} : { policy: options.policy }),
         window: this.config.sessionWindow,
+        initialCredit: this.creditForNewSession(),
         sendBufferLimit: this.config.sendBufferLimit,
         local: true,
       },
       this,
     );
     this.sessions.set(id, session);
+    this.noteCredit(session);
     this.wake(session);
     return session;
   }
@@ -282,6 +292,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   }
 
   sendMaxData(session: Session): void {
+    this.noteCredit(session);
     session.maxDataPending = true;
     this.wake(session);
   }
@@ -333,9 +344,92 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   sessionEnded(session: Session): void {
     this.notePeaks(session);
+    if (this.sessions.get(session.id) === session) {
+      this.creditExtraTotal -= session.creditExtra;
+      this.receiveHeld -= session.heldBytes;
+    }
+    session.creditExtra = 0;
+    session.heldBytes = 0;
     this.sessions.delete(session.id);
     this.heldSessions.delete(session);
     this.log.debug('session ended', { session: session.id, state: session.state });
+  }
+
+  // ------------------------------------------------- association receive buffer
+
+  /**
+   * Credit (bytes beyond those delivered) a session may be granted: INITIAL_PEER_WINDOW
+   * always (the peer may send that much before any MAX_DATA), more only from what
+   * config.associationBuffer leaves once the other sessions' extra credit and an
+   * INITIAL_PEER_WINDOW for each session are counted, where at least half the buffer
+   * stays set aside for the INITIAL_PEER_WINDOW of sessions still to come. So while at
+   * most associationBuffer / 2 / INITIAL_PEER_WINDOW sessions (128 by default) are open,
+   * the peer can never make us hold more than associationBuffer by flow control alone;
+   * beyond that, receiveBufferChanged sheds sessions.
+   */
+  receiveCredit(session: Session): number {
+    return this.creditWith(this.sessions.size, this.creditExtraTotal - session.creditExtra);
+  }
+
+  /** receiveCredit for a session about to be created (not in `sessions` yet). */
+  private creditForNewSession(): number {
+    return this.creditWith(this.sessions.size + 1, this.creditExtraTotal);
+  }
+
+  private creditWith(sessions: number, othersExtra: number): number {
+    const cap = this.config.associationBuffer;
+    const reserved = Math.max(sessions, Math.floor(cap / 2 / INITIAL_PEER_WINDOW));
+    const free = cap - reserved * INITIAL_PEER_WINDOW - othersExtra;
+    return INITIAL_PEER_WINDOW + Math.max(0, free);
+  }
+
+  /** Counts the credit a session's latest advertisement grants beyond INITIAL_PEER_WINDOW. */
+  private noteCredit(session: Session): void {
+    if (this.sessions.get(session.id) !== session) return;
+    const credit = session.recv.advertisedOffset - session.recv.deliveredOffset;
+    const extra = Math.max(0, credit - INITIAL_PEER_WINDOW);
+    this.creditExtraTotal += extra - session.creditExtra;
+    session.creditExtra = extra;
+  }
+
+  /** Received bytes held by every session now (bounded by config.associationBuffer). */
+  get receiveBuffered(): number {
+    return this.receiveHeld;
+  }
+
+  /**
+   * A session's held bytes changed. Over config.associationBuffer (a peer filled more
+   * sessions' initial windows than the buffer holds, and the application reads none of
+   * them), the sessions holding the most are reset with BRAID_ERR_FLOW_CONTROL until the
+   * total fits: sessions the application reads hold little and carry on.
+   */
+  receiveBufferChanged(session: Session, delta: number): void {
+    if (this.sessions.get(session.id) !== session) return;
+    this.receiveHeld += delta;
+    if (this.receiveHeld > this.peaks.associationReceiveBytes)
+      this.peaks.associationReceiveBytes = this.receiveHeld;
+    const cap = this.config.associationBuffer;
+    while (this.receiveHeld > cap) {
+      let largest: Session | undefined;
+      for (const s of this.sessions.values())
+        if (largest === undefined || s.heldBytes > largest.heldBytes) largest = s;
+      if (largest === undefined || largest.heldBytes === 0) break;
+      this.sessionsShed++;
+      const err = new BraidError(
+        'BRAID_ERR_FLOW_CONTROL',
+        `association receive buffer full (${this.receiveHeld} bytes held, cap ${cap}): ` +
+          `session ${largest.id} holds the most (${largest.heldBytes} unread)`,
+        { peer: this.peer, value: largest.heldBytes },
+      );
+      this.log.warn('session reset: association receive buffer full', {
+        session: largest.id,
+        held: largest.heldBytes,
+        total: this.receiveHeld,
+        cap,
+        sessions: this.sessions.size,
+      });
+      largest.abort(err);
+    }
   }
 
   // --------------------------------------------------------------------- paths
@@ -850,6 +944,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         maxMessageSize: this.maxMessageSize,
         now: this.clock.now(),
         window: this.config.sessionWindow,
+        initialCredit: this.creditForNewSession(),
         sendBufferLimit: this.config.sendBufferLimit,
         local: false,
         awaitingOpen,
@@ -857,6 +952,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       this,
     );
     this.sessions.set(id, session);
+    this.noteCredit(session);
     // Its MAX_DATA (our receive window) goes out with the next packet.
     this.wake(session);
     return session;
@@ -1507,7 +1603,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   // ---------------------------------------------------------------- inspection
 
   /** Largest reorder buffer and send queue of any session so far (bytes), against their bounds. */
-  readonly peaks = { reorderBytes: 0, sendQueueBytes: 0 };
+  readonly peaks = { reorderBytes: 0, sendQueueBytes: 0, associationReceiveBytes: 0 };
 
   private notePeaks(s: Session): void {
     const p = this.peaks;
@@ -1524,14 +1620,17 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   bufferPeaks(): {
     reorderBytes: number;
     sendQueueBytes: number;
+    associationReceiveBytes: number;
     reorderBound: number;
     sendBound: number;
+    associationReceiveBound: number;
   } {
     for (const s of this.sessions.values()) this.notePeaks(s);
     return {
       ...this.peaks,
       reorderBound: this.config.sessionWindow,
       sendBound: this.config.sendBufferLimit,
+      associationReceiveBound: this.config.associationBuffer,
     };
   }
 

@@ -7,6 +7,18 @@ import { BraidError } from '../util/errors.js';
 export const defaultConfig = {
   /** Receive window per session, bytes; also bounds the reorder buffer. */
   sessionWindow: 16 * 1024 * 1024,
+  /**
+   * Received bytes one association may hold across all its sessions (reorder buffers,
+   * data the application has not read, messages that arrived before their OPEN).
+   * Each session may always receive 256 KiB (session.ts INITIAL_PEER_WINDOW); windows
+   * beyond that are granted from at most half of this (the other half stays for the
+   * 256 KiB of sessions still to come), so that with up to 128 sessions flow control
+   * alone keeps the total here. A peer that fills more sessions than that (it opened
+   * many and the application reads none) gets the sessions holding the most reset with
+   * BRAID_ERR_FLOW_CONTROL, so the total never exceeds it by more than one packet
+   * (Association.receiveBufferChanged, SECURITY.md).
+   */
+  associationBuffer: 64 * 1024 * 1024,
   /** Unacknowledged bytes per session before the application's writes wait. */
   sendBufferLimit: 16 * 1024 * 1024,
   /** How long a client waits for JOIN_ACK on a UDP path before it falls back to TCP. */
@@ -105,6 +117,13 @@ export function verifyConfig(partial: Partial<Config> = {}): Config {
     throw new BraidError('BRAID_ERR_CONFIG', 'config.sessionWindow must be at least 262144', {
       value: config.sessionWindow,
     });
+  }
+  if (config.associationBuffer < config.sessionWindow) {
+    throw new BraidError(
+      'BRAID_ERR_CONFIG',
+      'config.associationBuffer must be at least config.sessionWindow',
+      { value: config.associationBuffer },
+    );
   }
   if (config.udpPacketSize < 1200 || config.udpPacketSize > 65000) {
     throw new BraidError('BRAID_ERR_CONFIG', 'config.udpPacketSize must lie in 1200..65000', {

@@ -32,10 +32,14 @@ export class ReceiveStream {
   /** Most bytes ever held (reorder buffer plus unread), for the bound check in the bench. */
   peakBufferedBytes = 0;
 
-  constructor(window: number) {
+  /**
+   * `initialCredit` (default the whole window) is what the first MAX_DATA grants; the
+   * association gives less when its buffer (config.associationBuffer) is mostly promised.
+   */
+  constructor(window: number, initialCredit = window) {
     this.window = window;
-    this.maxOffset = window;
-    this.advertisedOffset = window;
+    this.maxOffset = Math.min(window, initialCredit);
+    this.advertisedOffset = this.maxOffset;
   }
 
   /** Bytes received and not yet handed to the application. */
@@ -126,11 +130,14 @@ export class ReceiveStream {
    * Moves the window forward as the application consumes data. Returns the new
    * offset to advertise when at least half a window was consumed since the last
    * advertisement (RFC 9000 §4.2 leaves the policy open; half a window keeps
-   * MAX_DATA frames rare and the sender never starved), else undefined.
+   * MAX_DATA frames rare and the sender never starved), else undefined. `credit` caps
+   * the bytes granted beyond what was delivered (the association's share for this
+   * session); the window never shrinks below what was already advertised.
    */
-  windowUpdate(): number | undefined {
-    const target = this.deliveredOffset + this.window;
-    if (target - this.advertisedOffset < this.window / 2) return undefined;
+  windowUpdate(credit = this.window): number | undefined {
+    const allowed = Math.min(this.window, credit);
+    const target = this.deliveredOffset + allowed;
+    if (target - this.advertisedOffset < allowed / 2) return undefined;
     this.maxOffset = target;
     this.advertisedOffset = target;
     return target;

@@ -63,6 +63,10 @@ export interface SessionHost {
   /** Tells the peer what the application experiences (FEEDBACK frame). */
   sendFeedback(session: Session, report: FeedbackReport): void;
   sessionEnded(session: Session): void;
+  /** Receive credit (bytes beyond those delivered) this session may be granted now. */
+  receiveCredit(session: Session): number;
+  /** The bytes this session holds for the application changed by `delta`. */
+  receiveBufferChanged(session: Session, delta: number): void;
 }
 
 export interface SessionOptions {
@@ -79,6 +83,8 @@ export interface SessionOptions {
   now?: number;
   /** Our receive window (bytes), advertised to the peer. */
   window: number;
+  /** What the first MAX_DATA grants (default `window`); at least INITIAL_PEER_WINDOW. */
+  initialCredit?: number;
   /** Unacknowledged bytes the application may have written before writes wait. */
   sendBufferLimit: number;
   /** Whether this side opened the session (and so must send OPEN). */
@@ -100,6 +106,10 @@ export class Session {
   openPending: boolean;
   /** A MAX_DATA frame is due. */
   maxDataPending = false;
+  /** Credit granted beyond INITIAL_PEER_WINDOW, as the association counts it. */
+  creditExtra = 0;
+  /** Received bytes held (unread stream data, early messages), as last reported to the host. */
+  heldBytes = 0;
   /** Stream payload bytes this session sent on each path (fresh and retransmitted). */
   readonly bytesByPath = new Map<number, number>();
   /** Message sessions only (semantics other than reliable-ordered). */
@@ -148,7 +158,7 @@ export class Session {
     // peer may have, and tell the peer ours at once with MAX_DATA (the first packet of
     // the session carries it), so that two ends configured differently cannot stall.
     this.send = new SendStream(INITIAL_PEER_WINDOW);
-    this.recv = new ReceiveStream(options.window);
+    this.recv = new ReceiveStream(options.window, options.initialCredit);
     this.maxDataPending = options.semantics === 'reliable-ordered' || options.awaitingOpen === true;
     this.openPending = options.local;
     this.deadlineMs = options.deadlineMs ?? 0;
@@ -265,6 +275,8 @@ export class Session {
   replayEarly(): void {
     const early = this.early;
     this.early = undefined;
+    this.earlyBytes = 0;
+    this.syncHeld();
     if (early === undefined) return;
     for (const e of early) this.onDatagram(e.number, e.data, e.at);
   }
@@ -337,6 +349,7 @@ export class Session {
         });
       }
       (this.early ??= []).push({ number, data, at: now });
+      this.syncHeld();
       return undefined;
     }
     const msg = this.msg;
@@ -437,6 +450,9 @@ export class Session {
     }
     const err = this.recv.receive(offset, data, fin);
     if (err !== undefined) return err;
+    this.syncHeld();
+    // The association may have reset this session to stay within its buffer.
+    if (this.isDone) return undefined;
     if (this.state_ !== 'awaiting-open') this.events?.onReadable();
     return undefined;
   }
@@ -446,7 +462,10 @@ export class Session {
    * once the end of stream was handed over.
    */
   consumed(): void {
-    if (this.recv.windowUpdate() !== undefined) this.host.sendMaxData(this);
+    this.syncHeld();
+    if (this.isDone) return;
+    if (this.recv.windowUpdate(this.host.receiveCredit(this)) !== undefined)
+      this.host.sendMaxData(this);
     if (this.recv.finished && !this.isDone) {
       if (this.state_ === 'open') this.transition('remote-finished');
       else if (this.state_ === 'local-finished') this.close();
@@ -458,6 +477,16 @@ export class Session {
       this.send.peerMaxOffset = maxOffset;
       this.host.wake(this);
     }
+  }
+
+  /** Reports a change of the received bytes held to the association (its buffer cap). */
+  private syncHeld(): void {
+    if (this.isDone) return;
+    const held = this.recv.bufferedBytes + this.earlyBytes;
+    if (held === this.heldBytes) return;
+    const delta = held - this.heldBytes;
+    this.heldBytes = held;
+    this.host.receiveBufferChanged(this, delta);
   }
 
   /** Aborts the session locally and tells the peer. */
