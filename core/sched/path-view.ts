@@ -19,6 +19,8 @@ export interface PathView {
   /** RFC 3550 jitter (core/paths/estimators.ts), rttvar before any sample. */
   jitter: number;
   lossRate: number;
+  /** Packets `lossRate` rests on (a scoreboard seed's included): how much to trust it. */
+  lossSamples: number;
   /** Best estimate of what the path carries (PathEstimator.deliveryRate). */
   deliveryRate: number;
   cwnd: number;
@@ -45,6 +47,7 @@ export function createPathView(id: number, kind: TransportKind = 'udp'): PathVie
     rttvar: 166,
     jitter: 166,
     lossRate: 0,
+    lossSamples: 0,
     deliveryRate: 0,
     cwnd: 12_000,
     bytesInFlight: 0,
@@ -81,6 +84,7 @@ export function fillPathView(
   view.rttvar = estimator.rttvar(recovery);
   view.jitter = estimator.jitterMs(recovery);
   view.lossRate = estimator.lossRate(now);
+  view.lossSamples = estimator.loss.samples(now) + (estimator.seeded?.samples ?? 0);
   view.deliveryRate = estimator.deliveryRate(recovery);
   view.cwnd = recovery.cwnd;
   view.bytesInFlight = recovery.bytesInFlight;

@@ -101,6 +101,9 @@ describe('SessionScheduler: priorities, tolerance and sliders', () => {
       epsilon: { loss: 0.05 },
     });
     expect(full.pick(unreliable, views, 1200, 0).duplicateCount).toBe(1);
+    // The copy's path has no window room: the packet waits for it instead of going alone.
+    const shut = [views[0]!, { ...views[1]!, canSend: false, bytesInFlight: views[1]!.cwnd }];
+    expect(full.pick(unreliable, shut, 1200, 0).index).toBe(-1);
     const none = new SessionScheduler({
       priorities: ['loss', 'throughput'],
       lossVsThroughput: 0.4,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { JitterScheduler } from '../../../core/sched/jitter-scheduler.js';
 import { LatencyScheduler } from '../../../core/sched/latency-scheduler.js';
-import { LossScheduler } from '../../../core/sched/loss-scheduler.js';
+import { LOSS_EVIDENCE_PACKETS, LossScheduler } from '../../../core/sched/loss-scheduler.js';
 import {
   createPathView,
   createSchedContext,
@@ -203,12 +203,53 @@ describe('LossScheduler', () => {
     expect(capped.pick(unreliable, views, 1200, 0).duplicateCount).toBe(1);
   });
 
-  it('does not duplicate onto a path that cannot send now, nor when one path is clean', () => {
+  it('does not duplicate onto a path that cannot send now but waits for it; no copies when one path is clean', () => {
     const s = new LossScheduler({ maxCopies: 3 });
-    const views = [view(1, { lossRate: 0.05 }), view(2, { lossRate: 0.04, canSend: false })];
-    expect(s.pick(unreliable, views, 1200, 0).duplicateCount).toBe(0);
+    // The copy path's window is full: wait for an ACK to open it, not send alone.
+    const full = [
+      view(1, { lossRate: 0.05 }),
+      view(2, { lossRate: 0.04, canSend: false, bytesInFlight: 100_000 }),
+    ];
+    const d = s.pick(unreliable, full, 1200, 0);
+    expect(d.index).toBe(-1);
+    expect(d.retryAt).toBe(Infinity);
+    // Its pacer releases at 3 ms: ask again then.
+    const paced = [
+      view(1, { lossRate: 0.05 }),
+      view(2, { lossRate: 0.04, canSend: false, sendAt: 3 }),
+    ];
+    expect(s.pick(unreliable, paced, 1200, 0).retryAt).toBe(3);
+    // Not eligible (down): no copy, no wait.
+    const down = [view(1, { lossRate: 0.05 }), view(2, { lossRate: 0.04, usable: false })];
+    const alone = s.pick(unreliable, down, 1200, 0);
+    expect(alone.pathId).toBe(1);
+    expect(alone.duplicateCount).toBe(0);
     const clean = [view(1, { lossRate: 0 }), view(2, { lossRate: 0.04 })];
     expect(s.pick(unreliable, clean, 1200, 0).duplicateCount).toBe(0);
+    // A clean primary needs no copy, so a shut copy path is no reason to wait.
+    const cleanShut = [view(1, { lossRate: 0 }), view(2, { lossRate: 0.04, canSend: false })];
+    expect(s.pick(unreliable, cleanShut, 1200, 0).pathId).toBe(1);
+  });
+
+  it('duplicates while a path has too few packets behind its loss rate to call it clean', () => {
+    const s = new LossScheduler({ maxCopies: 2 });
+    // A session's first packets: no loss seen yet, because nothing was measured yet.
+    const fresh = [
+      view(1, { lossRate: 0, lossSamples: 0 }),
+      view(2, { lossRate: 0, lossSamples: 0 }),
+    ];
+    expect(s.pick(unreliable, fresh, 1200, 0).duplicateCount).toBe(1);
+    const early = [
+      view(1, { lossRate: 0, lossSamples: LOSS_EVIDENCE_PACKETS - 1 }),
+      view(2, { lossRate: 0.03, lossSamples: 50 }),
+    ];
+    expect(s.pick(unreliable, early, 1200, 0).duplicateCount).toBe(1);
+    // Enough packets without a loss: clean, no copies.
+    const known = [
+      view(1, { lossRate: 0, lossSamples: LOSS_EVIDENCE_PACKETS }),
+      view(2, { lossRate: 0.03, lossSamples: 50 }),
+    ];
+    expect(s.pick(unreliable, known, 1200, 0).duplicateCount).toBe(0);
   });
 
   it('keeps reliable sessions off lossy paths, without copies, ties within ε going to the earlier arrival', () => {

@@ -1,7 +1,7 @@
 import type { ObjectiveScheduler, PathView, SchedContext } from '../../../core/sched/path-view.js';
 import { createPathView } from '../../../core/sched/path-view.js';
 
-/** A path view with sensible figures: 20 ms, 1 MB/s, no loss, room to send. */
+/** A path view with sensible figures: 20 ms, 1 MB/s, no loss (well measured), room to send. */
 export function view(id: number, over: Partial<PathView> = {}): PathView {
   return {
     ...createPathView(id),
@@ -10,6 +10,7 @@ export function view(id: number, over: Partial<PathView> = {}): PathView {
     jitter: 1,
     deliveryRate: 1e6,
     cwnd: 100_000,
+    lossSamples: 10_000,
     ...over,
   };
 }
