@@ -31,8 +31,9 @@
  *
  * Paths under BBR (config 'bbr', or 'auto' once a path's losses proved random) stay in
  * the group but are skipped: BBR has no loss-driven increase to link, and it paces at
- * the rate it measures. 'auto' keeps paths that share a queued bottleneck on CUBIC, so
- * coupling holds where fairness is at stake (core/session/config.ts).
+ * the rate it measures. 'auto' keeps paths that share a queued bottleneck on CUBIC and
+ * couples them from their first queue overflow on, so coupling holds where fairness is
+ * at stake (core/session/config.ts).
  *
  * Opt-out: an association that does not create a group leaves each path uncoupled.
  */
@@ -43,11 +44,13 @@ export interface CoupledPath {
   readonly srtt: number;
   readonly maxDatagramSize: number;
   /**
-   * False while the path's controller is model-based (BBR, e.g. after config 'auto'
-   * found its losses random): it then paces at the rate it measures, and its window
-   * neither weighs on α nor takes the linked increase. Undefined counts as true.
+   * False while the path takes no part in the coupling: under BBR (config 'bbr', or
+   * 'auto' once its losses proved random), which paces at the rate it measures, or
+   * under 'auto' before any loss came from a queue (path-recovery.ts queueLossSeen).
+   * Its window then neither weighs on α nor takes the linked increase. Undefined
+   * counts as true.
    */
-  readonly lossBased?: boolean;
+  readonly coupled?: boolean;
   coupling: CongestionCoupling | undefined;
 }
 
@@ -88,7 +91,7 @@ export class CoupledGroup implements CongestionCoupling {
     let sum = 0;
     for (let i = 0; i < this.members.length; i++) {
       const m = this.members[i]!;
-      if (m.lossBased === false) continue;
+      if (m.coupled === false) continue;
       const rtt = Math.max(m.srtt, 0.1);
       total += m.cwnd;
       const x = m.cwnd / (rtt * rtt);
@@ -102,7 +105,7 @@ export class CoupledGroup implements CongestionCoupling {
     let total = 0;
     for (let i = 0; i < this.members.length; i++) {
       const m = this.members[i]!;
-      if (m.lossBased !== false) total += m.cwnd;
+      if (m.coupled !== false) total += m.cwnd;
     }
     if (total <= 0 || member.cwnd <= 0) return 0;
     const mss = member.maxDatagramSize;

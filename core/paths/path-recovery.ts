@@ -84,7 +84,7 @@ const RATE_WINDOW_RTTS = 10;
  */
 const AUTO_NEAR_MIN_RTT = 1.4;
 /** That many such events in a row (none with the RTT inflated in between) … */
-const AUTO_RANDOM_EVENTS = 4;
+const AUTO_RANDOM_EVENTS = 3;
 /** … on a path losing at least this share of its packets make it switch to BBR. */
 const AUTO_LOSS_RATE = 0.003;
 /** Fewest packets sent before the loss rate is trusted. */
@@ -102,10 +102,20 @@ export class PathRecovery<T> implements CoupledPath {
   private readonly mss: number;
   /** The loss-based controller in use (CUBIC for 'auto' until it switches), or 'bbr'. */
   private congestion: 'newreno' | 'cubic' | 'bbr';
+  /** config 'auto' on a UDP path. */
+  private readonly autoRequested: boolean;
   /** config 'auto': may still switch from CUBIC to BBR. */
   private autoSelect: boolean;
   /** 'auto': congestion events in a row that came with the RTT near its minimum. */
   private randomLossEvents = 0;
+  /**
+   * 'auto': a congestion event came with the RTT inflated (a queue overflowed). Until
+   * then the path is not coupled: LIA would starve a path whose losses are random (it
+   * moves traffic off lossy paths), and a starved path sees too few losses to be
+   * judged. At a queued bottleneck the first overflow — slow start's, at the latest —
+   * sets it, and LIA shapes the path from then on (slow start is never coupled).
+   */
+  private queueLossSeen = false;
   /** When 'auto' switched this path to BBR (clock ms), if it did. */
   autoSwitchedAt: number | undefined = undefined;
   private readonly random: Random;
@@ -199,7 +209,8 @@ export class PathRecovery<T> implements CoupledPath {
     this.kind = config.kind;
     this.mss = config.maxDatagramSize;
     const requested = config.congestion ?? 'cubic';
-    this.autoSelect = requested === 'auto' && config.kind === 'udp';
+    this.autoRequested = requested === 'auto' && config.kind === 'udp';
+    this.autoSelect = this.autoRequested;
     this.congestion = requested === 'auto' ? 'cubic' : requested;
     this.random = config.random ?? systemRandom;
     this.maxAckDelay = config.maxAckDelayMs ?? 25;
@@ -249,11 +260,11 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   /**
-   * Whether the loss-based increase is in use (CoupledPath): a BBR path paces at the
-   * rate it measures and takes no part in the LIA coupling.
+   * Whether the path takes part in the LIA coupling (CoupledPath): not under BBR, which
+   * paces at the rate it measures, and under 'auto' only once a loss came from a queue.
    */
-  get lossBased(): boolean {
-    return this.bbr === undefined;
+  get coupled(): boolean {
+    return this.bbr === undefined && (!this.autoRequested || this.queueLossSeen);
   }
 
   /**
@@ -596,7 +607,7 @@ export class PathRecovery<T> implements CoupledPath {
     // is out of scope: a BBR path may sit in a CoupledGroup but never takes the
     // group's increase (this function returns above for it); its fairness at a shared
     // bottleneck comes from pacing at the share it measures, as BBR flows among TCP ones.
-    if (this.coupling !== undefined) {
+    if (this.coupling !== undefined && this.coupled) {
       // RFC 6356 §3 linked increase; scaled for CUBIC's gentler decrease so the group
       // stays Reno-friendly (coupled-congestion.ts).
       const inc = this.coupling.increase(this, p.bytes);
@@ -666,7 +677,10 @@ export class PathRecovery<T> implements CoupledPath {
   private lossLooksRandom(): boolean {
     if (!this.hasRttSample || !Number.isFinite(this.minRtt)) return false;
     if (this.srtt <= AUTO_NEAR_MIN_RTT * this.minRtt) this.randomLossEvents++;
-    else this.randomLossEvents = 0;
+    else {
+      this.randomLossEvents = 0;
+      this.queueLossSeen = true;
+    }
     return (
       this.randomLossEvents >= AUTO_RANDOM_EVENTS &&
       this.packetsSent >= AUTO_MIN_PACKETS &&

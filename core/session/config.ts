@@ -39,10 +39,13 @@ export const defaultConfig = {
   tcpPacketSize: 65536,
   /**
    * Congestion controller of UDP paths. 'auto' (the default) gives each path its own:
-   * CUBIC, coupled by LIA (coupledCongestion), until the path shows that its losses
-   * are random — four congestion events in a row with the smoothed RTT within 1.4× its
-   * minimum (no queue had filled), on a path losing ≥ 0.3% of its packets
-   * (core/paths/path-recovery.ts AUTO_*) — and BBR (core/paths/bbr.ts) from then on.
+   * CUBIC until the path shows that its losses are random — three congestion events
+   * in a row with the smoothed RTT within 1.4× its minimum (no queue had filled), on a
+   * path losing ≥ 0.3% of its packets (core/paths/path-recovery.ts AUTO_*) — and BBR
+   * (core/paths/bbr.ts) from then on. The CUBIC path is coupled by LIA
+   * (coupledCongestion) from its first loss with the RTT inflated (a queue overflowed,
+   * slow start's at the latest on a queued link): coupled earlier, LIA moves traffic
+   * off a randomly lossy path until it carries too little to be judged.
    * Why per path and not 'bbr' for all:
    * - A lossy radio uplink needs BBR: on the simulated 10 Mbit/s, 60 ms link with 1%
    *   random loss BBR carries 98% of the rate where CUBIC gets 25–27%

@@ -374,7 +374,7 @@ describe("config 'auto' on a simulated bottleneck", () => {
           `${auto.goodputMbps.toFixed(2)} Mbit/s`,
       );
       expect(auto.sender.controller).toBe('bbr');
-      expect(auto.sender.lossBased).toBe(false);
+      expect(auto.sender.coupled).toBe(false);
       expect(auto.sender.autoSwitchedAt).toBeLessThan(5000);
       expect(auto.goodputMbps).toBeGreaterThanOrEqual(0.85 * LTE.rateMbps);
     }
@@ -391,6 +391,8 @@ describe("config 'auto' on a simulated bottleneck", () => {
         );
         expect(auto.lossRate).toBeGreaterThan(0);
         expect(auto.sender.controller).toBe('cubic');
+        // Its losses came from the full buffer: it takes part in the LIA coupling.
+        expect(auto.sender.coupled).toBe(true);
         expect(auto.goodputMbps).toBeGreaterThanOrEqual(0.9 * l.rateMbps);
       }
     }

@@ -135,7 +135,7 @@ describe('Coupled congestion control in a simulated network', () => {
   // are not all synchronised by the queue).
   const shared = { rateBps: 20e6, delayMs: 20, queueBytes: 100_000, loss: 0.0005 };
 
-  it.each(['newreno', 'cubic'] as const)(
+  it.each(['newreno', 'cubic', 'auto'] as const)(
     '%s: a coupled two-path session takes about one flow’s share at a shared bottleneck',
     (cc) => {
       const ratio = (group: number | undefined): number => {

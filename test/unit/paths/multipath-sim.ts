@@ -17,7 +17,7 @@ export interface LinkSpec {
 
 export interface FlowSpec {
   link: number;
-  congestion: 'cubic' | 'newreno';
+  congestion: 'cubic' | 'newreno' | 'auto';
   /** Flows with the same group number are coupled (LIA); undefined = uncoupled. */
   group?: number;
 }
