@@ -1649,6 +1649,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       role: p.role,
       reinjectedBytes: p.reinjectedBytes,
       cwnd: p.recovery.cwnd,
+      controller: p.recovery.controller,
       deliveryRate: p.recovery.deliveryRate,
       streamBytesSent: p.stats.streamBytesSent,
       streamBytesAcked: p.stats.streamBytesAcked,
@@ -1674,6 +1675,8 @@ export interface PathSummary {
   /** Stream bytes moved off this path when it failed or turned suspect. */
   reinjectedBytes: number;
   cwnd: number;
+  /** The congestion controller in use ('auto' shows what it chose). */
+  controller: 'cubic' | 'newreno' | 'bbr';
   deliveryRate: number;
   streamBytesSent: number;
   streamBytesAcked: number;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -109,7 +109,19 @@ async function server(): Promise<void> {
     logger,
     config: labConfig(),
   });
-  listener.on('stream', (stream) => serveStream(stream));
+  listener.on('stream', (stream, association) => {
+    serveStream(stream);
+    // Diagnostics: the sending side's view of its paths (controller, cwnd, loss) at the end.
+    const file = process.env['BRAID_LAB_PATHS_LOG'];
+    if (file !== undefined)
+      stream.once('close', () =>
+        appendFileSync(
+          file,
+          JSON.stringify({ target: stream.session.target, paths: association.pathSummary() }) +
+            '\n',
+        ),
+      );
+  });
   const invite = formatInvite({
     host,
     port: listener.port,
