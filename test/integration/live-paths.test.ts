@@ -180,15 +180,19 @@ describe.skipIf(reason !== null)('live path set following real interfaces (root)
     spawnSync('ip', ['link', 'del', dev]);
   });
 
-  it('joins a new interface within 1 s, drops it the moment it vanishes, and rejoins it under a new address', async () => {
+  it('joins a new interface within 1 s, follows it down and up, drops it the moment it vanishes, and rejoins it under a new address', async () => {
     const watcher = new InterfaceWatcher({ logger: quiet, gatewayProbeIntervalMs: 0 });
     await watcher.start();
     let events: EngineEvent[] = [];
     let live: LivePaths | undefined;
     const timings: Record<string, number> = {};
-    const waitEvent = async (match: (e: EngineEvent) => boolean, ms: number): Promise<number> => {
+    const waitEvent = async (
+      match: (e: EngineEvent) => boolean,
+      ms: number,
+      from = 0,
+    ): Promise<number> => {
       const t0 = performance.now();
-      while (!events.some(match)) {
+      while (!events.slice(from).some(match)) {
         if (performance.now() - t0 > ms) throw new Error('event did not come in time');
         await new Promise((r) => setTimeout(r, 5));
       }
@@ -215,11 +219,27 @@ describe.skipIf(reason !== null)('live path set following real interfaces (root)
               (e) => e.type === 'path-joined' && e.local === '10.213.0.2',
               10_000,
             );
+            // Issue 5's watcher latency: `ip link set down` to the engine's event.
+            await whenWritten(written, 15_000_000);
+            ip('link', 'set', dev, 'down');
+            timings.linkDown = await waitEvent(
+              (e) => e.type === 'uplink-down' && e.local === '10.213.0.2',
+              10_000,
+            );
+            let mark = events.length;
+            ip('link', 'set', dev, 'up');
+            timings.linkUpRejoin = await waitEvent(
+              (e) => e.type === 'path-joined' && e.local === '10.213.0.2',
+              10_000,
+              mark,
+            );
             await whenWritten(written, 30_000_000);
+            mark = events.length;
             ip('link', 'del', dev);
             timings.drop = await waitEvent(
               (e) => e.type === 'uplink-down' && e.local === '10.213.0.2',
               10_000,
+              mark,
             );
             addLink('10.213.0.3/24');
             timings.rejoin = await waitEvent(
@@ -240,6 +260,8 @@ describe.skipIf(reason !== null)('live path set following real interfaces (root)
       expect(timings.join).toBeLessThan(5000);
       expect(timings.drop).toBeLessThan(5000);
       expect(timings.rejoin).toBeLessThan(5000);
+      expect(timings.linkDown).toBeLessThan(5000);
+      expect(timings.linkUpRejoin).toBeLessThan(5000);
       console.info(`live paths (ms): ${JSON.stringify(timings)}`);
     } finally {
       live?.stop();
