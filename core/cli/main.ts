@@ -27,12 +27,15 @@ const HELP = `braid — stripe one flow over every uplink (session-layer stripin
 
 Usage:
   braid demo  [--bytes 100M] [--via 127.0.0.2,127.0.0.3,127.0.0.4] [--transport udp,udp,tcp]
-              [--skip-proxy]
+              [--seconds 20] [--skip-proxy]
       Starts a relay on 127.0.0.1 in a child process (its own keys in a temporary
       folder), sends pseudo-random bytes to its sink over one path per --via
-      address, checks the SHA-256 and prints per-path and total goodput. Then two
-      programs fetch a file through the local SOCKS5 proxy: the proxy tells them
-      apart, one goes through the relay, the other is bypassed by its rule.
+      address, checks the SHA-256 and prints per-path and total goodput. Then, for
+      --seconds, two programs use the local SOCKS5 proxy over impaired loopback
+      uplinks (delay, jitter, loss in user space): a bulk download and a call
+      (UDP ASSOCIATE, 50 x 200 B messages/s, echoed). A live table shows per
+      uplink RTT, jitter, loss and throughput, per app its semantics, bytes and
+      messages ok/late/lost (redrawn on a terminal, one line a second otherwise).
       Needs no root and no server.
 
   braid relay [--host 127.0.0.1] [--port 7400] [--address A,B] [--state DIR]
@@ -383,6 +386,7 @@ async function demoCommand(argv: string[]): Promise<void> {
       bytes: { type: 'string', default: '100M' },
       via: { type: 'string', default: '127.0.0.2,127.0.0.3,127.0.0.4' },
       transport: { type: 'string', default: 'udp,udp,tcp' },
+      seconds: { type: 'string', default: '20' },
       'skip-proxy': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -393,6 +397,9 @@ async function demoCommand(argv: string[]): Promise<void> {
   }
   const via = splitList(values.via);
   const transports = parseTransports(values.transport, via.length);
+  const seconds = Number(values.seconds);
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    fail(`--seconds must be a positive number, not "${values.seconds}"`);
   const stateDir = mkdtempSync(join(tmpdir(), 'braid-demo-'));
   process.stdout.write(`starting a local relay (state in ${stateDir})\n`);
   // Loopback allowed: the proxy part fetches from a web server on this machine.
@@ -413,13 +420,19 @@ async function demoCommand(argv: string[]): Promise<void> {
     if (!result.verified) process.exitCode = 1;
     // The proxy part runs the apps through sh; Windows has none (and no /proc to tell apps apart).
     if (!values['skip-proxy'] && process.platform !== 'win32') {
-      const ok = await runProxyDemo({
+      const { ok } = await runProxyDemo({
         invite: relay.invite,
         via,
         transports,
-        bytes: 8_000_000,
-        logger: createLogger(),
-        write: (line) => process.stdout.write(line),
+        durationMs: seconds * 1000,
+        tty: process.stdout.isTTY === true,
+        // Warnings on the terminal would break the table redrawn in place; BRAID_LOG still rules.
+        logger: createLogger({
+          level:
+            (process.env.BRAID_LOG as LogLevel | undefined) ??
+            (process.stdout.isTTY === true ? 'error' : 'warn'),
+        }),
+        write: (text) => process.stdout.write(text),
       });
       if (!ok) process.exitCode = 1;
     }
