@@ -5,6 +5,7 @@ import type { MessageSemantics } from '../../core/session/session.js';
 import { BraidError } from '../../core/util/errors.js';
 import type { Objective } from '../../core/wire/frame.js';
 import {
+  linkRunStats,
   MPTCP_PORT,
   nodeArgs,
   PLAIN_PORT,
@@ -86,6 +87,13 @@ export interface MessageRun {
   p99Ms: number;
   maxMs: number;
   jitterMs: number;
+  /**
+   * Worst lateness of the emulator's packet releases during the run (ms, any link):
+   * above ~20 ms a starved forwarder, not the link, made the delay tail.
+   */
+  emulatorLateMaxMs?: number;
+  /** Braid only: message copies that arrived on each uplink. */
+  split?: Array<{ uplink: string; messages: number }>;
   /** Braid only: the client's full result and the server's counters. */
   braid?: MessagesResult;
   server?: MessagesServerDone;
@@ -230,10 +238,11 @@ export async function runObjectives(
       mptcp: boolean,
       tool: string | undefined,
       limitMs: number,
-    ): Promise<T> => {
+    ): Promise<T & { emulatorLateMaxMs: number }> => {
       await resetLinks(topo, scenario);
       await sleep(SETTLE_MS);
       progress(`  ${scenario.name} objectives: ${what} ...`);
+      await Promise.all(topo.uplinks.map((u) => u.link.stats(true)));
       let timeline: ReturnType<typeof startTimeline> | undefined;
       try {
         const result = await runClient(
@@ -244,7 +253,11 @@ export async function runObjectives(
           tool,
           limitMs,
         );
-        return result as unknown as T;
+        const links = await Promise.all(
+          topo.uplinks.map((u) => linkRunStats(u.name, u.link, true)),
+        );
+        const emulatorLateMaxMs = links.reduce((m, l) => Math.max(m, l.lateMaxMs), 0);
+        return { ...(result as unknown as T), emulatorLateMaxMs };
       } finally {
         await timeline
           ?.stop()
@@ -304,6 +317,11 @@ export async function runObjectives(
           p99Ms: r.p99Ms,
           maxMs: r.maxMs,
           jitterMs: r.jitterMs,
+          emulatorLateMaxMs: r.emulatorLateMaxMs,
+          split: r.paths.map((p) => ({
+            uplink: topo.uplinks.find((u) => u.address === p.local)?.name ?? p.local,
+            messages: p.messages,
+          })),
           braid: r,
           ...(server === undefined ? {} : { server }),
         };
@@ -336,6 +354,7 @@ export async function runObjectives(
           p99Ms: m.p99Ms,
           maxMs: m.maxMs,
           jitterMs: m.jitterMs ?? Number.NaN,
+          emulatorLateMaxMs: r.emulatorLateMaxMs,
         };
         return run;
       } catch (err) {

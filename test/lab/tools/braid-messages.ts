@@ -73,7 +73,15 @@ export interface MessagesResult {
   peaks: BufferPeaks;
   /** Most messages held behind a gap (unreliable-ordered), sampled every 2 ms. */
   heldPeak: number;
-  paths: Array<{ local: string; srttMs: number; lossRate: number; sent: number; lost: number }>;
+  /** The client's paths; `messages`: message copies that arrived on each. */
+  paths: Array<{
+    local: string;
+    srttMs: number;
+    lossRate: number;
+    sent: number;
+    lost: number;
+    messages: number;
+  }>;
 }
 
 export type BufferPeaks = ReturnType<Association['bufferPeaks']>;
@@ -284,6 +292,7 @@ async function client(o: ClientOptions): Promise<MessagesResult> {
       lossRate: p.lossRate,
       sent: p.sent,
       lost: p.lost,
+      messages: braid.association.paths.get(p.id)?.stats.messagesReceived ?? 0,
     })),
   };
   braid.close();
