@@ -77,12 +77,19 @@ const MAX_ACK_RANGES = 32;
 const RATE_WINDOW_RTTS = 10;
 /**
  * 'auto' (config.ts): a loss-based controller's loss comes when the bottleneck buffer
- * overflows, so the RTT at a congestion event is the min RTT plus a full queue — on
- * the lab's links (a buffer of one BDP or more) about twice the min. A congestion event
- * while the smoothed RTT is within this factor of the min RTT found no queue to
- * overflow: the loss was random (radio, a policer of no depth).
+ * overflows, so in the round trip before a congestion event every RTT sample carries a
+ * full queue — on the lab's links (a buffer of one BDP or more) twice the min RTT, and
+ * still 1.4× after CUBIC's cut. When the smallest (ACK-delay adjusted) sample of the
+ * last smoothed RTT is within this factor of the min RTT, there was no standing queue
+ * to overflow: the loss was random (radio, a policer of no depth). The smallest recent
+ * sample and not the smoothed RTT, because a busy host adds tens of ms to many samples
+ * (in the lab, under load, the LTE path's srtt was 92 ms against a ~50 ms min) while a
+ * standing queue delays all of them. One smoothed RTT, because with several flows at a
+ * shared queue a longer window catches the dips after other flows' cuts (the
+ * simulation in coupled-congestion.test.ts then switched paths at a shared bottleneck).
  */
-const AUTO_NEAR_MIN_RTT = 1.4;
+const AUTO_NEAR_MIN_RTT = 1.3;
+const AUTO_RECENT_SRTTS = 1;
 /** That many such events in a row (none with the RTT inflated in between) … */
 const AUTO_RANDOM_EVENTS = 3;
 /** … on a path losing at least this share of its packets make it switch to BBR. */
@@ -116,6 +123,8 @@ export class PathRecovery<T> implements CoupledPath {
    * sets it, and LIA shapes the path from then on (slow start is never coupled).
    */
   private queueLossSeen = false;
+  /** 'auto': windowed minimum of recent RTT samples, negated (a max filter). */
+  private readonly recentRttMin = new WindowedMaxFilter(1000);
   /** When 'auto' switched this path to BBR (clock ms), if it did. */
   autoSwitchedAt: number | undefined = undefined;
   private readonly random: Random;
@@ -524,6 +533,8 @@ export class PathRecovery<T> implements CoupledPath {
     const delay = Math.min(ackDelay, this.maxAckDelay);
     const adjusted = latest >= this.minRtt + delay ? latest - delay : latest;
     this.latestAdjustedRtt = adjusted;
+    if (this.autoSelect)
+      this.recentRttMin.update(-adjusted, now, Math.max(AUTO_RECENT_SRTTS * this.srtt, 20));
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - adjusted);
     this.srtt = 0.875 * this.srtt + 0.125 * adjusted;
   }
@@ -668,15 +679,16 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   /**
-   * 'auto': judged at each congestion event. Random when the smoothed RTT is near its
-   * minimum (no queue overflowed), AUTO_RANDOM_EVENTS times in a row, on a path whose
+   * 'auto': judged at each congestion event. Random when the smallest RTT of the last
+   * round trip is near the minimum (no queue overflowed), AUTO_RANDOM_EVENTS times in a row, on a path whose
    * loss rate is AUTO_LOSS_RATE or more. One event with the RTT inflated starts the
    * count again: at a shared or deep-buffered bottleneck the path stays loss-based
    * and coupled, which is what keeps it fair to TCP there.
    */
   private lossLooksRandom(): boolean {
     if (!this.hasRttSample || !Number.isFinite(this.minRtt)) return false;
-    if (this.srtt <= AUTO_NEAR_MIN_RTT * this.minRtt) this.randomLossEvents++;
+    const recentMin = -this.recentRttMin.value;
+    if (recentMin <= AUTO_NEAR_MIN_RTT * this.minRtt) this.randomLossEvents++;
     else {
       this.randomLossEvents = 0;
       this.queueLossSeen = true;
