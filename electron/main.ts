@@ -62,9 +62,14 @@ function createWindow(): BrowserWindow {
     title: 'Braid',
     webPreferences: { ...WEB_PREFERENCES, preload: join(here, 'preload.cjs') },
   });
-  w.webContents.on('will-navigate', (event, url) => {
+  // Checklist item 13: navigation, and redirects of an allowed one, stay in the app.
+  const stayInApp = (event: { preventDefault(): void }, url: string): void => {
     if (!isAllowedNavigation(url, w.webContents.getURL())) event.preventDefault();
-  });
+  };
+  w.webContents.on('will-navigate', stayInApp);
+  w.webContents.on('will-redirect', stayInApp);
+  // Item 12: no <webview> can be attached, whatever the page asks.
+  w.webContents.on('will-attach-webview', (event) => event.preventDefault());
   w.webContents.setWindowOpenHandler(({ url }) => {
     if (isAllowedExternal(url)) void shell.openExternal(url);
     return { action: 'deny' };
@@ -127,6 +132,9 @@ async function start(): Promise<void> {
   });
   session.defaultSession.setPermissionRequestHandler((_wc, permission, callback) =>
     callback(allowPermission(permission)),
+  );
+  session.defaultSession.setPermissionCheckHandler((_wc, permission) =>
+    allowPermission(permission),
   );
 
   host = await BraidHost.start({
