@@ -61,33 +61,52 @@ export interface AppIdentifier {
 
 /**
  * Coalesces reads of something that changes (a /proc table): a caller gets a read
- * that started after its call, so it sees every socket that existed when it asked,
- * but callers that arrive while a read runs share the next one. Under a burst of
- * connections that is one or two reads instead of one per connection.
+ * that starts after its call, so it sees every socket that existed when it asked,
+ * and callers that arrive before that read starts share it. The read waits for one
+ * turn of the event loop (setImmediate), so a burst of connections accepted together
+ * costs one read, not one each: the kernel takes 5-10 ms to list a thousand sockets
+ * (TIME_WAIT ones included), and the read blocks the loop. When reads are that
+ * slow, the next waits as long as the last took, so more callers share it.
  */
 class FreshRead<T> {
   private running: Promise<T> | undefined;
-  private next: Promise<T> | undefined;
+  private queued: Promise<T> | undefined;
+  private lastEnd = 0;
+  private lastTook = 0;
 
   constructor(private readonly read: () => Promise<T>) {}
 
   get(): Promise<T> {
-    if (this.running === undefined) return this.start();
-    this.next ??= this.running
-      .catch(() => undefined)
+    if (this.queued !== undefined) return this.queued;
+    const after = this.running?.then(
+      () => undefined,
+      () => undefined,
+    );
+    const queued = (after ?? Promise.resolve())
       .then(() => {
-        this.next = undefined;
-        return this.start();
+        // Reads take at most about half the time: the next one waits as long as the
+        // last one took, and everyone who asks meanwhile shares it.
+        const wait = this.lastEnd + this.lastTook - performance.now();
+        return new Promise<void>((resolve) =>
+          wait > 1 ? setTimeout(resolve, Math.min(wait, 50)) : setImmediate(resolve),
+        );
+      })
+      .then(() => {
+        // From here on a newcomer needs a later read: this one may have missed its socket.
+        this.queued = undefined;
+        const began = performance.now();
+        const p = this.read();
+        this.running = p;
+        const clear = (): void => {
+          this.lastEnd = performance.now();
+          this.lastTook = this.lastEnd - began;
+          if (this.running === p) this.running = undefined;
+        };
+        p.then(clear, clear);
+        return p;
       });
-    return this.next;
-  }
-
-  private start(): Promise<T> {
-    const p: Promise<T> = this.read().finally(() => {
-      if (this.running === p) this.running = undefined;
-    });
-    this.running = p;
-    return p;
+    this.queued = queued;
+    return queued;
   }
 }
 
@@ -318,6 +337,11 @@ function canonicalIp(address: string): string {
   return new net.SocketAddress({ address, family: 'ipv6' }).address;
 }
 
+/** A connection's client end, as the caches key it. */
+function endsKey(ends: SocketEnds): string {
+  return `${ends.protocol}|${canonicalIp(ends.clientAddress)}|${ends.clientPort}`;
+}
+
 interface ProcInfo {
   pid: number;
   ppid: number;
@@ -328,10 +352,13 @@ interface ProcInfo {
 
 class LinuxIdentifier implements AppIdentifier {
   private readonly cache = new Map<string, { at: number; profile: AppProfile }>();
-  private readonly tables = {
-    tcp: new FreshRead(() => Promise.resolve(this.readTables(['tcp', 'tcp6']))),
-    udp: new FreshRead(() => Promise.resolve(this.readTables(['udp', 'udp6']))),
-  };
+  /** One per /proc/net file; tcp6 and udp6 are read only when the IPv4 table has no match. */
+  private readonly tables = new Map(
+    ['tcp', 'tcp6', 'udp', 'udp6'].map((file) => [
+      file,
+      new FreshRead(() => Promise.resolve(this.readTable(file))),
+    ]),
+  );
   /** Per uid: one scan of that uid's processes, socket inode -> pid (see findPid). */
   private readonly scans = new Map<number, FreshRead<Map<number, number>>>();
 
@@ -342,12 +369,26 @@ class LinuxIdentifier implements AppIdentifier {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Sockets found by ownerUid, for identify() of the same connection moments later:
+   * while the proxy's end is open the 4-tuple cannot belong to another socket.
+   * Entries go when taken, or after the cache TTL.
+   */
+  private readonly found = new Map<string, { at: number; entry: ProcNetEntry }>();
+
   async ownerUid(ends: SocketEnds): Promise<number | undefined> {
-    return (await this.findSocket(ends))?.uid;
+    const entry = await this.findSocket(ends);
+    if (entry !== undefined) {
+      const now = this.clock.now();
+      this.found.set(endsKey(ends), { at: now, entry });
+      if (this.found.size > 1024)
+        for (const [k, v] of this.found) if (now - v.at > this.ttlMs) this.found.delete(k);
+    }
+    return entry?.uid;
   }
 
   async identify(ends: SocketEnds): Promise<AppProfile> {
-    const key = `${ends.protocol}|${canonicalIp(ends.clientAddress)}|${ends.clientPort}`;
+    const key = endsKey(ends);
     const hit = this.cache.get(key);
     const now = this.clock.now();
     if (hit !== undefined && now - hit.at < this.ttlMs) return hit.profile;
@@ -361,7 +402,13 @@ class LinuxIdentifier implements AppIdentifier {
   }
 
   private async lookup(ends: SocketEnds): Promise<AppProfile> {
-    const entry = await this.findSocket(ends);
+    const key = endsKey(ends);
+    const known = this.found.get(key);
+    this.found.delete(key);
+    const entry =
+      known !== undefined && this.clock.now() - known.at < this.ttlMs
+        ? known.entry
+        : await this.findSocket(ends);
     if (entry === undefined) return UNKNOWN_APP;
     const ownerPid = await this.findPid(entry.inode, entry.uid);
     if (ownerPid === undefined) return UNKNOWN_APP;
@@ -384,41 +431,48 @@ class LinuxIdentifier implements AppIdentifier {
     return { appId, name, pid: top.pid, ownerPid, exe, cmdline: top.cmdline };
   }
 
-  /** /proc/net/<files> rows with a socket behind them, by the local port. */
-  private readTables(files: string[]): Map<number, ProcNetEntry[]> {
-    const byPort = new Map<number, ProcNetEntry[]>();
-    for (const file of files) {
-      let text: string;
-      try {
-        // Synchronous on purpose: the kernel renders these a page per read(2), and an
-        // asynchronous read pays a thread-pool round trip per page (40-80 ms for a
-        // thousand sockets against 2 ms here).
-        text = readFileSync(`${this.root}/net/${file}`, 'utf8');
-      } catch {
-        continue; // no IPv6 in this kernel: nothing to find there
-      }
-      for (const e of parseProcNet(text)) {
-        // inode 0: TIME_WAIT and the like, owned by no process (and listed as uid 0).
-        if (e.inode === 0) continue;
-        const list = byPort.get(e.localPort);
-        if (list === undefined) byPort.set(e.localPort, [e]);
-        else list.push(e);
-      }
+  /** /proc/net/<file> as the kernel lists it ("" when there is no such file). */
+  private readTable(file: string): string {
+    try {
+      // Synchronous on purpose: the kernel renders these a page per read(2), and an
+      // asynchronous read pays a thread-pool round trip per page (40-80 ms for a
+      // thousand sockets against a few ms here).
+      return readFileSync(`${this.root}/net/${file}`, 'utf8');
+    } catch {
+      return ''; // no IPv6 in this kernel: nothing to find there
     }
-    return byPort;
   }
 
+  /**
+   * The client's socket in the tables. Only rows whose text holds the client's port
+   * (":XXXX " in hex) are parsed: a table lists thousands of TIME_WAIT rows on a busy
+   * machine, and parsing them all cost more than reading them.
+   */
   private async findSocket(ends: SocketEnds): Promise<ProcNetEntry | undefined> {
     const client = canonicalIp(ends.clientAddress);
     const proxy = ends.proxyAddress === undefined ? undefined : canonicalIp(ends.proxyAddress);
-    const table = await this.tables[ends.protocol].get();
-    for (const e of table.get(ends.clientPort) ?? []) {
-      if (e.localAddress !== client && e.localAddress !== '0.0.0.0' && e.localAddress !== '::')
-        continue;
-      if (ends.protocol === 'tcp' && ends.proxyPort !== undefined && e.remotePort !== ends.proxyPort)
-        continue;
-      if (ends.protocol === 'tcp' && proxy !== undefined && e.remoteAddress !== proxy) continue;
-      return e;
+    const needle = `:${ends.clientPort.toString(16).toUpperCase().padStart(4, '0')} `;
+    for (const file of ends.protocol === 'tcp' ? ['tcp', 'tcp6'] : ['udp', 'udp6']) {
+      const text = await this.tables.get(file)!.get();
+      for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+        const start = text.lastIndexOf('\n', at) + 1;
+        const stop = text.indexOf('\n', at);
+        // parseProcNet skips a first line (the header): give it an empty one.
+        const [e] = parseProcNet('\n' + text.slice(start, stop < 0 ? undefined : stop));
+        if (e === undefined || e.localPort !== ends.clientPort) continue;
+        // inode 0: TIME_WAIT and the like, owned by no process (and listed as uid 0).
+        if (e.inode === 0) continue;
+        if (e.localAddress !== client && e.localAddress !== '0.0.0.0' && e.localAddress !== '::')
+          continue;
+        if (
+          ends.protocol === 'tcp' &&
+          ends.proxyPort !== undefined &&
+          e.remotePort !== ends.proxyPort
+        )
+          continue;
+        if (ends.protocol === 'tcp' && proxy !== undefined && e.remoteAddress !== proxy) continue;
+        return e;
+      }
     }
     return undefined;
   }
