@@ -22,6 +22,18 @@ const verdict = (ok: boolean | undefined): string =>
 const cell = (s: string): string => s.replace(/\|/g, '/').replace(/\n/g, ' ');
 const kib = (b: number): string => (Number.isNaN(b) ? '-' : `${(b / 1024).toFixed(1)} KiB`);
 
+/** Emulator release lateness above this means a starved forwarder shaped the delays (lab-report.ts). */
+const STALL_WARN_MS = 20;
+
+/** A warning when the runs behind a verdict saw the emulator stall. */
+function stallWarning(runs: Array<MessageRun | undefined>): string {
+  const worst = runs.reduce((m, r) => Math.max(m, r?.emulatorLateMaxMs ?? 0), 0);
+  return worst > STALL_WARN_MS
+    ? ` — WARNING: the emulator stalled up to ${ms(worst)} ms in these runs (busy machine); ` +
+        `the delay tails are the emulator's, rerun on an idle machine before trusting the verdict`
+    : '';
+}
+
 function pathsNote(r: MessageRun): string {
   if (r.error !== undefined) return `failed: ${cell(r.error.slice(0, 100))}`;
   if (r.split === undefined) return '';
@@ -66,7 +78,7 @@ export function formatObjectives(report: ObjectivesReport): string {
         `Target: p99 ≤ lowest single-path p99 + ${TARGETS.latencyMarginMs} ms ` +
         `(${l.bestSingle === undefined ? '-' : `${l.bestSingle.system} ${ms(l.bestSingle.p99Ms)} ms`}): ` +
         `**${verdict(l.withinMargin)}**; below MPTCP's p99 (${ms(l.mptcp?.p99Ms)} ms): ` +
-        `**${verdict(l.belowMptcp)}**.`,
+        `**${verdict(l.belowMptcp)}**${stallWarning([l.braid, ...l.singles, l.mptcp])}.`,
       '',
       ...RUN_HEADER,
       ...runRows([l.braid, ...l.singles, ...(l.mptcp === undefined ? [] : [l.mptcp])]),
@@ -79,7 +91,7 @@ export function formatObjectives(report: ObjectivesReport): string {
       `**Jitter first** (same traffic, priorities jitter > throughput). Target: jitter ≤ ` +
         `steadiest single path's + ${TARGETS.jitterMarginMs} ms ` +
         `(${j.steadiest === undefined ? '-' : `${j.steadiest.system} ${ms(j.steadiest.jitterMs)} ms`}): ` +
-        `**${verdict(j.withinMargin)}**.`,
+        `**${verdict(j.withinMargin)}**${stallWarning([j.braid, ...j.singles, j.mptcp])}.`,
       '',
       ...RUN_HEADER,
       ...runRows([j.braid, ...j.singles, ...(j.mptcp === undefined ? [] : [j.mptcp])]),
@@ -91,7 +103,7 @@ export function formatObjectives(report: ObjectivesReport): string {
     lines.push(
       `**Unreliable-ordered, ${d.deadlineMs} ms playout deadline** (1 KB at 50/s, latency first). ` +
         `Must be 0: delivered out of order, delivered more than ${d.deadlineMs} ms after send(): ` +
-        `**${verdict(d.met)}**. The engine counts a held message's deadline from its own ` +
+        `**${verdict(d.met)}**${stallWarning([d.braid])}. The engine counts a held message's deadline from its own ` +
         `arrival (core/session/message-receiver.ts), so one held behind a gap may be ` +
         `delivered up to its transit time + ${d.deadlineMs} ms after send(); the count here ` +
         `is from send(), as the application sees it.`,

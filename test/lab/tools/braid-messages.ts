@@ -65,6 +65,8 @@ export interface MessagesResult {
   maxMs: number;
   /** RFC 3550 interarrival jitter of the one-way delays, in arrival order (ms). */
   jitterMs: number;
+  /** The ten longest delays: sequence number, delay ms, ms after the first arrival. */
+  worst: Array<{ seq: number; ms: number; atMs: number }>;
   /** From connect() to the session being open. */
   connectMs: number;
   /** The client's socket counters (delivered, late, skipped, duplicates ...). */
@@ -235,6 +237,8 @@ async function client(o: ClientOptions): Promise<MessagesResult> {
   let afterDeadline = 0;
   let highest = -1;
   let heldPeak = 0;
+  let firstArrival = -1;
+  let worst: Array<{ seq: number; ms: number; atMs: number }> = [];
   const sampler = setInterval(() => {
     heldPeak = Math.max(heldPeak, socket.session.msg?.recv.heldCount ?? 0);
   }, 2);
@@ -256,6 +260,12 @@ async function client(o: ClientOptions): Promise<MessagesResult> {
     seen[seq] = 1;
     const delay = arrived - record.readDoubleBE(8);
     delays.push(delay);
+    if (firstArrival < 0) firstArrival = arrived;
+    worst.push({ seq, ms: delay, atMs: arrived - firstArrival });
+    if (worst.length > 20) {
+      worst.sort((a, b) => b.ms - a.ms);
+      worst.length = 10;
+    }
     if (seq < highest) outOfOrder++;
     highest = Math.max(highest, seq);
     if (o.deadlineMs !== undefined && delay > o.deadlineMs) afterDeadline++;
@@ -282,6 +292,7 @@ async function client(o: ClientOptions): Promise<MessagesResult> {
     p99Ms: percentile(delays, 99),
     maxMs: delays.reduce((m, d) => Math.max(m, d), 0),
     jitterMs: rfc3550Jitter(delays),
+    worst: (worst = worst.sort((a, b) => b.ms - a.ms).slice(0, 10)),
     connectMs,
     stats: socket.stats,
     peaks: braid.association.bufferPeaks(),
