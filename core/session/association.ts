@@ -383,11 +383,14 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     return INITIAL_PEER_WINDOW + Math.max(0, free);
   }
 
-  /** Counts the credit a session's latest advertisement grants beyond INITIAL_PEER_WINDOW. */
+  /**
+   * Counts the credit a session's latest advertisement grants beyond INITIAL_PEER_WINDOW;
+   * none for a message session, which refuses STREAM data.
+   */
   private noteCredit(session: Session): void {
     if (this.sessions.get(session.id) !== session) return;
     const credit = session.recv.advertisedOffset - session.recv.deliveredOffset;
-    const extra = Math.max(0, credit - INITIAL_PEER_WINDOW);
+    const extra = session.isMessage ? 0 : Math.max(0, credit - INITIAL_PEER_WINDOW);
     this.creditExtraTotal += extra - session.creditExtra;
     session.creditExtra = extra;
   }
@@ -400,8 +403,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   /**
    * A session's held bytes changed. Over config.associationBuffer (a peer filled more
    * sessions' initial windows than the buffer holds, and the application reads none of
-   * them), the sessions holding the most are reset with BRAID_ERR_FLOW_CONTROL until the
-   * total fits: sessions the application reads hold little and carry on.
+   * them), sessions are reset with BRAID_ERR_FLOW_CONTROL until the total fits: first
+   * those the application never read a byte of, largest first, then the largest. A
+   * session the application reads keeps going even when it holds more than the others
+   * (a bulk session may hold its whole granted window while its reader catches up).
    */
   receiveBufferChanged(session: Session, delta: number): void {
     if (this.sessions.get(session.id) !== session) return;
@@ -411,14 +416,23 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     const cap = this.config.associationBuffer;
     while (this.receiveHeld > cap) {
       let largest: Session | undefined;
-      for (const s of this.sessions.values())
-        if (largest === undefined || s.heldBytes > largest.heldBytes) largest = s;
-      if (largest === undefined || largest.heldBytes === 0) break;
+      for (const s of this.sessions.values()) {
+        if (s.heldBytes === 0) continue;
+        if (largest === undefined) {
+          largest = s;
+          continue;
+        }
+        const unread = s.recv.deliveredOffset === 0;
+        const largestUnread = largest.recv.deliveredOffset === 0;
+        if (unread !== largestUnread ? unread : s.heldBytes > largest.heldBytes) largest = s;
+      }
+      if (largest === undefined) break;
       this.sessionsShed++;
       const err = new BraidError(
         'BRAID_ERR_FLOW_CONTROL',
         `association receive buffer full (${this.receiveHeld} bytes held, cap ${cap}): ` +
-          `session ${largest.id} holds the most (${largest.heldBytes} unread)`,
+          `session ${largest.id} holds ${largest.heldBytes} unread` +
+          (largest.recv.deliveredOffset === 0 ? ' and was never read' : ''),
         { peer: this.peer, value: largest.heldBytes },
       );
       this.log.warn('session reset: association receive buffer full', {
@@ -848,6 +862,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       session.abort(err);
       return;
     }
+    // A message session takes no STREAM data: the credit it was given at creation is free.
+    this.noteCredit(session);
     this.emit('session', session);
     session.replayEarly();
     this.noteHeld(session);

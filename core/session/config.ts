@@ -14,9 +14,9 @@ export const defaultConfig = {
    * beyond that are granted from at most half of this (the other half stays for the
    * 256 KiB of sessions still to come), so that with up to 128 sessions flow control
    * alone keeps the total here. A peer that fills more sessions than that (it opened
-   * many and the application reads none) gets the sessions holding the most reset with
-   * BRAID_ERR_FLOW_CONTROL, so the total never exceeds it by more than one packet
-   * (Association.receiveBufferChanged, SECURITY.md).
+   * many and the application reads none) gets sessions reset with BRAID_ERR_FLOW_CONTROL
+   * (those never read first, largest first), so the total never exceeds it by more than
+   * one packet (Association.receiveBufferChanged, SECURITY.md).
    */
   associationBuffer: 64 * 1024 * 1024,
   /** Unacknowledged bytes per session before the application's writes wait. */

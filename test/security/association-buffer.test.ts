@@ -141,6 +141,31 @@ describe('the association-wide receive buffer (config.associationBuffer)', () =>
     expect(() => verifyConfig({ associationBuffer: 0 })).toThrow(BraidError);
   });
 
+  it('grants full windows to the first byte streams: message sessions take no credit, later streams get what is left', async () => {
+    const setup = await setUp({});
+    try {
+      const window = defaultConfig.sessionWindow;
+      const messages = Array.from({ length: 4 }, () =>
+        setup.client.openMessages({ semantics: 'reliable-unordered', target: 'm' }),
+      );
+      const streams = Array.from({ length: 3 }, (_, i) =>
+        setup.client.openStream({ target: `s${i}` }),
+      );
+      const granted = streams.map((s) => s.session.recv.advertisedOffset);
+      // Half of 64 MiB for windows beyond 256 KiB: two full 16 MiB windows, then the rest.
+      expect(granted).toEqual([
+        window,
+        window,
+        INITIAL_PEER_WINDOW +
+          (defaultConfig.associationBuffer / 2 - 2 * (window - INITIAL_PEER_WINDOW)),
+      ]);
+      for (const m of messages) m.end();
+      for (const s of streams) s.destroy();
+    } finally {
+      await setup.dispose();
+    }
+  });
+
   it('holds a peer that fills sessions the application does not read to the cap by flow control alone, and delivers everything once read', async () => {
     // 16 sessions × 2 MiB against an 8 MiB cap and 4 MiB windows: without the cap the
     // receiver would hold 32 MiB. 16 is the most the cap covers by flow control alone
@@ -153,17 +178,8 @@ describe('the association-wide receive buffer (config.associationBuffer)', () =>
       );
       await until(() => setup.accepted.size === 16, 10_000);
       const server = setup.server();
-      // Give the sender every chance to push past the windows it was granted: wait until
-      // what the receiver holds has not moved for half a second.
-      let last = -1;
-      let still = 0;
-      const started = Date.now();
-      while (still < 5 && Date.now() - started < 20_000) {
-        await new Promise((r) => setTimeout(r, 100));
-        const now = server.receiveBuffered;
-        still = now === last ? still + 1 : 0;
-        last = now;
-      }
+      // Give the sender every chance to push past the windows it was granted.
+      await settled(() => server.receiveBuffered);
       const peak = server.bufferPeaks();
       console.log(
         `[association-buffer] 16 unread sessions × 2 MiB, cap ${cap}: held ${server.receiveBuffered}, peak ${peak.associationReceiveBytes}, shed ${server.sessionsShed}`,
@@ -203,11 +219,13 @@ describe('the association-wide receive buffer (config.associationBuffer)', () =>
       await until(() => setup.accepted.size >= 320, 20_000);
       const server = setup.server();
       await until(() => server.sessionsShed > 0, 20_000);
+      await settled(() => server.receiveBuffered);
       // Each shed session's RESET reaches the client; the others wait for window, held
       // at their 256 KiB until the application reads (it never does here).
       const outcomes: string[] = [];
       for (const s of sessions) void s.outcome.then((o) => outcomes.push(o));
       await until(() => outcomes.length >= server.sessionsShed, 20_000);
+      await settled(() => outcomes.length);
       const peak = server.bufferPeaks();
       console.log(
         `[association-buffer] 320 unread sessions × 320 KiB, default cap ${cap}: held ${server.receiveBuffered}, peak ${peak.associationReceiveBytes}, shed ${server.sessionsShed}, client outcomes ${JSON.stringify(countBy(outcomes))}, rss ${Math.round(process.memoryUsage().rss / MiB)} MiB`,
@@ -229,6 +247,19 @@ describe('the association-wide receive buffer (config.associationBuffer)', () =>
     }
   }, 90_000);
 });
+
+/** Waits until `read()` has not moved for half a second (20 s at most). */
+async function settled(read: () => number): Promise<void> {
+  let last = -1;
+  let still = 0;
+  const started = Date.now();
+  while (still < 5 && Date.now() - started < 20_000) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = read();
+    still = now === last ? still + 1 : 0;
+    last = now;
+  }
+}
 
 function countBy(values: string[]): Record<string, number> {
   const out: Record<string, number> = {};
