@@ -460,8 +460,10 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
       { app, command: 'udp-associate', target: 'udp', via: outcome.via, session: outcome.session },
       socket,
     );
-    this.relayDatagrams(socket, requested, udp, channel, log);
+    // Read before relayDatagrams: a client that already ended closes the UDP socket there.
     const bound = udp.address();
+    this.relayDatagrams(socket, requested, udp, channel, log);
+    if (socket.destroyed) return;
     log.info('UDP ASSOCIATE', { via: outcome.via, bound: `${bound.address}:${bound.port}` });
     socket.write(encodeReply(Reply.succeeded, { host: bound.address, port: bound.port }));
   }

@@ -243,6 +243,26 @@ describe('SOCKS5 proxy through the relay', () => {
     }
   });
 
+  it('closes a UDP ASSOCIATE whose client ended with its request, without an unexpected error', async () => {
+    const { logger, lines } = createMemoryLogger('error');
+    const own = await proxyTo(relayOf().invite, { rules: new RuleBook({ logger: quiet }), logger });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const s = net.connect(own.port, '127.0.0.1');
+        await once(s, 'connect');
+        s.on('data', () => undefined);
+        s.end(Buffer.from([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+        await once(s, 'close');
+      }
+      for (let i = 0; i < 50 && own.connections().length > 0; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(own.connections()).toEqual([]);
+      expect(lines).toEqual([]);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('answers malformed and unsupported requests with their reply codes and keeps serving', async () => {
     const malformedBefore = proxy.stats.malformed;
     // SOCKS4 greeting: no SOCKS5 reply fits; the connection is closed.
