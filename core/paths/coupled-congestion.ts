@@ -58,6 +58,11 @@ export interface CoupledPath {
 export interface CongestionCoupling {
   /** Bytes to add to `member.cwnd` for `ackedBytes` newly acknowledged in congestion avoidance. */
   increase(member: CoupledPath, ackedBytes: number): number;
+  /**
+   * Members that take part now (`coupled` not false). With one, there is nothing to
+   * link: that path uses its own controller's increase, as one TCP flow would.
+   */
+  readonly coupledCount: number;
 }
 
 export class CoupledGroup implements CongestionCoupling {
@@ -65,6 +70,12 @@ export class CoupledGroup implements CongestionCoupling {
 
   get size(): number {
     return this.members.length;
+  }
+
+  get coupledCount(): number {
+    let n = 0;
+    for (let i = 0; i < this.members.length; i++) if (this.members[i]!.coupled !== false) n++;
+    return n;
   }
 
   /** Couples a path (UDP paths only: TCP paths have the kernel's congestion control). */

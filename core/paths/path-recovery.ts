@@ -618,7 +618,9 @@ export class PathRecovery<T> implements CoupledPath {
     // is out of scope: a BBR path may sit in a CoupledGroup but never takes the
     // group's increase (this function returns above for it); its fairness at a shared
     // bottleneck comes from pacing at the share it measures, as BBR flows among TCP ones.
-    if (this.coupling !== undefined && this.coupled) {
+    // A path left alone in its group (the others under BBR, or gone) is one flow: its own
+    // CUBIC increase, not LIA's Reno-friendly one at 0.53 of Reno.
+    if (this.coupling !== undefined && this.coupled && this.coupling.coupledCount > 1) {
       // RFC 6356 §3 linked increase; scaled for CUBIC's gentler decrease so the group
       // stays Reno-friendly (coupled-congestion.ts).
       const inc = this.coupling.increase(this, p.bytes);

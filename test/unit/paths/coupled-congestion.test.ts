@@ -130,6 +130,25 @@ describe('Coupled congestion control (LIA, RFC 6356)', () => {
   });
 });
 
+describe('CoupledGroup members that take no part', () => {
+  it('skips a BBR path in α and in the count, so a lone loss-based path keeps its own increase', () => {
+    const clock = new ManualClock(0);
+    const g = new CoupledGroup();
+    const cubic = inAvoidance(clock, 20, 20, 'cubic');
+    const bbr = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'bbr' },
+      clock,
+    );
+    bbr.cwnd = 1000 * MSS;
+    g.add(cubic);
+    g.add(bbr);
+    expect(bbr.coupled).toBe(false);
+    expect(g.coupledCount).toBe(1);
+    // α as if the BBR path were not there: one path, α = 1.
+    expect(g.alpha()).toBeCloseTo(1, 12);
+  });
+});
+
 describe('Coupled congestion control in a simulated network', () => {
   // 20 Mbit/s, 40 ms RTT, a drop-tail queue and a little random loss (so that losses
   // are not all synchronised by the queue).

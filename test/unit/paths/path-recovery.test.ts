@@ -451,6 +451,7 @@ describe('PathRecovery: BBR (core/paths/bbr.ts)', () => {
         calls++;
         return 1e6;
       },
+      coupledCount: 2,
     };
     run(r, clock, 1000);
     expect(calls).toBe(0);
