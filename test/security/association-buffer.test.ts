@@ -35,6 +35,8 @@ interface Setup {
   server: () => Association;
   /** Streams the listener accepted, by target. */
   accepted: Map<string, BraidStream>;
+  /** SHA-256 of what a 'paused*' session received, once it ended. */
+  pausedDigest: Map<string, Promise<string>>;
   dispose: () => Promise<void>;
 }
 
@@ -56,11 +58,22 @@ async function setUp(config: Partial<Config>): Promise<Setup> {
   });
   let server: Association | undefined;
   const accepted = new Map<string, BraidStream>();
+  const pausedDigest = new Map<string, Promise<string>>();
   listener.on('stream', (stream, association) => {
     server = association;
     accepted.set(stream.session.target, stream);
     stream.on('error', () => undefined);
     if (stream.session.target.startsWith('echo')) stream.pipe(stream);
+    // 'paused': the application reads the first chunk, then nothing until resumed.
+    if (stream.session.target.startsWith('paused')) {
+      const hash = createHash('sha256');
+      stream.on('data', (c: Buffer) => hash.update(c));
+      stream.once('data', () => stream.pause());
+      pausedDigest.set(
+        stream.session.target,
+        new Promise((resolve) => stream.once('end', () => resolve(hash.digest('hex')))),
+      );
+    }
   });
   const connected = await BraidClient.connect({
     invite: formatInvite({
@@ -83,6 +96,7 @@ async function setUp(config: Partial<Config>): Promise<Setup> {
       return server;
     },
     accepted,
+    pausedDigest,
     dispose: async () => {
       connected.client.close();
       await listener.close();
@@ -204,13 +218,21 @@ describe('the association-wide receive buffer (config.associationBuffer)', () =>
     }
   }, 60_000);
 
-  it('resets the sessions holding the most when a peer fills more initial windows than the default cap holds, while a read session completes intact', async () => {
+  it('resets never-read sessions when a peer fills more initial windows than the default cap holds, while read sessions, even one holding a whole window, complete intact', async () => {
     // Default config: 64 MiB cap. 320 sessions × 320 KiB: each may send 256 KiB before any
     // MAX_DATA, 80 MiB in all, beyond the cap.
     const cap = defaultConfig.associationBuffer;
     const setup = await setUp({});
     try {
       const legit = echo(setup.client, 'echo-first', 4 * MiB);
+      // A session the application read from and then paused: it holds a whole 16 MiB
+      // window, far more than any flood session, and must not be the one reset.
+      const pausedPayload = randomBytes(24 * MiB);
+      const paused = setup.client.openStream({ target: 'paused' });
+      const pausedErrors: Error[] = [];
+      paused.on('error', (e) => pausedErrors.push(e));
+      paused.end(pausedPayload);
+      await until(() => (setup.accepted.get('paused')?.session.heldBytes ?? 0) >= 14 * MiB, 30_000);
       const sessions = Array.from({ length: 320 }, (_, i) =>
         flood(setup.client, `idle-${i}`, 320 * 1024),
       );
@@ -237,6 +259,13 @@ describe('the association-wide receive buffer (config.associationBuffer)', () =>
       expect(countBy(outcomes)).toEqual({
         'BRAID_ERR_SESSION_RESET/BRAID_ERR_FLOW_CONTROL': server.sessionsShed,
       });
+      // The paused session held the most, and was spared; read now, it completes intact.
+      expect(pausedErrors).toEqual([]);
+      expect(setup.accepted.get('paused')!.session.isDone).toBe(false);
+      setup.accepted.get('paused')!.resume();
+      expect(await setup.pausedDigest.get('paused')).toBe(
+        createHash('sha256').update(pausedPayload).digest('hex'),
+      );
       // The association itself carries on: a session read after the shedding completes.
       const after = await echo(setup.client, 'echo-after', 2 * MiB);
       expect(after.back).toBe(after.sent);
