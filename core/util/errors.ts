@@ -28,7 +28,7 @@ export const ErrorCodes = {
   BRAID_ERR_REORDER_OVERFLOW: 33,
   BRAID_ERR_ASSOCIATION_CLOSED: 34,
   BRAID_ERR_NO_PATH: 35,
-  /** The peer is not Braid and the session's semantics need it. */
+  /** The peer did not complete Braid's TLS handshake: not Braid, or an attacker in the way; no plain fallback unless allowLegacy, and none for semantics that need Braid. */
   BRAID_ERR_LEGACY_PEER: 36,
   // transports
   BRAID_ERR_TRANSPORT: 40,
