@@ -38,8 +38,9 @@ import { ThroughputScheduler } from './throughput-scheduler.js';
  *    listed after throughput do not change a striping decision.
  * 5. Unreliable sessions with loss ranked before throughput also duplicate: copies on
  *    the lowest-loss eligible paths that can send now until the residual loss is below
- *    the target, at most 1 + round((maxCopies − 1)·w_loss) copies; a packet whose copy
- *    path is shut this instant (window, pacer) waits for it (loss-scheduler.ts).
+ *    the target, at most 1 + round((maxCopies − 1)·w_loss) copies; a packet of an
+ *    app-limited session whose copy path is shut this instant (window, pacer) waits
+ *    for it (loss-scheduler.ts `copyRetryAt`).
  * 6. Application feedback (`feedback()`) adds, for a while, to a slider weight (and
  *    adds its objective as a stage if the app did not rank it), or penalizes one path.
  */
@@ -290,7 +291,15 @@ export class SessionScheduler {
     if (duplicate && decision.index >= 0) {
       const copies = 1 + Math.round((this.maxCopies - 1) * this.w[OBJECTIVES.indexOf('loss')]!);
       this.loss.addDuplicates(decision, candidates, eligible, copies);
-      const retryAt = this.loss.copyRetryAt(decision, candidates, eligible, copies, now);
+      const retryAt = this.loss.copyRetryAt(
+        ctx,
+        decision,
+        candidates,
+        eligible,
+        copies,
+        bytes,
+        now,
+      );
       if (retryAt >= 0) return decision.wait(retryAt);
     }
     return decision;

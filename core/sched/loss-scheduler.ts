@@ -25,6 +25,9 @@ const LOSS_FLOOR = 1e-4;
  */
 export const LOSS_EVIDENCE_PACKETS = 200;
 
+/** A session with more than this many packets waiting does not wait for a copy's path. */
+export const COPY_WAIT_BACKLOG_PACKETS = 32;
+
 /** The loss rate duplication plans with: unknown counts as certain loss. */
 function plannedLoss(v: PathView): number {
   return v.lossSamples < LOSS_EVIDENCE_PACKETS ? 1 : Math.max(v.lossRate, LOSS_FLOOR);
@@ -85,7 +88,15 @@ export class LossScheduler implements ObjectiveScheduler {
     this.decision.choose(best, v.id);
     if (!reliable) {
       this.addDuplicates(this.decision, candidates, eligible, this.maxCopies);
-      const retryAt = this.copyRetryAt(this.decision, candidates, eligible, this.maxCopies, now);
+      const retryAt = this.copyRetryAt(
+        ctx,
+        this.decision,
+        candidates,
+        eligible,
+        this.maxCopies,
+        bytes,
+        now,
+      );
       if (retryAt >= 0) return this.decision.wait(retryAt);
     }
     return this.decision;
@@ -127,16 +138,22 @@ export class LossScheduler implements ObjectiveScheduler {
    * copy go together. -1 when nothing is worth waiting for. Sending it alone instead
    * left ~10% of the messages uncopied on app-limited lossy paths (lab scenario e: the
    * copy path's congestion window hovers at the session's in-flight data), each lost
-   * at the single path's rate, which dominated the residual loss.
+   * at the single path's rate, which dominated the residual loss. Only while the
+   * session is app-limited (at most COPY_WAIT_BACKLOG_PACKETS packets waiting): there
+   * the wait costs a moment, not rate; a backlogged session would be held to its
+   * slowest path's rate, so it sends alone where a copy does not fit, as before.
    */
   copyRetryAt(
+    ctx: SchedContext,
     decision: PathDecision,
     candidates: readonly PathView[],
     eligible: Uint8Array,
     maxCopies: number,
+    bytes: number,
     now: number,
   ): number {
     if (decision.index < 0) return -1;
+    if (ctx.backlogBytes > COPY_WAIT_BACKLOG_PACKETS * bytes) return -1;
     if (decision.duplicateCount + 1 >= Math.min(maxCopies, MAX_COPIES)) return -1;
     let residual = plannedLoss(candidates[decision.index]!);
     for (let k = 0; k < decision.duplicateCount; k++) {

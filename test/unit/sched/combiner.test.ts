@@ -101,9 +101,14 @@ describe('SessionScheduler: priorities, tolerance and sliders', () => {
       epsilon: { loss: 0.05 },
     });
     expect(full.pick(unreliable, views, 1200, 0).duplicateCount).toBe(1);
-    // The copy's path has no window room: the packet waits for it instead of going alone.
+    // The copy's path has no window room: an app-limited session's packet waits for it
+    // instead of going alone; a backlogged one goes alone (its rate is not held to the
+    // slower path's).
     const shut = [views[0]!, { ...views[1]!, canSend: false, bytesInFlight: views[1]!.cwnd }];
-    expect(full.pick(unreliable, shut, 1200, 0).index).toBe(-1);
+    expect(full.pick({ ...unreliable, backlogBytes: 2400 }, shut, 1200, 0).index).toBe(-1);
+    const alone = full.pick(unreliable, shut, 1200, 0);
+    expect(alone.pathId).toBe(1);
+    expect(alone.duplicateCount).toBe(0);
     const none = new SessionScheduler({
       priorities: ['loss', 'throughput'],
       lossVsThroughput: 0.4,

@@ -207,18 +207,23 @@ describe('LossScheduler', () => {
     const s = new LossScheduler({ maxCopies: 3 });
     // The copy path's window is full: wait for an ACK to open it, not send alone.
     const full = [
-      view(1, { lossRate: 0.05 }),
-      view(2, { lossRate: 0.04, canSend: false, bytesInFlight: 100_000 }),
+      view(1, { lossRate: 0.04 }),
+      view(2, { lossRate: 0.05, canSend: false, bytesInFlight: 100_000 }),
     ];
     const d = s.pick(unreliable, full, 1200, 0);
     expect(d.index).toBe(-1);
     expect(d.retryAt).toBe(Infinity);
     // Its pacer releases at 3 ms: ask again then.
     const paced = [
-      view(1, { lossRate: 0.05 }),
-      view(2, { lossRate: 0.04, canSend: false, sendAt: 3 }),
+      view(1, { lossRate: 0.04 }),
+      view(2, { lossRate: 0.05, canSend: false, sendAt: 3 }),
     ];
     expect(s.pick(unreliable, paced, 1200, 0).retryAt).toBe(3);
+    // A backlogged session does not wait: the copy goes where it fits, else none.
+    const busy = { ...unreliable, backlogBytes: 33 * 1200 };
+    const sent = s.pick(busy, full, 1200, 0);
+    expect(sent.pathId).toBe(1);
+    expect(sent.duplicateCount).toBe(0);
     // Not eligible (down): no copy, no wait.
     const down = [view(1, { lossRate: 0.05 }), view(2, { lossRate: 0.04, usable: false })];
     const alone = s.pick(unreliable, down, 1200, 0);
