@@ -16,8 +16,10 @@ import {
   OBJECTIVES,
   PATH_STATES,
   SEMANTICS,
+  SLIDER_SCALE,
   TRANSPORT_KINDS,
   type AckRange,
+  type OpenPolicy,
   type FeedbackFrame,
   type Frame,
   type Objective,
@@ -208,6 +210,33 @@ function readFeedback(r: WireReader): Frame {
   return frame;
 }
 
+/** OPEN_POLICY's trailing fields (frame.ts OpenPolicy). */
+function readOpenPolicy(r: WireReader): OpenPolicy {
+  const presence = r.u8('policy presence');
+  if ((presence & 0xe0) !== 0) {
+    r.fail('BRAID_ERR_WIRE_BAD_VALUE', 'policy presence', 'has reserved bits set', presence);
+  }
+  const policy: OpenPolicy = {};
+  const slider = (field: 'lossVsThroughputPpm' | 'latencyVsThroughputPpm'): void => {
+    const v = r.varint(field);
+    if (v > SLIDER_SCALE) r.fail('BRAID_ERR_WIRE_BAD_VALUE', field, `is above ${SLIDER_SCALE}`, v);
+    policy[field] = v;
+  };
+  const epsilon = (
+    field: 'epsilonLatencyMicros' | 'epsilonJitterMicros' | 'epsilonLossPpm',
+  ): void => {
+    const v = r.varint(field);
+    if (v === 0) r.fail('BRAID_ERR_WIRE_BAD_VALUE', field, 'must be positive', v);
+    policy[field] = v;
+  };
+  if ((presence & 0x01) !== 0) slider('lossVsThroughputPpm');
+  if ((presence & 0x02) !== 0) slider('latencyVsThroughputPpm');
+  if ((presence & 0x04) !== 0) epsilon('epsilonLatencyMicros');
+  if ((presence & 0x08) !== 0) epsilon('epsilonJitterMicros');
+  if ((presence & 0x10) !== 0) epsilon('epsilonLossPpm');
+  return policy;
+}
+
 function readFrame(r: WireReader): Frame {
   r.context = 'frame';
   const type = r.u8('type');
@@ -242,9 +271,17 @@ function readFrame(r: WireReader): Frame {
       const data = r.bytes('data');
       return { type: 'datagram', sessionId, messageNumber, data };
     }
+    case FrameType.DATAGRAM_STAMPED: {
+      const sessionId = r.varint('sessionId');
+      const messageNumber = r.varint('messageNumber');
+      const sentAtMicros = r.varint('sentAtMicros');
+      const data = r.bytes('data');
+      return { type: 'datagram', sessionId, messageNumber, sentAtMicros, data };
+    }
     case FrameType.ACK:
       return readAck(r);
-    case FrameType.OPEN: {
+    case FrameType.OPEN:
+    case FrameType.OPEN_POLICY: {
       const sessionId = r.varint('sessionId');
       const semantics = r.enumValue('semantics', SEMANTICS);
       const n = r.count('priorities', 1);
@@ -252,7 +289,11 @@ function readFrame(r: WireReader): Frame {
       for (let i = 0; i < n; i++) priorities.push(r.enumValue('priorities', OBJECTIVES));
       const target = r.string('target');
       const deadlineMs = r.varint('deadlineMs');
-      return { type: 'open', sessionId, semantics, priorities, target, deadlineMs };
+      if (type === FrameType.OPEN) {
+        return { type: 'open', sessionId, semantics, priorities, target, deadlineMs };
+      }
+      const policy = readOpenPolicy(r);
+      return { type: 'open', sessionId, semantics, priorities, target, deadlineMs, policy };
     }
     case FrameType.CLOSE:
     case FrameType.RESET: {

@@ -14,8 +14,10 @@ import {
   OBJECTIVES,
   PATH_STATES,
   SEMANTICS,
+  SLIDER_SCALE,
   TRANSPORT_KINDS,
   type AckFrame,
+  type OpenFrame,
   type Frame,
   type FeedbackFrame,
   type TransportKind,
@@ -33,6 +35,13 @@ export const FEEDBACK_LATENCY = 0x01;
 export const FEEDBACK_JITTER = 0x02;
 export const FEEDBACK_LOSS = 0x04;
 export const FEEDBACK_THROUGHPUT = 0x08;
+
+/** OPEN_POLICY presence bits (frame.ts OpenPolicy). */
+export const POLICY_LOSS_SLIDER = 0x01;
+export const POLICY_LATENCY_SLIDER = 0x02;
+export const POLICY_EPSILON_LATENCY = 0x04;
+export const POLICY_EPSILON_JITTER = 0x08;
+export const POLICY_EPSILON_LOSS = 0x10;
 
 // RFC 3629 forbids encoding surrogates; a lone one would come back as U+FFFD.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -134,6 +143,45 @@ function feedbackLength(frame: FeedbackFrame): number {
   return n;
 }
 
+/** The OpenPolicy fields in presence-bit order. */
+const POLICY_FIELDS = [
+  'lossVsThroughputPpm',
+  'latencyVsThroughputPpm',
+  'epsilonLatencyMicros',
+  'epsilonJitterMicros',
+  'epsilonLossPpm',
+] as const;
+
+/** Encoded size of an OPEN's policy (presence byte and values); checks each value. */
+function openPolicyLength(frame: OpenFrame): number {
+  const policy = frame.policy;
+  if (policy === undefined) return 0;
+  let n = 1;
+  for (let i = 0; i < POLICY_FIELDS.length; i++) {
+    const field = POLICY_FIELDS[i]!;
+    const v = policy[field];
+    if (v === undefined) continue;
+    n += intLength(frame, field, v);
+    if (i < 2 && v > SLIDER_SCALE) badValue(frame, field, v, `is above ${SLIDER_SCALE}`);
+    if (i >= 2 && v === 0) badValue(frame, field, v, 'must be positive');
+  }
+  return n;
+}
+
+function writeOpenPolicy(buf: Buffer, pos: number, frame: OpenFrame): number {
+  const policy = frame.policy!;
+  let presence = 0;
+  for (let i = 0; i < POLICY_FIELDS.length; i++) {
+    if (policy[POLICY_FIELDS[i]!] !== undefined) presence |= 1 << i;
+  }
+  buf[pos++] = presence;
+  for (const field of POLICY_FIELDS) {
+    const v = policy[field];
+    if (v !== undefined) pos = writeVarintUnchecked(buf, pos, v);
+  }
+  return pos;
+}
+
 /**
  * Exact encoded size of `frame`. Throws BRAID_ERR_WIRE_BAD_VALUE when a field cannot be
  * encoded (negative or non-integer number, string over MAX_STRING_LENGTH bytes, list
@@ -156,6 +204,9 @@ export function frameLength(frame: Frame): number {
         1 +
         intLength(frame, 'sessionId', frame.sessionId) +
         intLength(frame, 'messageNumber', frame.messageNumber) +
+        (frame.sentAtMicros === undefined
+          ? 0
+          : intLength(frame, 'sentAtMicros', frame.sentAtMicros)) +
         bytesLength(frame, 'data', frame.data)
       );
     case 'ack':
@@ -172,7 +223,8 @@ export function frameLength(frame: Frame): number {
       return (
         n +
         stringLength(frame, 'target', frame.target) +
-        intLength(frame, 'deadlineMs', frame.deadlineMs)
+        intLength(frame, 'deadlineMs', frame.deadlineMs) +
+        openPolicyLength(frame)
       );
     }
     case 'close':
@@ -400,20 +452,23 @@ function writeFrame(frame: Frame, buf: Buffer, pos: number): number {
       pos = writeVarintUnchecked(buf, pos, frame.offset);
       return writeBytes(buf, pos, frame.data);
     case 'datagram':
-      buf[pos] = FrameType.DATAGRAM;
+      buf[pos] = frame.sentAtMicros === undefined ? FrameType.DATAGRAM : FrameType.DATAGRAM_STAMPED;
       pos = writeVarintUnchecked(buf, pos + 1, frame.sessionId);
       pos = writeVarintUnchecked(buf, pos, frame.messageNumber);
+      if (frame.sentAtMicros !== undefined)
+        pos = writeVarintUnchecked(buf, pos, frame.sentAtMicros);
       return writeBytes(buf, pos, frame.data);
     case 'ack':
       return writeAck(buf, pos, frame);
     case 'open':
-      buf[pos] = FrameType.OPEN;
+      buf[pos] = frame.policy === undefined ? FrameType.OPEN : FrameType.OPEN_POLICY;
       pos = writeVarintUnchecked(buf, pos + 1, frame.sessionId);
       pos = writeVarintUnchecked(buf, pos, SEMANTICS.indexOf(frame.semantics));
       pos = writeVarintUnchecked(buf, pos, frame.priorities.length);
       for (const o of frame.priorities) pos = writeVarintUnchecked(buf, pos, OBJECTIVES.indexOf(o));
       pos = writeString(buf, pos, frame.target);
-      return writeVarintUnchecked(buf, pos, frame.deadlineMs);
+      pos = writeVarintUnchecked(buf, pos, frame.deadlineMs);
+      return frame.policy === undefined ? pos : writeOpenPolicy(buf, pos, frame);
     case 'close':
     case 'reset':
       buf[pos] = frame.type === 'close' ? FrameType.CLOSE : FrameType.RESET;

@@ -31,6 +31,10 @@ export const FrameType = {
   JOIN: 0x12,
   JOIN_ACK: 0x13,
   ERROR: 0x14,
+  /** A DATAGRAM frame with the sender's send-time stamp (unreliable-ordered sessions). */
+  DATAGRAM_STAMPED: 0x15,
+  /** An OPEN frame followed by the opener's sliders and tolerances. */
+  OPEN_POLICY: 0x16,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;
@@ -85,12 +89,22 @@ export interface StreamFrame {
   data: Uint8Array;
 }
 
-/** One message of a message session. Encoded: type, sessionId, messageNumber, bytes data. */
+/**
+ * One message of a message session. Encoded: type, sessionId, messageNumber, bytes
+ * data; with `sentAtMicros`, type DATAGRAM_STAMPED and sentAtMicros before data.
+ */
 export interface DatagramFrame {
   type: 'datagram';
   sessionId: number;
   /** Session-level message sequence number, used for ordering and deduplication. */
   messageNumber: number;
+  /**
+   * Unreliable-ordered: when the application handed the message over, on the sender's
+   * clock, in microseconds since the session was created there. Every copy of a message
+   * (duplicates, repairs) carries the same stamp; the receiver's playout deadline counts
+   * from it (message-receiver.ts).
+   */
+  sentAtMicros?: number;
   data: Uint8Array;
 }
 
@@ -115,8 +129,34 @@ export interface AckFrame {
 }
 
 /**
+ * The opener's sliders and tolerances (DESIGN §3, combiner.ts), so that the far side's
+ * scheduler, which sends the other direction, follows the same rule. Each field is
+ * optional; an absent one means the default. Encoded: a presence byte (bit 0
+ * lossVsThroughput, 1 latencyVsThroughput, 2 epsilonLatency, 3 epsilonJitter, 4
+ * epsilonLoss; other bits 0), then each present value as a varint.
+ */
+export interface OpenPolicy {
+  /** Loss↔throughput slider in millionths (0..1,000,000). */
+  lossVsThroughputPpm?: number;
+  /** Latency↔throughput slider in millionths (0..1,000,000). */
+  latencyVsThroughputPpm?: number;
+  /** Tolerance ε on latency, microseconds (> 0). */
+  epsilonLatencyMicros?: number;
+  /** Tolerance ε on jitter, microseconds (> 0). */
+  epsilonJitterMicros?: number;
+  /** Tolerance ε on loss, parts per million (> 0). */
+  epsilonLossPpm?: number;
+}
+
+/** Largest slider value on the wire (1.0). */
+export const SLIDER_SCALE = 1_000_000;
+
+/**
  * Opens a session. Encoded: type, sessionId, semantics (index in SEMANTICS), priority
- * count and each objective's index in OBJECTIVES, string target, deadlineMs.
+ * count and each objective's index in OBJECTIVES, string target, deadlineMs; with
+ * `policy`, type OPEN_POLICY and the policy (OpenPolicy) after deadlineMs. Frames are
+ * not length-prefixed, so the trailing fields are announced by the type byte; an OPEN
+ * without them is the old form and still decodes.
  */
 export interface OpenFrame {
   type: 'open';
@@ -131,6 +171,8 @@ export interface OpenFrame {
    * receiver holds a message behind a gap before it skips the gap (0: none).
    */
   deadlineMs: number;
+  /** The opener's sliders and tolerances; absent in the old form (defaults apply). */
+  policy?: OpenPolicy;
 }
 
 /** Ends a session gracefully once all its data is delivered. Encoded: type, sessionId, code, string reason. */

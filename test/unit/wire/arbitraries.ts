@@ -69,6 +69,19 @@ export const ackRangesArb: fc.Arbitrary<AckRange[]> = fc
     return ranges;
   });
 
+const sliderArb = fc.oneof(fc.constantFrom(0, 1_000_000), fc.integer({ min: 0, max: 1_000_000 }));
+const positiveArb = varintArb.filter((v) => v > 0);
+const openPolicyArb = fc.record(
+  {
+    lossVsThroughputPpm: sliderArb,
+    latencyVsThroughputPpm: sliderArb,
+    epsilonLatencyMicros: positiveArb,
+    epsilonJitterMicros: positiveArb,
+    epsilonLossPpm: positiveArb,
+  },
+  { requiredKeys: [] },
+);
+
 const frameArbs: { [K in Frame['type']]: fc.Arbitrary<Extract<Frame, { type: K }>> } = {
   padding: fc.record({ type: fc.constant('padding'), length: fc.nat({ max: 300 }) }),
   stream: fc.record({
@@ -78,26 +91,34 @@ const frameArbs: { [K in Frame['type']]: fc.Arbitrary<Extract<Frame, { type: K }
     fin: fc.boolean(),
     data: bytesArb,
   }),
-  datagram: fc.record({
-    type: fc.constant('datagram'),
-    sessionId: varintArb,
-    messageNumber: varintArb,
-    data: bytesArb,
-  }),
+  datagram: fc.record(
+    {
+      type: fc.constant('datagram'),
+      sessionId: varintArb,
+      messageNumber: varintArb,
+      sentAtMicros: varintArb,
+      data: bytesArb,
+    },
+    { requiredKeys: ['type', 'sessionId', 'messageNumber', 'data'] },
+  ),
   ack: fc.record({
     type: fc.constant('ack'),
     pathId: varintArb,
     ackDelayMicros: varintArb,
     ranges: ackRangesArb,
   }),
-  open: fc.record({
-    type: fc.constant('open'),
-    sessionId: varintArb,
-    semantics: fc.constantFrom(...SEMANTICS),
-    priorities: fc.array(fc.constantFrom(...OBJECTIVES), { maxLength: 8 }),
-    target: wireStringArb,
-    deadlineMs: varintArb,
-  }),
+  open: fc.record(
+    {
+      type: fc.constant('open'),
+      sessionId: varintArb,
+      semantics: fc.constantFrom(...SEMANTICS),
+      priorities: fc.array(fc.constantFrom(...OBJECTIVES), { maxLength: 8 }),
+      target: wireStringArb,
+      deadlineMs: varintArb,
+      policy: openPolicyArb,
+    },
+    { requiredKeys: ['type', 'sessionId', 'semantics', 'priorities', 'target', 'deadlineMs'] },
+  ),
   close: fc.record({
     type: fc.constant('close'),
     sessionId: varintArb,

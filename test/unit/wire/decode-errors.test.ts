@@ -15,7 +15,12 @@ describe('frame decoder rejects malformed input with a typed error', () => {
     // [what, hex bytes, expected code]
     ['an empty payload', '', 'BRAID_ERR_WIRE_TRUNCATED'],
     ['an unassigned frame type 0x0c', '0c', 'BRAID_ERR_WIRE_UNKNOWN_FRAME'],
-    ['an unassigned frame type 0x15', '15 00', 'BRAID_ERR_WIRE_UNKNOWN_FRAME'],
+    ['an unassigned frame type 0x17', '17 00', 'BRAID_ERR_WIRE_UNKNOWN_FRAME'],
+    ['a stamped DATAGRAM missing its data', '15 01 02 03', 'BRAID_ERR_WIRE_TRUNCATED'],
+    ['an OPEN_POLICY without its presence byte', '16 01 00 00 00 00', 'BRAID_ERR_WIRE_TRUNCATED'],
+    ['OPEN_POLICY presence with reserved bits', '16 01 00 00 00 00 20', 'BRAID_ERR_WIRE_BAD_VALUE'],
+    ['an OPEN_POLICY slider above 1', '16 01 00 00 00 00 01 800f4241', 'BRAID_ERR_WIRE_BAD_VALUE'],
+    ['an OPEN_POLICY tolerance of 0', '16 01 00 00 00 00 04 00', 'BRAID_ERR_WIRE_BAD_VALUE'],
     ['frame type 0xff', 'ff', 'BRAID_ERR_WIRE_UNKNOWN_FRAME'],
     ['a frame cut inside a varint', '07 7b', 'BRAID_ERR_WIRE_TRUNCATED'],
     ['a frame missing its last field', '07 01', 'BRAID_ERR_WIRE_TRUNCATED'],

@@ -63,6 +63,14 @@ const EDGE_FRAMES: Frame[] = [
   { type: 'stream', sessionId: 1, offset: 2 ** 53 - 1, fin: true, data: new Uint8Array(16384) },
   { type: 'datagram', sessionId: 0, messageNumber: 2 ** 53 - 1, data: Buffer.from('hello') },
   { type: 'datagram', sessionId: 64, messageNumber: 0, data: new Uint8Array() },
+  { type: 'datagram', sessionId: 3, messageNumber: 9, sentAtMicros: 0, data: Buffer.from('x') },
+  {
+    type: 'datagram',
+    sessionId: 3,
+    messageNumber: 10,
+    sentAtMicros: 2 ** 53 - 1,
+    data: new Uint8Array(),
+  },
   { type: 'ack', pathId: 0, ackDelayMicros: 0, ranges: [{ first: 0, last: 0 }] },
   {
     type: 'ack',
@@ -107,6 +115,39 @@ const EDGE_FRAMES: Frame[] = [
     priorities: ['loss', 'loss'],
     target: '[2001:db8::1]:8443',
     deadlineMs: 2 ** 53 - 1,
+  },
+  {
+    type: 'open',
+    sessionId: 5,
+    semantics: 'unreliable-ordered',
+    priorities: ['latency', 'loss'],
+    target: '',
+    deadlineMs: 100,
+    policy: {
+      lossVsThroughputPpm: 1_000_000,
+      latencyVsThroughputPpm: 0,
+      epsilonLatencyMicros: 5000,
+      epsilonJitterMicros: 2 ** 53 - 1,
+      epsilonLossPpm: 5000,
+    },
+  },
+  {
+    type: 'open',
+    sessionId: 6,
+    semantics: 'reliable-ordered',
+    priorities: [],
+    target: 'a:1',
+    deadlineMs: 0,
+    policy: {},
+  },
+  {
+    type: 'open',
+    sessionId: 6,
+    semantics: 'reliable-ordered',
+    priorities: [],
+    target: 'a:1',
+    deadlineMs: 0,
+    policy: { latencyVsThroughputPpm: 250_000 },
   },
   { type: 'close', sessionId: 2 ** 30, code: 0, reason: longAscii },
   { type: 'reset', sessionId: 16383, code: 2 ** 53 - 1, reason: longUnicode },
@@ -342,6 +383,40 @@ describe('frame encoder refuses values it cannot encode', () => {
       },
     ],
     [
+      'a slider above 1',
+      {
+        type: 'open',
+        sessionId: 1,
+        semantics: 'reliable-ordered',
+        priorities: [],
+        target: '',
+        deadlineMs: 0,
+        policy: { lossVsThroughputPpm: 1_000_001 },
+      },
+    ],
+    [
+      'a tolerance of 0',
+      {
+        type: 'open',
+        sessionId: 1,
+        semantics: 'reliable-ordered',
+        priorities: [],
+        target: '',
+        deadlineMs: 0,
+        policy: { epsilonLossPpm: 0 },
+      },
+    ],
+    [
+      'a fractional send stamp',
+      {
+        type: 'datagram',
+        sessionId: 1,
+        messageNumber: 1,
+        sentAtMicros: 1.5,
+        data: new Uint8Array(),
+      },
+    ],
+    [
       'an unknown path state',
       { type: 'path_status', pathId: 1, state: 'x' as 'active', sequence: 0 },
     ],
@@ -428,5 +503,64 @@ describe('frame encoder refuses values it cannot encode', () => {
 
   it('accepts a 255-byte string (the cap is inclusive)', () => {
     expect(frameLength({ type: 'error', code: 1, reason: 'a'.repeat(255) })).toBe(1 + 1 + 2 + 255);
+  });
+});
+
+describe('optional trailing fields (DATAGRAM stamp, OPEN policy)', () => {
+  it('an old-form OPEN (type 0x04, no policy) still decodes, followed by another frame', () => {
+    // OPEN: session 7, reliable-unordered, priorities [loss], target "", deadline 0; then PROBE.
+    const bytes = Buffer.from('04 07 01 01 03 00 00 07 01 02'.replace(/ /g, ''), 'hex');
+    const r = decodeFrames(bytes);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.value).toEqual([
+      {
+        type: 'open',
+        sessionId: 7,
+        semantics: 'reliable-unordered',
+        priorities: ['loss'],
+        target: '',
+        deadlineMs: 0,
+      },
+      { type: 'probe', probeId: 1, sentAtMicros: 2 },
+    ]);
+    expect('policy' in r.value[0]!).toBe(false);
+  });
+
+  it('an OPEN with a policy uses type 0x16 and its fields follow deadlineMs', () => {
+    const bytes = encodeFrames([
+      {
+        type: 'open',
+        sessionId: 7,
+        semantics: 'reliable-unordered',
+        priorities: ['loss'],
+        target: '',
+        deadlineMs: 0,
+        policy: { latencyVsThroughputPpm: 10, epsilonLossPpm: 20 },
+      },
+    ]);
+    // presence 0x02 | 0x10, then 10 and 20.
+    expect(bytes.toString('hex')).toBe('16070101030000' + '12' + '0a' + '14');
+  });
+
+  it('a stamped DATAGRAM uses type 0x15 and the stamp precedes the data', () => {
+    const bytes = encodeFrames([
+      {
+        type: 'datagram',
+        sessionId: 1,
+        messageNumber: 2,
+        sentAtMicros: 300,
+        data: Buffer.from('z'),
+      },
+    ]);
+    expect(bytes.toString('hex')).toBe('15' + '01' + '02' + '412c' + '01' + '7a');
+    const r = decodeFrames(bytes);
+    expect(r.ok && r.value[0]).toEqual({
+      type: 'datagram',
+      sessionId: 1,
+      messageNumber: 2,
+      sentAtMicros: 300,
+      data: Buffer.from('z'),
+    });
   });
 });

@@ -17,6 +17,7 @@ import {
   type FeedbackFrame,
   type Frame,
   type Objective,
+  type OpenPolicy,
   type TransportKind,
 } from '../../../core/wire/frame.js';
 
@@ -87,7 +88,10 @@ function index<T>(values: readonly T[], value: T): number {
 export function referenceEncode(frames: readonly Frame[]): number[] {
   const out: number[] = [];
   for (const frame of frames) {
-    out.push(TYPE_CODES[frame.type]);
+    // The optional trailing fields are announced by their own type byte (frame.ts).
+    if (frame.type === 'datagram' && frame.sentAtMicros !== undefined) out.push(0x15);
+    else if (frame.type === 'open' && frame.policy !== undefined) out.push(0x16);
+    else out.push(TYPE_CODES[frame.type]);
     switch (frame.type) {
       case 'padding':
         varint(out, frame.length);
@@ -102,6 +106,7 @@ export function referenceEncode(frames: readonly Frame[]): number[] {
       case 'datagram':
         varint(out, frame.sessionId);
         varint(out, frame.messageNumber);
+        if (frame.sentAtMicros !== undefined) varint(out, frame.sentAtMicros);
         bytes(out, frame.data);
         break;
       case 'ack': {
@@ -124,6 +129,22 @@ export function referenceEncode(frames: readonly Frame[]): number[] {
         list(out, frame.priorities, (o) => varint(out, index(OBJECTIVES, o)));
         string(out, frame.target);
         varint(out, frame.deadlineMs);
+        if (frame.policy !== undefined) {
+          const p = frame.policy;
+          const values = [
+            p.lossVsThroughputPpm,
+            p.latencyVsThroughputPpm,
+            p.epsilonLatencyMicros,
+            p.epsilonJitterMicros,
+            p.epsilonLossPpm,
+          ];
+          let presence = 0;
+          values.forEach((v, i) => {
+            if (v !== undefined) presence |= 1 << i;
+          });
+          out.push(presence);
+          for (const v of values) if (v !== undefined) varint(out, v);
+        }
         break;
       case 'close':
       case 'reset':
@@ -277,6 +298,12 @@ function decodeOne(input: Input): Frame {
       const messageNumber = input.varint();
       return { type: 'datagram', sessionId, messageNumber, data: input.bytes() };
     }
+    case 0x15: {
+      const sessionId = input.varint();
+      const messageNumber = input.varint();
+      const sentAtMicros = input.varint();
+      return { type: 'datagram', sessionId, messageNumber, sentAtMicros, data: input.bytes() };
+    }
     case 0x03: {
       const pathId = input.varint();
       const largest = input.varint();
@@ -295,14 +322,35 @@ function decodeOne(input: Input): Frame {
       }
       return { type: 'ack', pathId, ackDelayMicros, ranges };
     }
-    case 0x04: {
+    case 0x04:
+    case 0x16: {
       const sessionId = input.varint();
       const semantics = input.pick(SEMANTICS);
       const n = input.count();
       const priorities: Objective[] = [];
       for (let i = 0; i < n; i++) priorities.push(input.pick(OBJECTIVES));
       const target = input.string();
-      return { type: 'open', sessionId, semantics, priorities, target, deadlineMs: input.varint() };
+      const deadlineMs = input.varint();
+      if (type === 0x04)
+        return { type: 'open', sessionId, semantics, priorities, target, deadlineMs };
+      const presence = input.byte();
+      if (presence >= 0x20) throw new Reject('reserved policy bits');
+      const policy: OpenPolicy = {};
+      const names = [
+        'lossVsThroughputPpm',
+        'latencyVsThroughputPpm',
+        'epsilonLatencyMicros',
+        'epsilonJitterMicros',
+        'epsilonLossPpm',
+      ] as const;
+      names.forEach((name, i) => {
+        if ((presence & (1 << i)) === 0) return;
+        const v = input.varint();
+        if (i < 2 && v > 1_000_000) throw new Reject('slider above 1');
+        if (i >= 2 && v === 0) throw new Reject('zero tolerance');
+        policy[name] = v;
+      });
+      return { type: 'open', sessionId, semantics, priorities, target, deadlineMs, policy };
     }
     case 0x05:
     case 0x06: {
