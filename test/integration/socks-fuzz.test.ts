@@ -99,7 +99,14 @@ describe('SOCKS5 proxy under fuzzed requests', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(proxy.connections()).toEqual([]);
-      expect(tcpHandles()).toBeLessThanOrEqual(handlesBefore + 2);
+      // On failure, say which sockets are left (Node has no public API for this).
+      const leftSockets = (): string =>
+        (process as unknown as { _getActiveHandles(): unknown[] })
+          ._getActiveHandles()
+          .filter((h): h is net.Socket => h instanceof net.Socket)
+          .map((h) => `${h.localAddress}:${h.localPort}->${h.remoteAddress}:${h.remotePort}`)
+          .join(', ');
+      expect(tcpHandles(), leftSockets()).toBeLessThanOrEqual(handlesBefore + 2);
       expect(proxy.stats.malformed).toBeGreaterThan(RUNS / 4);
       // And a legitimate request still works.
       const { socket, reply } = await socksRequest(proxy.port, 1, '127.0.0.1', echo.port);
