@@ -64,6 +64,12 @@ export const defaultConfig = {
    *   feedback test no longer saw the reported path's share halve, probably because
    *   BBR's pacer holds the other path back more often and the throughput scheduler
    *   then sends on whichever path can send now.
+   * Lab, 17:50–18:05 on a loaded host (load 5–7 on 2 cores; `npm run bench -- lab a-wifi-cable
+   * b-wifi-lte c-three-spread --no-fidelity`, and b/d/g just before): a stays CUBIC on both
+   * paths, 42.9 Mbit/s (MPTCP 47.0); in b the LTE path moved to BBR and Braid made 33.6
+   * (84% of 40; MPTCP 20.5, Wi-Fi TCP 28.8; 29.7 with 'cubic' at idle); c 36.6 (81% of
+   * 45, tether stays CUBIC; MPTCP 39.9); in g both paths
+   * stayed coupled CUBIC and took 1.04× the competing TCP flow (uncoupled 1.59×).
    * Known limit: a shallow-buffered bottleneck (buffer well under a BDP) also drops
    * with the RTT near its minimum, so 'auto' picks BBR there too, which is the better
    * controller for such a buffer but is not coupled. 'cubic', 'newreno' and 'bbr' fix
