@@ -1,16 +1,7 @@
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BraidClient } from '../../../core/api/client.js';
 import type { BraidStream } from '../../../core/api/braid-stream.js';
-import { BraidListener } from '../../../core/api/listener.js';
-import {
-  addClientKey,
-  loadClientKeys,
-  loadOrCreateServerIdentity,
-} from '../../../core/handshake/identity-store.js';
-import { formatInvite } from '../../../core/handshake/invite.js';
 import { verifyConfig, type Config } from '../../../core/session/config.js';
 import { BraidError } from '../../../core/util/errors.js';
 import { createLogger, errorFields } from '../../../core/util/log.js';
@@ -27,6 +18,7 @@ import {
 } from './bulk.js';
 import { MessageReceiver } from './payload.js';
 
+import { serveLabRelay } from './lab-relay.js';
 /**
  * Braid's side of the lab benchmark, with the same modes and output as bulk.ts so
  * the runner treats every system alike.
@@ -97,45 +89,26 @@ function serveStream(stream: BraidStream): void {
 
 async function server(): Promise<void> {
   const host = values.host ?? '0.0.0.0';
-  const stateDir = mkdtempSync(join(tmpdir(), 'braid-lab-relay-'));
-  const identity = loadOrCreateServerIdentity(stateDir);
-  const key = addClientKey(stateDir, 'lab');
-  const listener = await BraidListener.listen({
+  await serveLabRelay({
     host,
-    port: 0,
-    addresses: list(values.addresses).length > 0 ? list(values.addresses) : [host],
-    identity,
-    clients: () => loadClientKeys(stateDir),
+    addresses: list(values.addresses),
     logger,
     config: labConfig(),
+    attach: (listener) =>
+      listener.on('stream', (stream, association) => {
+        serveStream(stream);
+        // Diagnostics: the sending side's view of its paths (controller, cwnd, loss) at the end.
+        const file = process.env['BRAID_LAB_PATHS_LOG'];
+        if (file !== undefined)
+          stream.once('close', () =>
+            appendFileSync(
+              file,
+              JSON.stringify({ target: stream.session.target, paths: association.pathSummary() }) +
+                '\n',
+            ),
+          );
+      }),
   });
-  listener.on('stream', (stream, association) => {
-    serveStream(stream);
-    // Diagnostics: the sending side's view of its paths (controller, cwnd, loss) at the end.
-    const file = process.env['BRAID_LAB_PATHS_LOG'];
-    if (file !== undefined)
-      stream.once('close', () =>
-        appendFileSync(
-          file,
-          JSON.stringify({ target: stream.session.target, paths: association.pathSummary() }) +
-            '\n',
-        ),
-      );
-  });
-  const invite = formatInvite({
-    host,
-    port: listener.port,
-    fingerprint: identity.fingerprint,
-    keyId: key.keyId,
-    key: key.key,
-  });
-  process.stdout.write(JSON.stringify({ event: 'listening', invite }) + '\n');
-  process.stdin
-    .on('end', () => {
-      rmSync(stateDir, { recursive: true, force: true });
-      void listener.close().then(() => process.exit(0));
-    })
-    .resume();
 }
 
 async function client(): Promise<BulkResult> {

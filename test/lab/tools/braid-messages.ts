@@ -1,16 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BraidMessageSocket, MessageSocketStats } from '../../../core/api/message-socket.js';
 import { BraidClient } from '../../../core/api/client.js';
-import { BraidListener } from '../../../core/api/listener.js';
-import {
-  addClientKey,
-  loadClientKeys,
-  loadOrCreateServerIdentity,
-} from '../../../core/handshake/identity-store.js';
-import { formatInvite } from '../../../core/handshake/invite.js';
 import type { Association } from '../../../core/session/association.js';
 import type { Config } from '../../../core/session/config.js';
 import type { MessageSemantics } from '../../../core/session/session.js';
@@ -26,6 +16,7 @@ import {
   percentile,
 } from './payload.js';
 
+import { serveLabRelay } from './lab-relay.js';
 /**
  * Braid message sessions for the lab's objectives section (issue 4): the server sends
  * stamped records (payload.ts) on a message session opened with the client's
@@ -169,36 +160,16 @@ function serve(socket: BraidMessageSocket, association: Association): void {
 }
 
 async function server(host: string, addresses: string[]): Promise<void> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'braid-lab-msgs-'));
-  const identity = loadOrCreateServerIdentity(stateDir);
-  const key = addClientKey(stateDir, 'lab');
-  const listener = await BraidListener.listen({
+  await serveLabRelay({
     host,
-    port: 0,
-    addresses: addresses.length > 0 ? addresses : [host],
-    identity,
-    clients: () => loadClientKeys(stateDir),
+    addresses,
     logger,
     // Diagnostics only (e.g. '{"congestion":"bbr"}'); the bench runs the defaults.
     ...(process.env.BRAID_LAB_CONFIG === undefined
       ? {}
       : { config: JSON.parse(process.env.BRAID_LAB_CONFIG) as Partial<Config> }),
+    attach: (listener) => listener.on('messages', serve),
   });
-  listener.on('messages', serve);
-  const invite = formatInvite({
-    host,
-    port: listener.port,
-    fingerprint: identity.fingerprint,
-    keyId: key.keyId,
-    key: key.key,
-  });
-  process.stdout.write(JSON.stringify({ event: 'listening', invite }) + '\n');
-  process.stdin
-    .on('end', () => {
-      rmSync(stateDir, { recursive: true, force: true });
-      void listener.close().then(() => process.exit(0));
-    })
-    .resume();
 }
 
 interface ClientOptions {
