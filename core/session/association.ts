@@ -749,7 +749,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const session = this.sessionForPeerFrame(frame.sessionId);
         if (session === undefined) return;
         path.stats.messagesReceived++;
-        const err = session.onDatagram(frame.messageNumber, frame.data, this.clock.now());
+        const err = session.onDatagram(
+          frame.messageNumber,
+          frame.data,
+          this.clock.now(),
+          frame.sentAtMicros,
+          this.oneWayDelayEstimateMs(),
+        );
         if (err !== undefined) {
           this.log.warn('session protocol error', { session: session.id, ...errorFields(err) });
           session.abort(err);
@@ -855,8 +861,25 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     }
   }
 
+  /**
+   * Smallest one-way delay for the playout clock (message-receiver.ts): half the
+   * smallest min RTT of the live paths, 0 before any RTT sample. Half an RTT is exact
+   * on a symmetric path; on an asymmetric one the error is at most half that RTT.
+   */
+  private oneWayDelayEstimateMs(): number {
+    let min = Infinity;
+    for (const p of this.paths.values()) min = Math.min(min, p.recovery.minRtt);
+    return Number.isFinite(min) ? min / 2 : 0;
+  }
+
   private peerOpened(session: Session, frame: FrameOf<'open'>): void {
-    const err = session.opened(frame.semantics, frame.priorities, frame.target, frame.deadlineMs);
+    const err = session.opened(
+      frame.semantics,
+      frame.priorities,
+      frame.target,
+      frame.deadlineMs,
+      frame.policy,
+    );
     if (err !== undefined) {
       this.log.warn('session protocol error', { session: session.id, ...errorFields(err) });
       session.abort(err);
@@ -1204,7 +1227,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       if (queue === undefined || out === undefined) continue;
       if (out.data.length + DATAGRAM_FRAME_OVERHEAD_MAX > budgetEnd - pos) break;
       pos = encodeFrame(
-        { type: 'datagram', sessionId: m.session.id, messageNumber: m.number, data: out.data },
+        {
+          type: 'datagram',
+          sessionId: m.session.id,
+          messageNumber: m.number,
+          sentAtMicros: out.sentAtMicros,
+          data: out.data,
+        },
         buf,
         pos,
       );
@@ -1278,6 +1307,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
             priorities: session.priorities,
             target: session.target,
             deadlineMs: session.deadlineMs,
+            policy: session.openPolicy,
           };
           if (frameLength(open) > budgetEnd - pos) break;
           pos = encodeFrame(open, buf, pos);
@@ -1389,7 +1419,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     let m = queue.peek(budgetEnd - pos - DATAGRAM_FRAME_OVERHEAD_MAX, now);
     while (m !== undefined) {
       pos = encodeFrame(
-        { type: 'datagram', sessionId: session.id, messageNumber: m.number, data: m.data },
+        {
+          type: 'datagram',
+          sessionId: session.id,
+          messageNumber: m.number,
+          sentAtMicros: m.sentAtMicros,
+          data: m.data,
+        },
         buf,
         pos,
       );

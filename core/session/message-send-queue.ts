@@ -6,6 +6,12 @@ export interface OutMessage {
   readonly data: Buffer;
   /** When the application handed it over (clock ms); the playout deadline counts from here. */
   readonly queuedAt: number;
+  /**
+   * Unreliable-ordered: `queuedAt` in microseconds since the queue's epoch (the
+   * session's creation), sent with every copy so the receiver's deadline counts from
+   * send() (DATAGRAM_STAMPED, message-receiver.ts).
+   */
+  readonly sentAtMicros?: number;
   /** Copies put on the wire so far (first sends, duplicates and retransmissions). */
   copies: number;
   acked: boolean;
@@ -59,9 +65,17 @@ export class MessageSendQueue {
   /** Most bytes ever queued or unacknowledged (the send queue's peak). */
   peakBytes = 0;
 
-  constructor(semantics: Exclude<Semantics, 'reliable-ordered'>, deadlineMs: number) {
+  /** Unreliable-ordered: clock reading the send stamps count from; undefined: no stamps. */
+  private readonly stampEpoch: number | undefined;
+
+  constructor(
+    semantics: Exclude<Semantics, 'reliable-ordered'>,
+    deadlineMs: number,
+    stampEpoch = 0,
+  ) {
     this.reliable = semantics === 'reliable-unordered';
     this.deadlineMs = semantics === 'unreliable-ordered' ? deadlineMs : 0;
+    this.stampEpoch = semantics === 'unreliable-ordered' ? stampEpoch : undefined;
   }
 
   /** Bytes queued or in flight unacknowledged, for the session's send-buffer limit. */
@@ -86,6 +100,10 @@ export class MessageSendQueue {
       copies: 0,
       acked: false,
       inRepair: false,
+      sentAtMicros:
+        this.stampEpoch === undefined
+          ? undefined
+          : Math.max(0, Math.round((now - this.stampEpoch) * 1000)),
     };
     this.queue.push(message);
     this.bytes += data.length;

@@ -1,8 +1,8 @@
-import type { Objective, Semantics } from '../wire/frame.js';
+import type { Objective, OpenPolicy, Semantics } from '../wire/frame.js';
 import { BraidError } from '../util/errors.js';
 import { SessionScheduler, type FeedbackReport, type ObjectivePolicy } from '../sched/combiner.js';
 import { NeverWorseGuard } from '../sched/never-worse-guard.js';
-import { OBJECTIVES } from '../wire/frame.js';
+import { OBJECTIVES, SLIDER_SCALE } from '../wire/frame.js';
 import { MessageReceiver } from './message-receiver.js';
 import { MessageSendQueue } from './message-send-queue.js';
 import { ReceiveStream } from './receive-stream.js';
@@ -136,7 +136,15 @@ export class Session {
   closing = false;
   /** Message session: our CLOSE is queued (it goes once every message is acknowledged). */
   closeSent = false;
-  private early: Array<{ number: number; data: Uint8Array; at: number }> | undefined;
+  private early:
+    | Array<{
+        number: number;
+        data: Uint8Array;
+        at: number;
+        sentAtMicros: number | undefined;
+        oneWayDelayMs: number;
+      }>
+    | undefined;
   private earlyBytes = 0;
   /** Bound of the early DATAGRAM buffer: the same receive window a byte stream has. */
   private readonly window: number;
@@ -176,7 +184,7 @@ export class Session {
     this.maxMessageSize = options.maxMessageSize ?? 1200;
     this.state_ = options.awaitingOpen === true ? 'awaiting-open' : 'open';
     if (options.awaitingOpen !== true && options.semantics !== 'reliable-ordered') {
-      this.msg = makeMessageParts(options.semantics, this.deadlineMs);
+      this.msg = makeMessageParts(options.semantics, this.deadlineMs, this.guardCreatedAt);
     }
   }
 
@@ -236,11 +244,15 @@ export class Session {
     priorities: Objective[],
     target: string,
     deadlineMs = 0,
+    peerPolicy?: OpenPolicy,
   ): BraidError | undefined {
     this.semantics = semantics;
     this.priorities = priorities;
     this.target = target;
     this.deadlineMs = deadlineMs;
+    // The opener's sliders and tolerances rule this side's sending too (issue 4 item 3);
+    // what the OPEN leaves out keeps this side's value.
+    if (peerPolicy !== undefined) this.policy = { ...this.policy, ...policyFromWire(peerPolicy) };
     this.scheduler.setPolicy({ ...this.policy, priorities: distinct(priorities) });
     this.guard = new NeverWorseGuard(
       { objective: guardObjective(priorities) },
@@ -261,7 +273,7 @@ export class Session {
           value: this.id,
         });
       }
-      this.msg ??= makeMessageParts(semantics, deadlineMs);
+      this.msg ??= makeMessageParts(semantics, deadlineMs, this.guardCreatedAt);
     } else if (this.early !== undefined) {
       return new BraidError('BRAID_ERR_SESSION_STATE', 'DATAGRAM on a reliable-ordered session', {
         value: this.id,
@@ -278,7 +290,9 @@ export class Session {
     this.earlyBytes = 0;
     this.syncHeld();
     if (early === undefined) return;
-    for (const e of early) this.onDatagram(e.number, e.data, e.at);
+    for (const e of early) {
+      this.onDatagram(e.number, e.data, e.at, e.sentAtMicros, e.oneWayDelayMs);
+    }
   }
 
   /**
@@ -289,6 +303,16 @@ export class Session {
     this.scheduler.setPolicy({ ...policy, priorities: distinct(priorities) });
     this.priorities = priorities;
     this.policy = policy;
+  }
+
+  /** The sliders and tolerances this session runs with (the opener's, on the far side). */
+  get objectivePolicy(): Readonly<Omit<ObjectivePolicy, 'priorities'>> {
+    return this.policy;
+  }
+
+  /** The sliders and tolerances for this session's OPEN; undefined when all are defaults. */
+  get openPolicy(): OpenPolicy | undefined {
+    return policyToWire(this.policy);
   }
 
   /** Application feedback (paper §III-C): nudges this session's scheduler for a while. */
@@ -336,7 +360,18 @@ export class Session {
   }
 
   /** DATAGRAM frame from the peer. */
-  onDatagram(number: number, data: Uint8Array, now: number): BraidError | undefined {
+  /**
+   * A DATAGRAM frame arrived. `sentAtMicros`: its send stamp (unreliable-ordered);
+   * `oneWayDelayMs`: the association's estimate of the smallest one-way delay (half the
+   * smallest path min RTT), with which the receiver maps the stamp to our clock.
+   */
+  onDatagram(
+    number: number,
+    data: Uint8Array,
+    now: number,
+    sentAtMicros?: number,
+    oneWayDelayMs = 0,
+  ): BraidError | undefined {
     if (this.isDone) return undefined;
     if (this.state_ === 'awaiting-open') {
       // Acknowledged at the packet level already, so never dropped: a reliable sender
@@ -348,7 +383,7 @@ export class Session {
           value: this.earlyBytes,
         });
       }
-      (this.early ??= []).push({ number, data, at: now });
+      (this.early ??= []).push({ number, data, at: now, sentAtMicros, oneWayDelayMs });
       this.syncHeld();
       return undefined;
     }
@@ -359,7 +394,7 @@ export class Session {
       });
     }
     if (this.state_ === 'remote-finished') return undefined;
-    msg.recv.receive(number, data, now, this.deliverMessage);
+    msg.recv.receive(number, data, now, this.deliverMessage, sentAtMicros, oneWayDelayMs);
     return undefined;
   }
 
@@ -512,11 +547,51 @@ export class Session {
   }
 }
 
-function makeMessageParts(semantics: MessageSemantics, deadlineMs: number): MessageParts {
+/** `epoch`: the session's creation time, which unreliable-ordered send stamps count from. */
+function makeMessageParts(
+  semantics: MessageSemantics,
+  deadlineMs: number,
+  epoch: number,
+): MessageParts {
   return {
-    send: new MessageSendQueue(semantics, deadlineMs),
+    send: new MessageSendQueue(semantics, deadlineMs, epoch),
     recv: new MessageReceiver(semantics, deadlineMs),
   };
+}
+
+/** An app policy in OPEN's wire units (frame.ts OpenPolicy); undefined when nothing is set. */
+export function policyToWire(policy: Omit<ObjectivePolicy, 'priorities'>): OpenPolicy | undefined {
+  const out: OpenPolicy = {};
+  const micros = (ms: number): number => Math.max(1, Math.round(ms * 1000));
+  const ppm = (x: number): number => Math.max(1, Math.round(x * 1_000_000));
+  if (policy.lossVsThroughput !== undefined) {
+    out.lossVsThroughputPpm = Math.round(policy.lossVsThroughput * SLIDER_SCALE);
+  }
+  if (policy.latencyVsThroughput !== undefined) {
+    out.latencyVsThroughputPpm = Math.round(policy.latencyVsThroughput * SLIDER_SCALE);
+  }
+  const eps = policy.epsilon;
+  if (eps?.latencyMs !== undefined) out.epsilonLatencyMicros = micros(eps.latencyMs);
+  if (eps?.jitterMs !== undefined) out.epsilonJitterMicros = micros(eps.jitterMs);
+  if (eps?.loss !== undefined) out.epsilonLossPpm = ppm(eps.loss);
+  return Object.keys(out).length === 0 ? undefined : out;
+}
+
+/** A peer's OPEN policy as an app policy (only the fields it carries). */
+export function policyFromWire(wire: OpenPolicy): Omit<ObjectivePolicy, 'priorities'> {
+  const out: Omit<ObjectivePolicy, 'priorities'> = {};
+  if (wire.lossVsThroughputPpm !== undefined) {
+    out.lossVsThroughput = wire.lossVsThroughputPpm / SLIDER_SCALE;
+  }
+  if (wire.latencyVsThroughputPpm !== undefined) {
+    out.latencyVsThroughput = wire.latencyVsThroughputPpm / SLIDER_SCALE;
+  }
+  const epsilon: NonNullable<ObjectivePolicy['epsilon']> = {};
+  if (wire.epsilonLatencyMicros !== undefined) epsilon.latencyMs = wire.epsilonLatencyMicros / 1000;
+  if (wire.epsilonJitterMicros !== undefined) epsilon.jitterMs = wire.epsilonJitterMicros / 1000;
+  if (wire.epsilonLossPpm !== undefined) epsilon.loss = wire.epsilonLossPpm / 1_000_000;
+  if (Object.keys(epsilon).length > 0) out.epsilon = epsilon;
+  return out;
 }
 
 /** The objectives in order, each once (a peer's OPEN may repeat one). */

@@ -162,3 +162,183 @@ describe('message receiver', () => {
     expect(r.stats.delivered).toBeGreaterThan(4000);
   });
 });
+
+describe('unreliable-ordered playout deadline counted from the send stamp', () => {
+  /**
+   * One sender and one receiver clock: the sender's clock reads `offset` more than
+   * ours at our time 0 and runs (1 + drift) times as fast. Messages take `transit` ms
+   * (at least `base`, the smallest one-way delay, which the receiver is told as half
+   * a symmetric path's min RTT).
+   */
+  function link(deadlineMs: number, offsetMs: number, drift = 0, windowMs?: number) {
+    const r =
+      windowMs === undefined
+        ? new MessageReceiver('unreliable-ordered', deadlineMs)
+        : new MessageReceiver('unreliable-ordered', deadlineMs, 4096, windowMs);
+    const out: Array<{ n: number; at: number }> = [];
+    let now = 0;
+    const deliver = (d: Uint8Array): void => {
+      out.push({ n: Number(text(d)), at: now });
+    };
+    const stampOf = (sentAt: number): number =>
+      Math.round((offsetMs + sentAt * (1 + drift)) * 1000);
+    return {
+      r,
+      out,
+      /** Message n sent at our time `sentAt` arrives at `arrival`. */
+      arrive(n: number, sentAt: number, arrival: number, oneWayDelayMs = 10): void {
+        now = arrival;
+        r.receive(n, b(String(n)), arrival, deliver, stampOf(sentAt), oneWayDelayMs);
+      },
+      timer(to: number): void {
+        while (r.nextDeadline <= to && Number.isFinite(r.nextDeadline)) {
+          now = r.nextDeadline;
+          r.onTimer(now, deliver);
+        }
+        now = to;
+      },
+    };
+  }
+
+  it('delivers in-order messages on arrival', () => {
+    const l = link(50, 1_000_000);
+    for (let n = 0; n < 5; n++) l.arrive(n, n * 20, n * 20 + 10);
+    expect(l.out).toEqual([0, 1, 2, 3, 4].map((n) => ({ n, at: n * 20 + 10 })));
+    expect(l.r.stats).toMatchObject({ delivered: 5, late: 0, skipped: 0, duplicates: 0 });
+  });
+
+  it('skips a gap exactly when the message behind it is due: send time + deadline', () => {
+    const l = link(50, 123_456.789);
+    l.arrive(0, 0, 10); // transit 10 = the one-way delay: offset learnt exactly
+    // 1 is lost; 2 is sent at 20 and arrives at 30, slowly-routed 3 at 60.
+    l.arrive(2, 20, 30);
+    l.arrive(3, 25, 60);
+    expect(l.out.map((o) => o.n)).toEqual([0]);
+    // Due at 20 + 50 = 70, whatever its arrival (the old rule said 30 + 50 = 80).
+    expect(l.r.nextDeadline).toBeCloseTo(70, 6);
+    l.timer(69.999);
+    expect(l.out.map((o) => o.n)).toEqual([0]);
+    l.timer(70);
+    expect(l.out).toEqual([
+      { n: 0, at: 10 },
+      { n: 2, at: 70 },
+      { n: 3, at: 70 },
+    ]);
+    expect(l.r.stats.skipped).toBe(1);
+    // 1 turns up after its place was skipped: late, never delivered.
+    l.arrive(1, 10, 75);
+    expect(l.out).toHaveLength(3);
+    expect(l.r.stats.late).toBe(1);
+  });
+
+  it('drops a message that arrives after it is due, even next in order, and counts it late', () => {
+    const l = link(50, 5_000);
+    l.arrive(0, 0, 10);
+    // 1 was sent at 20 and took 60 ms (slow path): due at 70, arrives at 80.
+    l.arrive(1, 20, 80);
+    // 2 arrives in time and is not held behind the late 1.
+    l.arrive(2, 40, 81);
+    expect(l.out).toEqual([
+      { n: 0, at: 10 },
+      { n: 2, at: 81 },
+    ]);
+    expect(l.r.stats).toMatchObject({ delivered: 2, late: 1, skipped: 0 });
+    // Exactly at its due time is still in time.
+    l.arrive(3, 60, 110);
+    expect(l.out.at(-1)).toEqual({ n: 3, at: 110 });
+  });
+
+  it('a late message ahead of a gap is neither delivered nor counted as skipped', () => {
+    const l = link(50, 0);
+    l.arrive(0, 0, 10);
+    l.arrive(2, 20, 100); // due 70: late
+    l.arrive(3, 30, 40); // held behind 1 (and the dropped 2), due 80
+    l.timer(80);
+    expect(l.out.map((o) => o.n)).toEqual([0, 3]);
+    expect(l.r.stats).toMatchObject({ late: 1, skipped: 1 });
+  });
+
+  it('counts duplicates of delivered and of held messages, and delivers each once', () => {
+    const l = link(50, 42);
+    l.arrive(0, 0, 10);
+    l.arrive(0, 0, 12); // a duplicate copy (loss objective) of a delivered message
+    l.arrive(2, 20, 30);
+    l.arrive(2, 20, 31); // a duplicate of a held message
+    l.arrive(1, 10, 32);
+    l.arrive(1, 10, 33);
+    expect(l.out.map((o) => o.n)).toEqual([0, 1, 2]);
+    expect(l.r.stats).toMatchObject({ delivered: 3, duplicates: 3, late: 0 });
+  });
+
+  it('learns the clock offset from the smallest transit, whatever the sender clock reads', () => {
+    for (const offset of [0, 7.25, 86_400_000, 2 ** 40]) {
+      const l = link(100, offset);
+      // Transits 30, 12, 25: the smallest, 12, is taken for the 10 ms one-way delay,
+      // so the send times are mapped 2 ms late.
+      l.arrive(0, 0, 30);
+      l.arrive(1, 10, 22);
+      l.arrive(3, 30, 55);
+      expect(l.r.nextDeadline).toBeCloseTo(30 + 2 + 100, 3);
+      expect(l.r.playoutClock.toLocal(offset + 30, 10)).toBeCloseTo(32, 3);
+    }
+  });
+
+  it('follows a drifting sender clock instead of accumulating the drift', () => {
+    // The sender's clock runs 200 ppm fast: over 100 s the stamps gain 20 ms.
+    const drift = 200e-6;
+    const l = link(60, 500, drift);
+    let worst = 0;
+    let n = 0;
+    for (let t = 0; t < 100_000; t += 20, n++) {
+      if (n % 50 === 7) continue; // lost: the next ones wait until due
+      l.timer(t + 10);
+      l.arrive(n, t, t + 10);
+    }
+    l.timer(200_000);
+    // Each delivery happens within the deadline of its true send time, plus the
+    // estimate's lag: drift × window (200 ppm × 10 s = 2 ms).
+    const sentAt = (k: number): number => k * 20;
+    for (const o of l.out) worst = Math.max(worst, o.at - sentAt(o.n));
+    expect(worst).toBeLessThanOrEqual(60 + 2.01);
+    expect(worst).toBeGreaterThan(59);
+    expect(l.r.stats.late).toBe(0);
+    expect(l.r.stats.skipped).toBe(Math.ceil(5000 / 50));
+    // A clock that never forgot its first sample would be 20 ms off by now:
+    // messages would wait 20 ms less than their deadline (the skip at 40 ms).
+    const lastSkip = l.out.filter((o) => o.n % 50 === 8).at(-1)!;
+    expect(lastSkip.at - sentAt(lastSkip.n)).toBeGreaterThan(57);
+  });
+
+  it('never delivers after send time + deadline + the estimate error, under random transit', () => {
+    let seed = 11;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const deadline = 40;
+    const base = 10; // smallest transit, told as the one-way delay: no estimate error
+    const l = link(deadline, 999.5);
+    const pending: Array<{ n: number; sentAt: number; at: number }> = [];
+    let t = 0;
+    for (let n = 0; n < 4000; n++) {
+      t += 20;
+      if (rand() < 0.08) continue; // lost
+      // Message 0 takes the smallest transit, so the clock is exact from the start.
+      const transit = n === 0 ? base : base + (rand() < 0.1 ? rand() * 120 : rand() * 15);
+      pending.push({ n, sentAt: t, at: t + transit });
+    }
+    pending.sort((x, y) => x.at - y.at);
+    for (const p of pending) {
+      l.timer(p.at);
+      l.arrive(p.n, p.sentAt, p.at, base);
+    }
+    l.timer(Infinity);
+    let last = -1;
+    for (const o of l.out) {
+      expect(o.n).toBeGreaterThan(last);
+      last = o.n;
+      // The estimate error is the smallest transit in the clock's 10 s window less the
+      // one-way delay it is told: with ~500 samples of base + U(0, 15) ms, well under 0.5.
+      expect(o.at - o.n * 20 - 20).toBeLessThanOrEqual(deadline + 0.5);
+    }
+    expect(l.r.stats.late).toBeGreaterThan(50);
+    expect(l.r.stats.delivered).toBeGreaterThan(3000);
+  });
+});
