@@ -754,7 +754,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           frame.data,
           this.clock.now(),
           frame.sentAtMicros,
-          this.oneWayDelayEstimateMs(),
+          Association.oneWayDelayMs(path),
         );
         if (err !== undefined) {
           this.log.warn('session protocol error', { session: session.id, ...errorFields(err) });
@@ -862,13 +862,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   }
 
   /**
-   * Smallest one-way delay for the playout clock (message-receiver.ts): half the
-   * smallest min RTT of the live paths, 0 before any RTT sample. Half an RTT is exact
-   * on a symmetric path; on an asymmetric one the error is at most half that RTT.
+   * Smallest one-way delay of a path for the playout clock (message-receiver.ts): half
+   * its min RTT, 0 before any RTT sample. Exact on a symmetric path; on an asymmetric
+   * one the error is at most half its min RTT.
    */
-  private oneWayDelayEstimateMs(): number {
-    let min = Infinity;
-    for (const p of this.paths.values()) min = Math.min(min, p.recovery.minRtt);
+  private static oneWayDelayMs(path: Path): number {
+    const min = path.recovery.minRtt;
     return Number.isFinite(min) ? min / 2 : 0;
   }
 

@@ -32,15 +32,17 @@ export const PLAYOUT_CLOCK_WINDOW_MS = 10_000;
 const PLAYOUT_CLOCK_BUCKETS = 5;
 
 /**
- * Maps the sender's clock to ours, as an RTP playout buffer does (RFC 3550 §A.8 idea):
- * each stamped message gives a sample arrival − stamp = true offset + its transit
- * time; the smallest recent sample is the offset plus the smallest transit time, and
- * the smallest transit is estimated as half the smallest path RTT the association
- * knows (`oneWayDelayMs`). So send time on our clock ≈ stamp + min(arrival − stamp) −
- * oneWayDelay. The minimum slides: it is kept per sub-window of windowMs/5 and the
- * oldest sub-window is dropped as the newest opens, so a drift between the clocks
- * moves the estimate along (a drift of d ppm lags it by at most d·windowMs, 1 ms
- * for 100 ppm) instead of accumulating.
+ * Maps the sender's clock to ours, as an RTP playout buffer does: each stamped message
+ * gives a sample arrival − stamp − d = true offset + (its transit − d), where d is the
+ * smallest one-way delay of the path it came on, estimated as half that path's min RTT
+ * (the association passes it). The smallest recent sample is then the offset plus the
+ * smallest (transit − d), about 0 on a symmetric path. Taking d per path matters: a
+ * message on a slow path compared against a fast path's delay would map its send time
+ * late by the paths' difference. So send time on our clock ≈ stamp + min sample. The
+ * minimum slides: it is kept per sub-window of windowMs/5 and the oldest sub-window
+ * is dropped as the newest opens, so a drift between the clocks moves the estimate
+ * along (a drift of d ppm lags it by at most d·windowMs, 1 ms for 100 ppm) instead of
+ * accumulating.
  */
 export class PlayoutClock {
   private readonly bucketMs: number;
@@ -52,9 +54,12 @@ export class PlayoutClock {
     this.bucketMs = windowMs / PLAYOUT_CLOCK_BUCKETS;
   }
 
-  /** A message stamped `stampMs` (sender clock) arrived at `now` (ours). */
-  observe(now: number, stampMs: number): void {
-    const sample = now - stampMs;
+  /**
+   * A message stamped `stampMs` (sender clock) arrived at `now` (ours) on a path whose
+   * smallest one-way delay is estimated at `oneWayDelayMs`.
+   */
+  observe(now: number, stampMs: number, oneWayDelayMs = 0): void {
+    const sample = now - stampMs - oneWayDelayMs;
     const last = this.starts.length - 1;
     if (last >= 0 && now - this.starts[last]! < this.bucketMs) {
       if (sample < this.mins[last]!) this.mins[last] = sample;
@@ -68,7 +73,7 @@ export class PlayoutClock {
     }
   }
 
-  /** Smallest arrival − stamp in the window; undefined before the first sample. */
+  /** Smallest arrival − stamp − one-way delay in the window; undefined before the first sample. */
   get minSample(): number | undefined {
     if (this.mins.length === 0) return undefined;
     let m = Infinity;
@@ -76,9 +81,9 @@ export class PlayoutClock {
     return m;
   }
 
-  /** Our clock at the sender's `stampMs`, given the one-way delay estimate. */
-  toLocal(stampMs: number, oneWayDelayMs: number): number {
-    return stampMs + (this.minSample ?? 0) - oneWayDelayMs;
+  /** Our clock at the sender's `stampMs`. */
+  toLocal(stampMs: number): number {
+    return stampMs + (this.minSample ?? 0);
   }
 }
 
@@ -159,8 +164,8 @@ export class MessageReceiver {
   /**
    * Handles one arriving message; `deliver` is called for each message now due, in
    * order. Unreliable-ordered: `sentAtMicros` is the sender's stamp (DATAGRAM frame)
-   * and `oneWayDelayMs` the estimate of the smallest one-way delay (half the smallest
-   * path min RTT), used to map the stamp to our clock.
+   * and `oneWayDelayMs` the estimate of the smallest one-way delay of the path it came
+   * on (half that path's min RTT), used to map the stamp to our clock.
    */
   receive(
     number: number,
@@ -198,8 +203,8 @@ export class MessageReceiver {
         let dueAt: number;
         if (sentAtMicros !== undefined) {
           const stampMs = sentAtMicros / 1000;
-          this.playoutClock.observe(now, stampMs);
-          dueAt = this.playoutClock.toLocal(stampMs, oneWayDelayMs) + this.deadlineMs;
+          this.playoutClock.observe(now, stampMs, oneWayDelayMs);
+          dueAt = this.playoutClock.toLocal(stampMs) + this.deadlineMs;
         } else {
           dueAt = now + this.deadlineMs;
         }

@@ -362,8 +362,8 @@ export class Session {
   /** DATAGRAM frame from the peer. */
   /**
    * A DATAGRAM frame arrived. `sentAtMicros`: its send stamp (unreliable-ordered);
-   * `oneWayDelayMs`: the association's estimate of the smallest one-way delay (half the
-   * smallest path min RTT), with which the receiver maps the stamp to our clock.
+   * `oneWayDelayMs`: the smallest one-way delay of the path it came on (half that
+   * path's min RTT), with which the receiver maps the stamp to our clock.
    */
   onDatagram(
     number: number,

@@ -279,8 +279,20 @@ describe('unreliable-ordered playout deadline counted from the send stamp', () =
       l.arrive(1, 10, 22);
       l.arrive(3, 30, 55);
       expect(l.r.nextDeadline).toBeCloseTo(30 + 2 + 100, 3);
-      expect(l.r.playoutClock.toLocal(offset + 30, 10)).toBeCloseTo(32, 3);
+      expect(l.r.playoutClock.toLocal(offset + 30)).toBeCloseTo(32, 3);
     }
+  });
+
+  it('takes each message’s own path delay: a slow path does not map send times late', () => {
+    const l = link(50, 777);
+    // All traffic on a 40 ms path (min RTT 80), while a 5 ms path exists but is idle.
+    l.arrive(0, 0, 40, 40);
+    l.arrive(2, 20, 60, 40); // 1 lost
+    // Due at 20 + 50 = 70: had the idle fast path's 5 ms been used, 35 ms later.
+    expect(l.r.nextDeadline).toBeCloseTo(70, 6);
+    // Later messages on the fast path agree.
+    l.arrive(3, 30, 35, 5);
+    expect(l.r.nextDeadline).toBeCloseTo(70, 6);
   });
 
   it('follows a drifting sender clock instead of accumulating the drift', () => {
