@@ -102,8 +102,11 @@ const MAX_RETIRED_PATH_IDS = 65_536;
 /** Period of the never-worse guard and the discordance monitor. */
 const TICK_MS = 250;
 
-/** Largest header of a DATAGRAM frame: type and three 8-byte varints. */
-const DATAGRAM_FRAME_OVERHEAD_MAX = 1 + 8 + 8 + 8;
+/**
+ * Largest header of a DATAGRAM frame: type and four 8-byte varints (sessionId,
+ * messageNumber, the unreliable-ordered send stamp, data length).
+ */
+const DATAGRAM_FRAME_OVERHEAD_MAX = 1 + 8 + 8 + 8 + 8;
 
 /** Room kept in front of the payload for the packet header. */
 const HEADER_ROOM = 32;

@@ -160,7 +160,10 @@ describe('message semantics over real paths on loopback', () => {
     const n = remote.numbers;
     for (let i = 1; i < n.length; i++) expect(n[i]!).toBeGreaterThan(n[i - 1]!);
     const stats = remote.socket.stats;
-    expect(stats.late + stats.skipped).toBeGreaterThan(0);
+    // Each held-back packet's messages were dropped late, skipped, or (when the loss
+    // objective had sent a copy on the other path) recognised as duplicates of ones
+    // already delivered; never delivered again.
+    expect(stats.late + stats.skipped + stats.duplicates).toBeGreaterThan(0);
     expect(stats.delivered).toBe(n.length);
     // Timing itself (never delivered after its deadline) is proved under a simulated
     // clock in test/unit/session/message-queues.test.ts; a loaded CI machine's event
