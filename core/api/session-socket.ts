@@ -4,6 +4,7 @@ import type { Invite } from '../handshake/invite.js';
 import { SEMANTICS, type Objective, type Semantics, type TransportKind } from '../wire/frame.js';
 import type { BraidMessageSocket } from './message-socket.js';
 import type { Config } from '../session/config.js';
+import type { ObjectivePolicy } from '../sched/combiner.js';
 import { BraidError } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { BraidClient } from './client.js';
@@ -120,7 +121,11 @@ export class SessionSocket<S extends Semantics = Semantics> {
    */
   async connect(
     invite: Invite | string,
-    options: ConnectOptions & { deadlineMs?: number },
+    options: ConnectOptions & {
+      deadlineMs?: number;
+      /** Sliders and tolerances (DESIGN §3); carried to the peer in OPEN. */
+      policy?: Omit<ObjectivePolicy, 'priorities'>;
+    },
   ): Promise<Connected<S>> {
     this.transition('connecting');
     const log = options.logger ?? createLogger();
@@ -171,6 +176,7 @@ export class SessionSocket<S extends Semantics = Semantics> {
           target: options.target ?? '',
           priorities: this.objectives,
           deadlineMs: options.deadlineMs,
+          policy: options.policy,
         });
         this.transition('striped');
         return this.messages_ as Connected<S>;
@@ -178,6 +184,7 @@ export class SessionSocket<S extends Semantics = Semantics> {
       this.stream_ = result.client.openStream({
         target: options.target ?? '',
         priorities: this.objectives,
+        policy: options.policy,
       });
       this.transition('striped');
       return this.stream_ as Connected<S>;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import type { BraidMessageSocket } from '../../core/api/message-socket.js';
+import { sessionSocket } from '../../core/api/session-socket.js';
 import { createLogger } from '../../core/util/log.js';
 import { useListener } from '../support/listener-fixture.js';
 
@@ -88,5 +89,21 @@ describe('the opener’s policy and send stamps reach the peer over a real assoc
     expect(peer.scheduler.weight('latency', 0)).toBe(0.5);
     // Not unreliable-ordered: no stamps.
     expect(peer.msg?.recv.playoutClock.minSample).toBeUndefined();
+  });
+
+  it('sessionSocket().connect passes the policy through to the peer', async () => {
+    const socket = sessionSocket('unreliable-unordered', ['loss', 'throughput']);
+    const remoteP = nextRemote();
+    const messages = await socket.connect(serverOf().invite, {
+      via: ['127.0.0.2'],
+      logger: quiet,
+      policy: { lossVsThroughput: 1 },
+    });
+    messages.send('x');
+    const { socket: remote, first } = await remoteP;
+    await first;
+    expect(remote.session.objectivePolicy).toEqual({ lossVsThroughput: 1 });
+    expect(remote.session.scheduler.weight('loss', 0)).toBe(1);
+    await socket.close();
   });
 });
