@@ -27,12 +27,14 @@ describe.skipIf(process.platform === 'win32')('braid demo, proxy part', () => {
     const rows = stdout.split('\n').filter((l) => /^\[\d+s\] uplinks: /.test(l));
     expect(rows.length).toBeGreaterThanOrEqual(4);
     const last = rows.at(-1)!;
-    // Every uplink row has its measures; three paths.
-    expect(
-      last.match(
-        /127\.0\.0\.\d\/(udp|tcp) rtt [\d.]+ ms jitter [\d.]+ ms loss [\d.]+% [\d.]+ Mbit\/s/g,
-      ),
-    ).toHaveLength(3);
+    // The three uplinks each show their measures. A row lists the paths live at that
+    // second: under load the TCP path may be between a stall and its replacement in
+    // the last row, so the three are looked for over the run's rows.
+    const measured =
+      /(127\.0\.0\.\d\/(?:udp|tcp)) rtt [\d.]+ ms jitter [\d.]+ ms loss [\d.]+% [\d.]+ Mbit\/s/g;
+    const uplinks = new Set(rows.flatMap((r) => [...r.matchAll(measured)].map((m) => m[1])));
+    expect([...uplinks].sort(), stdout).toHaveLength(3);
+    expect(last.match(measured)?.length ?? 0, last).toBeGreaterThanOrEqual(2);
     const download = /download\.mjs reliable-ordered ([\d.]+) (kB|MB)/.exec(last);
     const call =
       /video-call\.mjs unreliable-ordered [\d.]+ kB (\d+) ok, (\d+) late, (\d+) lost of (\d+)/.exec(
