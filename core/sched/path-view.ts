@@ -16,6 +16,8 @@ export interface PathView {
   usable: boolean;
   srtt: number;
   rttvar: number;
+  /** Smallest RTT seen (ms): the propagation part of srtt; srtt until a sample. */
+  minRtt: number;
   /** RFC 3550 jitter (core/paths/estimators.ts), rttvar before any sample. */
   jitter: number;
   lossRate: number;
@@ -45,6 +47,7 @@ export function createPathView(id: number, kind: TransportKind = 'udp'): PathVie
     usable: true,
     srtt: 333,
     rttvar: 166,
+    minRtt: 333,
     jitter: 166,
     lossRate: 0,
     lossSamples: 0,
@@ -60,6 +63,8 @@ export function createPathView(id: number, kind: TransportKind = 'udp'): PathVie
 
 /** What PathRecovery offers beyond its figures (core/paths/path-recovery.ts). */
 export interface RecoveryForView extends RecoveryFigures {
+  /** Infinity until the first RTT sample. */
+  readonly minRtt: number;
   sendAllowance(): number;
   nextSendTime(bytes: number, now: number): number;
 }
@@ -82,6 +87,7 @@ export function fillPathView(
   view.mss = path.maxPacketSize;
   view.srtt = estimator.srtt(recovery);
   view.rttvar = estimator.rttvar(recovery);
+  view.minRtt = Number.isFinite(recovery.minRtt) ? Math.min(recovery.minRtt, view.srtt) : view.srtt;
   view.jitter = estimator.jitterMs(recovery);
   view.lossRate = estimator.lossRate(now);
   view.lossSamples = estimator.loss.samples(now) + (estimator.seeded?.samples ?? 0);

@@ -144,7 +144,8 @@ export class ThroughputScheduler implements ObjectiveScheduler {
    * ECF: returns the time to wait for the fastest path, or -1 to send on `s` now.
    * Fastest = lowest RTT among eligible paths. With k = the session's backlog, the fast
    * path needs about wait_f + k/rate_f + srtt_f/2 to deliver all of it; the packet on
-   * the slow path arrives after bytes/rate_s + srtt_s/2. When the former is sooner
+   * the slow path arrives after bytes/rate_s + srtt_s/2, or later when the slow path's
+   * bytes in flight exceed what its min RTT holds (they queue ahead of it). When the former is sooner
    * (by the β margin once waiting), the slow path would only add reordering.
    */
   private ecf(
@@ -169,8 +170,18 @@ export class ThroughputScheduler implements ObjectiveScheduler {
     const wait = waitMs(fast, bytes, now);
     const fastDone =
       wait + (k / effectiveRate(fast, reliable)) * 1000 + fast.srtt / 2 + fast.rttvar;
+    // The packet queues behind what the slow path already carries: of its bytes in
+    // flight, about rate x minRtt are on the wire or acknowledged on the way back; the
+    // rest waits at its bottleneck. A slow path whose window outgrew its rate (slow
+    // start) would otherwise look a whole queue faster than it is, and the last bytes
+    // of a transfer would trail on it (1 MB completion behind the best single path).
+    const slowRate = effectiveRate(slow, reliable);
+    const unsent = slow.queuedBytes + slow.bytesInFlight + bytes;
     const slowArrives =
-      (bytes / effectiveRate(slow, reliable)) * 1000 + slow.srtt / 2 + slow.rttvar;
+      Math.max(
+        (bytes / slowRate) * 1000 + slow.srtt / 2,
+        (unsent / slowRate) * 1000 - slow.minRtt / 2,
+      ) + slow.rttvar;
     const margin = this.waiting ? 1 + ECF_BETA : 1;
     return fastDone < slowArrives * margin ? now + Math.max(wait, 0.001) : -1;
   }
