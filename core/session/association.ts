@@ -101,6 +101,12 @@ const MAX_RETIRED_PATH_IDS = 65_536;
 
 /** Period of the never-worse guard and the discordance monitor. */
 const TICK_MS = 250;
+/** Head-of-line repair: a stuck prefix waits this many of the fastest path's RTTs... */
+const HOL_RTTS = 4;
+/** ...and at least this long (ms) before its gap is sent again... */
+const HOL_MIN_MS = 200;
+/** ...at most this many bytes of it per tick. */
+const HOL_REINJECT_BYTES = 64 * 1024;
 
 /**
  * Largest header of a DATAGRAM frame: type and four 8-byte varints (sessionId,
@@ -1588,6 +1594,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         this.guardScratch,
         this.bestSingle,
       );
+      if (session.semantics === 'reliable-ordered') this.watchHeadOfLine(session, live, now);
       const before = session.guard.mode;
       const mode = session.guard.evaluate(now, this.bestSingle, session.backlogBytes === 0);
       if (mode !== before) {
@@ -1598,6 +1605,43 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         });
       }
     }
+  }
+
+  /**
+   * A reliable-ordered session whose acknowledged prefix has not moved for several RTTs
+   * of the fastest path, while later bytes were acknowledged, is blocked at the
+   * receiver by data on a slow path: a path that still answers, so it is never
+   * suspect, but whose queue grew to seconds (lab scenario f: LTE fell to 0.3 Mbit/s
+   * and 400 ms while BBR kept 200 KB in flight on it; the app waited 1.3-3.3 s with
+   * Wi-Fi idle-ready). The gap goes out again on whichever path the scheduler picks.
+   */
+  private watchHeadOfLine(session: Session, live: readonly Path[], now: number): void {
+    const send = session.send;
+    if (session.isDone || send.ackedPrefix >= send.nextOffset) {
+      session.holPrefix = send.ackedPrefix;
+      session.holSince = now;
+      return;
+    }
+    if (send.ackedPrefix !== session.holPrefix) {
+      session.holPrefix = send.ackedPrefix;
+      session.holSince = now;
+      return;
+    }
+    let fastest = Infinity;
+    for (const p of live)
+      if (p.state === 'active' && p.recovery.srtt < fastest) fastest = p.recovery.srtt;
+    if (!Number.isFinite(fastest)) return;
+    if (now - session.holSince < Math.max(HOL_MIN_MS, HOL_RTTS * fastest)) return;
+    const queued = send.reinjectHead(HOL_REINJECT_BYTES);
+    session.holSince = now;
+    if (queued === 0) return;
+    session.holReinjectedBytes += queued;
+    this.log.debug('head-of-line: reinjecting the stuck gap', {
+      session: session.id,
+      offset: send.ackedPrefix,
+      bytes: queued,
+    });
+    this.wake(session);
   }
 
   private suspect(path: Path): void {

@@ -225,6 +225,26 @@ export class SendStream {
     }
   }
 
+  /**
+   * Head-of-line repair (opportunistic reinjection, Raiciu et al., "How hard can it
+   * be? Designing and implementing a deployable multipath TCP", NSDI 2012): the
+   * acknowledged prefix is stuck while later bytes are acknowledged, so the first gap
+   * is still in flight on a slow path (or lost there and not yet detected). Queues up
+   * to `maxLength` bytes of that gap again so that a faster path can carry them; the
+   * receiver drops whichever copy comes second. Returns the bytes queued: 0 when no
+   * later byte is acknowledged (no evidence of a hole) or the gap is already queued.
+   */
+  reinjectHead(maxLength: number): number {
+    const nextAcked = this.acked.first;
+    if (nextAcked === undefined) return 0;
+    const lostStart = this.lost.first;
+    if (lostStart !== undefined && lostStart <= this.ackedPrefix) return 0;
+    const end = Math.min(nextAcked, this.ackedPrefix + maxLength, this.nextOffset);
+    if (end <= this.ackedPrefix) return 0;
+    this.lost.add(this.ackedPrefix, end);
+    return end - this.ackedPrefix;
+  }
+
   /** Everything sent and not acknowledged goes back to the queue (the path set died). */
   requeueUnacked(): void {
     this.acked.forEachGap(this.ackedPrefix, this.nextOffset, (s, e) => this.lost.add(s, e));

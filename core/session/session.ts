@@ -110,6 +110,11 @@ export class Session {
   creditExtra = 0;
   /** Received bytes held (unread stream data, early messages), as last reported to the host. */
   heldBytes = 0;
+  /** Head-of-line watch (association tick): the acknowledged prefix last seen, and since when. */
+  holPrefix = -1;
+  holSince = 0;
+  /** Stream bytes queued again on a stuck prefix (SendStream.reinjectHead). */
+  holReinjectedBytes = 0;
   /** Stream payload bytes this session sent on each path (fresh and retransmitted). */
   readonly bytesByPath = new Map<number, number>();
   /** Message sessions only (semantics other than reliable-ordered). */

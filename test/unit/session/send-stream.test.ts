@@ -98,3 +98,30 @@ describe('SendStream: empty streams', () => {
     expect(s.allAcked).toBe(true);
   });
 });
+
+describe('SendStream: head-of-line reinjection', () => {
+  it('queues the first gap again only when later bytes are acknowledged, once, and bounded', () => {
+    const s = new SendStream(1 << 20);
+    s.write(bytes(10_000));
+    for (let i = 0; i < 10; i++) s.nextRange(1000);
+    // Nothing acknowledged beyond the prefix: no evidence of a hole.
+    expect(s.reinjectHead(64_000)).toBe(0);
+    // 0..2999 on a slow path; 3000..9999 came through on a fast one.
+    s.onAcked(3000, 7000, false);
+    expect(s.ackedPrefix).toBe(0);
+    expect(s.reinjectHead(2000)).toBe(2000);
+    // Already queued: not twice.
+    expect(s.reinjectHead(64_000)).toBe(0);
+    expect(s.nextRange(5000)).toEqual({ offset: 0, length: 2000, fin: false });
+    // Sent again; the rest of the gap may follow on the next stuck tick.
+    expect(s.reinjectHead(64_000)).toBe(3000);
+    expect(s.nextRange(5000)).toEqual({ offset: 0, length: 3000, fin: false });
+    // Whichever copy lands first fills the hole; the other is a no-op.
+    s.onAcked(0, 3000, false);
+    expect(s.ackedPrefix).toBe(10_000);
+    s.onAcked(0, 3000, false);
+    expect(s.ackedPrefix).toBe(10_000);
+    expect(s.reinjectHead(64_000)).toBe(0);
+    expect(s.hasPending).toBe(false);
+  });
+});
