@@ -301,6 +301,7 @@ export class SessionScheduler {
         now,
       );
       if (retryAt >= 0) return decision.wait(retryAt);
+      this.loss.addDeferred(decision, candidates, eligible, copies);
     }
     return decision;
   }

@@ -131,6 +131,9 @@ export class PathDecision {
   /** Further copies (duplication for loss): candidate indices, `duplicateCount` of them. */
   readonly duplicates = new Int32Array(MAX_COPIES - 1);
   duplicateCount = 0;
+  /** Copies due on paths whose window is shut this instant: sent when it opens. */
+  readonly deferred = new Int32Array(MAX_COPIES - 1);
+  deferredCount = 0;
   /**
    * With index -1: when to ask again. Infinity means "when an ACK opens a window";
    * a finite time is a pacer release or a better path freeing up (ECF).
@@ -141,6 +144,7 @@ export class PathDecision {
     this.index = index;
     this.pathId = pathId;
     this.duplicateCount = 0;
+    this.deferredCount = 0;
     this.retryAt = Infinity;
     return this;
   }
@@ -149,6 +153,7 @@ export class PathDecision {
     this.index = -1;
     this.pathId = -1;
     this.duplicateCount = 0;
+    this.deferredCount = 0;
     this.retryAt = retryAt;
     return this;
   }

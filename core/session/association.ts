@@ -101,6 +101,8 @@ const MAX_RETIRED_PATH_IDS = 65_536;
 
 /** Period of the never-worse guard and the discordance monitor. */
 const TICK_MS = 250;
+/** Loss objective: messages a path may owe copies of (oldest dropped beyond). */
+const MAX_COPY_DEBT = 512;
 /** Head-of-line repair: a stuck prefix waits this many of the fastest path's RTTs... */
 const HOL_RTTS = 4;
 /** ...and at least this long (ms) before its gap is sent again... */
@@ -179,6 +181,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private readonly schedContext: SchedContext = createSchedContext();
   /** Paths for copies of the packet just sent (duplication), reused. */
   private readonly copyTargets: Path[] = [];
+  private readonly deferTargets: Path[] = [];
+  /** Messages the last sendCopies put in its packet. */
+  private lastCopied = 0;
   /** When a scheduler that said "not now" wants to be asked again (ECF, pacing). */
   private schedRetryAt = Infinity;
   /** Per-peer discordance of objectives (paper §III-A, Fig. 2), for the dashboard. */
@@ -1142,6 +1147,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       }
       let path: Path | undefined;
       let copies = 0;
+      let deferred = 0;
       if (this.control.length > 0 || this.ready.length === 0) {
         // Session-control frames go on any path that may send.
         path = pickByRole(tiers, now);
@@ -1173,6 +1179,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           path = live[d.index];
           copies = d.duplicateCount;
           for (let k = 0; k < copies; k++) this.copyTargets[k] = live[d.duplicates[k]!]!;
+          deferred = d.deferredCount;
+          for (let k = 0; k < deferred; k++) this.deferTargets[k] = live[d.deferred[k]!]!;
         } else {
           if (d.retryAt < this.schedRetryAt) this.schedRetryAt = d.retryAt;
           this.readyRr++;
@@ -1185,7 +1193,11 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       if (copies > 0 && messages !== null) {
         for (let k = 0; k < copies; k++) this.sendCopies(this.copyTargets[k]!, messages, now);
       }
+      if (deferred > 0 && messages !== null) {
+        for (let k = 0; k < deferred; k++) this.deferCopies(this.deferTargets[k]!, messages);
+      }
     }
+    for (const p of this.live) if (p.copyDebt.length > 0) this.sendCopyDebt(p, now);
     for (const path of this.live) {
       if (path.probesDue > 0 && path.state !== 'joining') {
         path.probesDue--;
@@ -1249,8 +1261,42 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       copied.push(m);
       path.stats.messagesSent++;
     }
+    this.lastCopied = copied.length;
     if (copied.length === 0) return;
     this.sealAndSend(path, buf, pos, true, { chunks: null, control: null, messages: copied }, now);
+  }
+
+  /** Copies owed to `path` (its window was shut when their messages went): kept, bounded. */
+  private deferCopies(path: Path, messages: readonly SentMessage[]): void {
+    const debt = path.copyDebt;
+    for (const m of messages) debt.push(m);
+    if (debt.length > MAX_COPY_DEBT) debt.splice(0, debt.length - MAX_COPY_DEBT);
+  }
+
+  /**
+   * Sends what `path` owes while its window and pacer let it: messages already
+   * acknowledged on their first path need no copy (unsettled() is gone for them).
+   */
+  private sendCopyDebt(path: Path, now: number): void {
+    if (!path.usable) {
+      path.copyDebt = [];
+      return;
+    }
+    while (path.copyDebt.length > 0) {
+      const r = path.recovery;
+      if (r.sendAllowance() <= 0 || r.nextSendTime(path.maxPacketSize, now) > now) return;
+      const batch = path.copyDebt.filter(
+        (m) => !m.session.isDone && m.session.msg?.send.unsettled(m.number) !== undefined,
+      );
+      path.copyDebt = [];
+      if (batch.length === 0) return;
+      const before = path.stats.packetsSent;
+      this.sendCopies(path, batch, now);
+      // sendCopies fills one packet; what did not fit stays owed.
+      const sent = path.stats.packetsSent > before ? this.lastCopied : 0;
+      if (sent < batch.length) path.copyDebt = batch.slice(sent);
+      if (sent === 0) return;
+    }
   }
 
   private hasData(): boolean {

@@ -109,6 +109,11 @@ export class Path {
   ackNow = false;
   /** PTO probes the recovery asked for (RFC 9002 §6.2.4). */
   probesDue = 0;
+  /**
+   * Loss objective: messages sent on another path whose copy belongs on this one but
+   * found its window shut; sent as soon as it opens (association.ts sendCopyDebt).
+   */
+  copyDebt: SentMessage[] = [];
   /** The subflow refused a packet; wait for its drain. */
   blocked = false;
   /** Deficit-round-robin credit in bytes (core/sched/rate-split.ts). */

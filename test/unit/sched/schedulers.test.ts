@@ -219,16 +219,20 @@ describe('LossScheduler', () => {
       view(2, { lossRate: 0.05, canSend: false, sendAt: 3 }),
     ];
     expect(s.pick(unreliable, paced, 1200, 0).retryAt).toBe(3);
-    // A backlogged session does not wait: the copy goes where it fits, else none.
+    // A backlogged session does not wait: the copy is owed to the shut path (sent when
+    // its window opens), not dropped.
     const busy = { ...unreliable, backlogBytes: 33 * 1200 };
     const sent = s.pick(busy, full, 1200, 0);
     expect(sent.pathId).toBe(1);
     expect(sent.duplicateCount).toBe(0);
+    expect(sent.deferredCount).toBe(1);
+    expect(sent.deferred[0]).toBe(1);
     // Not eligible (down): no copy, no wait.
     const down = [view(1, { lossRate: 0.05 }), view(2, { lossRate: 0.04, usable: false })];
     const alone = s.pick(unreliable, down, 1200, 0);
     expect(alone.pathId).toBe(1);
     expect(alone.duplicateCount).toBe(0);
+    expect(alone.deferredCount).toBe(0);
     const clean = [view(1, { lossRate: 0 }), view(2, { lossRate: 0.04 })];
     expect(s.pick(unreliable, clean, 1200, 0).duplicateCount).toBe(0);
     // A clean primary needs no copy, so a shut copy path is no reason to wait.
