@@ -33,6 +33,16 @@ function plannedLoss(v: PathView): number {
   return v.lossSamples < LOSS_EVIDENCE_PACKETS ? 1 : Math.max(v.lossRate, LOSS_FLOOR);
 }
 
+/** The residual loss duplication plans with: the product over every copy placed so far. */
+function plannedResidual(decision: PathDecision, candidates: readonly PathView[]): number {
+  let r = plannedLoss(candidates[decision.index]!);
+  for (let k = 0; k < decision.duplicateCount; k++)
+    r *= plannedLoss(candidates[decision.duplicates[k]!]!);
+  for (let k = 0; k < decision.deferredCount; k++)
+    r *= plannedLoss(candidates[decision.deferred[k]!]!);
+  return r;
+}
+
 /**
  * Loss (paper §III-A: "minimizing losses only applies when the session layer is
  * requested to provide unreliable delivery"; DESIGN §3):
@@ -115,22 +125,36 @@ export class LossScheduler implements ObjectiveScheduler {
     eligible: Uint8Array,
     maxCopies: number,
   ): void {
+    this.placeCopies(decision, candidates, eligible, maxCopies, false);
+  }
+
+  /**
+   * Adds copies on the lowest-loss eligible paths that can send now (`open`; into
+   * `duplicates`) or cannot (into `deferred`) until the residual loss of all copies
+   * placed so far is below the target or `maxCopies` is reached. No allocation: a
+   * selection by repeated scans (a handful of paths).
+   */
+  private placeCopies(
+    decision: PathDecision,
+    candidates: readonly PathView[],
+    eligible: Uint8Array,
+    maxCopies: number,
+    open: boolean,
+  ): void {
     if (decision.index < 0) return;
-    let residual = plannedLoss(candidates[decision.index]!);
-    for (let k = 0; k < decision.duplicateCount; k++) {
-      residual *= plannedLoss(candidates[decision.duplicates[k]!]!);
-    }
-    let copies = 1 + decision.duplicateCount;
+    let residual = plannedResidual(decision, candidates);
+    let copies = 1 + decision.duplicateCount + decision.deferredCount;
     const limit = Math.min(maxCopies, MAX_COPIES);
     while (residual > this.targetLoss && copies < limit) {
       let next = -1;
       for (let i = 0; i < candidates.length; i++) {
-        if (eligible[i] === 0 || i === decision.index || candidates[i]!.canSend) continue;
+        if (eligible[i] === 0 || i === decision.index || candidates[i]!.canSend !== open) continue;
         if (this.isDuplicate(decision, i) || this.isDeferred(decision, i)) continue;
         if (next < 0 || candidates[i]!.lossRate < candidates[next]!.lossRate) next = i;
       }
       if (next < 0) break;
-      decision.deferred[decision.deferredCount++] = next;
+      if (open) decision.duplicates[decision.duplicateCount++] = next;
+      else decision.deferred[decision.deferredCount++] = next;
       residual *= plannedLoss(candidates[next]!);
       copies++;
     }
@@ -152,22 +176,7 @@ export class LossScheduler implements ObjectiveScheduler {
     eligible: Uint8Array,
     maxCopies: number,
   ): void {
-    if (decision.index < 0) return;
-    let residual = plannedLoss(candidates[decision.index]!);
-    let copies = 1;
-    const limit = Math.min(maxCopies, MAX_COPIES);
-    while (residual > this.targetLoss && copies < limit) {
-      let next = -1;
-      for (let i = 0; i < candidates.length; i++) {
-        if (eligible[i] === 0 || i === decision.index || !candidates[i]!.canSend) continue;
-        if (this.isDuplicate(decision, i)) continue;
-        if (next < 0 || candidates[i]!.lossRate < candidates[next]!.lossRate) next = i;
-      }
-      if (next < 0) break;
-      decision.duplicates[decision.duplicateCount++] = next;
-      residual *= plannedLoss(candidates[next]!);
-      copies++;
-    }
+    this.placeCopies(decision, candidates, eligible, maxCopies, true);
   }
 
   /**
@@ -180,7 +189,8 @@ export class LossScheduler implements ObjectiveScheduler {
    * at the single path's rate, which dominated the residual loss. Only while the
    * session is app-limited (at most COPY_WAIT_BACKLOG_PACKETS packets waiting): there
    * the wait costs a moment, not rate; a backlogged session would be held to its
-   * slowest path's rate, so it sends alone where a copy does not fit, as before.
+   * slowest path's rate, so it sends now and owes the copy to the shut path
+   * (`addDeferred`).
    */
   copyRetryAt(
     ctx: SchedContext,
@@ -194,11 +204,7 @@ export class LossScheduler implements ObjectiveScheduler {
     if (decision.index < 0) return -1;
     if (ctx.backlogBytes > COPY_WAIT_BACKLOG_PACKETS * bytes) return -1;
     if (decision.duplicateCount + 1 >= Math.min(maxCopies, MAX_COPIES)) return -1;
-    let residual = plannedLoss(candidates[decision.index]!);
-    for (let k = 0; k < decision.duplicateCount; k++) {
-      residual *= plannedLoss(candidates[decision.duplicates[k]!]!);
-    }
-    if (residual <= this.targetLoss) return -1;
+    if (plannedResidual(decision, candidates) <= this.targetLoss) return -1;
     let at = -1;
     for (let i = 0; i < candidates.length; i++) {
       const v = candidates[i]!;
