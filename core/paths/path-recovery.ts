@@ -158,6 +158,10 @@ export class PathRecovery<T> implements CoupledPath {
   private lossTime: number | undefined;
   private ptoCount = 0;
   private lastAckElicitingSent = 0;
+  /** When this path last sent a packet that asks for an ACK (an RTT sample can follow). */
+  get lastAckElicitingSentAt(): number {
+    return this.lastAckElicitingSent;
+  }
   private lastProgress = 0;
   bytesInFlight = 0;
   packetsSent = 0;

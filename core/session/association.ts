@@ -101,6 +101,8 @@ const MAX_RETIRED_PATH_IDS = 65_536;
 
 /** Period of the never-worse guard and the discordance monitor. */
 const TICK_MS = 250;
+/** A path that sent nothing ACK-eliciting for this long is probed (ms). */
+const RTT_REFRESH_MS = 1000;
 /** Loss objective: messages a path may owe copies of (oldest dropped beyond). */
 const MAX_COPY_DEBT = 512;
 /** Head-of-line repair: a stuck prefix waits this many of the fastest path's RTTs... */
@@ -1627,6 +1629,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     if (this.guardScratch.length < views.length)
       this.guardScratch = new Uint8Array(views.length * 2);
     this.discordance.sample(now, views);
+    // A path that only receives (a download's client side) sends nothing but ACKs and
+    // so never measures its RTT: a probe a second keeps its figures alive for the
+    // dashboard and the schedulers, at well under 1 kbit/s (DESIGN §3, idle probing).
+    for (const p of live) {
+      if (p.state === 'active' && now - p.recovery.lastAckElicitingSentAt >= RTT_REFRESH_MS)
+        p.probesDue = Math.max(p.probesDue, 1);
+    }
     for (const session of this.sessions.values()) {
       if (session.isDone) continue;
       const ctx = this.schedContext;
