@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DEMO_UPLINKS } from '../host/demo.js';
 import { demoLink } from '../host/demo-link.js';
-import { LinkMetrics } from '../host/link-metrics.js';
+import { countersOf, LinkMetrics } from '../host/link-metrics.js';
 import { RelayOutbound } from '../proxy/relay-outbound.js';
 import { defaultRule, RuleBook } from '../proxy/rules.js';
 import { SocksServer, type ProxiedConnection } from '../proxy/socks-server.js';
@@ -263,15 +263,7 @@ export async function runProxyDemo(options: ProxyDemoOptions): Promise<ProxyDemo
         m = new LinkMetrics({ clock: systemClock, lossWindowMs: 5000 });
         metrics.set(id, m);
       }
-      m.update({
-        srttMs: path.recovery.srtt,
-        latestRttMs: path.recovery.latestRtt,
-        hasRtt: path.recovery.hasRttSample,
-        lost: path.recovery.packetsLost,
-        sent: path.stats.packetsSent,
-        bytesSent: path.stats.bytesSent,
-        bytesReceived: path.stats.bytesReceived,
-      });
+      m.update(countersOf(path));
       const uplink = uplinkOf(path.subflow.localAddress);
       rows.push([
         uplink?.name ?? path.subflow.localAddress,

@@ -41,7 +41,7 @@ import {
 } from './contract.js';
 import { DEMO_APPS, DEMO_UPLINKS, type DemoApp } from './demo.js';
 import { demoLink } from './demo-link.js';
-import { LinkMetrics, type PathCounters } from './link-metrics.js';
+import { countersOf, LinkMetrics, type PathCounters } from './link-metrics.js';
 import { defaultSettings, loadSettings, saveSettings, type Settings } from './settings.js';
 
 // The contract restates core/wire's unions (it may import nothing); these fail to
@@ -704,13 +704,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
       // Prefer core/paths' own estimators once PathSummary carries them.
       const extra = (summary ?? {}) as { jitterMs?: unknown; lossRate?: unknown };
       const counters: PathCounters = {
-        srttMs: path.recovery.srtt,
-        latestRttMs: path.recovery.latestRtt,
-        hasRtt: path.recovery.hasRttSample,
-        lost: path.recovery.packetsLost,
-        sent: path.stats.packetsSent,
-        bytesSent: path.stats.bytesSent,
-        bytesReceived: path.stats.bytesReceived,
+        ...countersOf(path),
         ...(typeof extra.jitterMs === 'number' ? { jitterMs: extra.jitterMs } : {}),
         ...(typeof extra.lossRate === 'number' ? { lossRate: extra.lossRate } : {}),
       };

@@ -19,6 +19,25 @@ export interface PathCounters {
   lossRate?: number;
 }
 
+/** What `countersOf` reads of a path (core/session/path.ts Path has it). */
+export interface CountedPath {
+  recovery: { srtt: number; latestRtt: number; hasRttSample: boolean; packetsLost: number };
+  stats: { packetsSent: number; bytesSent: number; bytesReceived: number };
+}
+
+/** A path's counters as LinkMetrics.update takes them. */
+export function countersOf(path: CountedPath): PathCounters {
+  return {
+    srttMs: path.recovery.srtt,
+    latestRttMs: path.recovery.latestRtt,
+    hasRtt: path.recovery.hasRttSample,
+    lost: path.recovery.packetsLost,
+    sent: path.stats.packetsSent,
+    bytesSent: path.stats.bytesSent,
+    bytesReceived: path.stats.bytesReceived,
+  };
+}
+
 export interface LinkMetricsOptions {
   clock: Clock;
   /** Window of the loss rate (ms); a few seconds smooths single bursts without hiding trends. */
