@@ -5,15 +5,10 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Association } from '../../core/session/association.js';
-import { RelayOutbound } from '../../core/proxy/relay-outbound.js';
-import { RuleBook } from '../../core/proxy/rules.js';
-import { SocksServer } from '../../core/proxy/socks-server.js';
-import { createLogger } from '../../core/util/log.js';
-import { useRelay } from '../support/relay-fixture.js';
+import type { SocksServer } from '../../core/proxy/socks-server.js';
+import { startProxyToRelay, useRelay } from '../support/relay-fixture.js';
 import { readAll, socksRequest, tcpEchoServer } from '../unit/proxy/socks-client.js';
 import { Reply } from '../../core/proxy/socks5-parser.js';
-
-const quiet = createLogger({ level: 'error' });
 
 /** Runs curl through the proxy; resolves with the SHA-256 and length of what it fetched. */
 function curlThrough(proxyPort: number, url: string): Promise<{ sha: string; bytes: number }> {
@@ -60,18 +55,7 @@ describe('SOCKS5 acceptance: curl through Braid, bypass, concurrency', () => {
     relayOf().listener.on('association', (a) => associations.push(a));
     relayOf().listener.on('stream', () => relaySessions++);
     relayOf().listener.on('messages', () => relaySessions++);
-    const outbound = await RelayOutbound.open({
-      invite: relayOf().invite,
-      via: ['127.0.0.2', '127.0.0.3'],
-      transports: ['udp', 'udp'],
-      logger: quiet,
-    });
-    proxy = await SocksServer.listen({
-      port: 0,
-      outbound,
-      rules: new RuleBook({ logger: quiet }),
-      logger: quiet,
-    });
+    proxy = await startProxyToRelay(relayOf().invite, ['127.0.0.2', '127.0.0.3'], ['udp', 'udp']);
   });
   afterAll(async () => {
     await proxy.close();

@@ -1,15 +1,11 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayOutbound } from '../../core/proxy/relay-outbound.js';
-import { RuleBook } from '../../core/proxy/rules.js';
-import { SocksServer } from '../../core/proxy/socks-server.js';
-import { createLogger } from '../../core/util/log.js';
+import type { SocksServer } from '../../core/proxy/socks-server.js';
 import { seededRandom } from '../support/impaired-subflow.js';
-import { useRelay } from '../support/relay-fixture.js';
+import { startProxyToRelay, useRelay } from '../support/relay-fixture.js';
 import { socksRequest, tcpEchoServer } from '../unit/proxy/socks-client.js';
 import { Reply } from '../../core/proxy/socks5-parser.js';
 
-const quiet = createLogger({ level: 'error' });
 /** `npm run fuzz` sets this to 100,000; npm test runs a short pass. */
 const RUNS = Number(process.env.BRAID_SOCKS_FUZZ_RUNS ?? 500);
 
@@ -52,17 +48,7 @@ describe('SOCKS5 proxy under fuzzed requests', () => {
   let echo: Awaited<ReturnType<typeof tcpEchoServer>>;
   beforeAll(async () => {
     echo = await tcpEchoServer();
-    const outbound = await RelayOutbound.open({
-      invite: relayOf().invite,
-      via: ['127.0.0.2'],
-      logger: quiet,
-    });
-    proxy = await SocksServer.listen({
-      port: 0,
-      outbound,
-      rules: new RuleBook({ logger: quiet }),
-      logger: quiet,
-    });
+    proxy = await startProxyToRelay(relayOf().invite, ['127.0.0.2']);
   });
   afterAll(async () => {
     await proxy.close();

@@ -1,12 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayOutbound } from '../../core/proxy/relay-outbound.js';
-import { RuleBook } from '../../core/proxy/rules.js';
-import { SocksServer } from '../../core/proxy/socks-server.js';
-import { createLogger } from '../../core/util/log.js';
-import { useRelay } from '../support/relay-fixture.js';
-
-const quiet = createLogger({ level: 'error' });
+import type { SocksServer } from '../../core/proxy/socks-server.js';
+import { startProxyToRelay, useRelay } from '../support/relay-fixture.js';
 
 /**
  * Found by the socket-level SOCKS fuzz (10,000 inputs): a client that ends its TCP
@@ -18,17 +13,7 @@ describe('SOCKS UDP ASSOCIATE whose client leaves during set-up', () => {
   const relayOf = useRelay();
   let proxy: SocksServer;
   beforeAll(async () => {
-    const outbound = await RelayOutbound.open({
-      invite: relayOf().invite,
-      via: ['127.0.0.2'],
-      logger: quiet,
-    });
-    proxy = await SocksServer.listen({
-      port: 0,
-      outbound,
-      rules: new RuleBook({ logger: quiet }),
-      logger: quiet,
-    });
+    proxy = await startProxyToRelay(relayOf().invite, ['127.0.0.2']);
   });
   afterAll(async () => {
     await proxy.close();
