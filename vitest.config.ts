@@ -15,6 +15,7 @@ export default defineConfig({
       'test/lab/link-model.test.ts',
       'test/lab/scenario.test.ts',
       'test/lab/payload.test.ts',
+      'test/lab/fairness-summary.test.ts',
       // Real namespaces and traffic for a few seconds; needs root (CI), skips otherwise.
       'test/lab/smoke.test.ts',
       // Egress pinning with one default route: a few seconds of traffic; root only.

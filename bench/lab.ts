@@ -19,7 +19,8 @@ import { exactlyOnce, formatSuite } from './lab-report.js';
 
 /**
  * `npm run bench` / `npm run bench -- lab [scenario ...] [--ms N] [--cc cubic]
- * [--messages 300] [--no-mptcp] [--no-objectives | --objectives-only] [--out dir]`: the
+ * [--messages 300] [--no-mptcp] [--no-objectives | --objectives-only | --fairness-only]
+ * [--fair-rounds 3] [--out dir]`: the
  * emulator fidelity check, then every
  * scenario (or the named ones) with Braid, each single-path TCP and kernel MPTCP on
  * the same links (and, where a scenario asks, the shared-bottleneck fairness test, and
@@ -46,6 +47,8 @@ export async function runLabBench(argv: string[]): Promise<number> {
       'no-fidelity': { type: 'boolean', default: false },
       'no-objectives': { type: 'boolean', default: false },
       'objectives-only': { type: 'boolean', default: false },
+      'fairness-only': { type: 'boolean', default: false },
+      'fair-rounds': { type: 'string', default: '3' },
     },
   });
   const reason = labUnavailableReason();
@@ -79,7 +82,7 @@ export async function runLabBench(argv: string[]): Promise<number> {
 
   let fidelity: Awaited<ReturnType<typeof measureFidelity>> | undefined;
   const objectivesOnly = values['objectives-only'];
-  if (!values['no-fidelity'] && !objectivesOnly) {
+  if (!values['no-fidelity'] && !objectivesOnly && !values['fairness-only']) {
     progress('bench lab: emulator fidelity check ...');
     fidelity = await measureFidelity({ durationMs: 8000, congestionControl: values.cc });
     const text = formatFidelity(fidelity);
@@ -93,7 +96,11 @@ export async function runLabBench(argv: string[]): Promise<number> {
   const objectives: ObjectivesReport[] = [];
   markdown.push('## Scenarios', '');
   for (const scenario of scenarios) {
-    if (!values['no-objectives'] && SCENARIO_OBJECTIVES[scenario.name] !== undefined) {
+    if (
+      !values['no-objectives'] &&
+      !values['fairness-only'] &&
+      SCENARIO_OBJECTIVES[scenario.name] !== undefined
+    ) {
       const obj = await runObjectives(scenario, {
         congestionControl: values.cc,
         mptcp: !skipMptcp,
@@ -115,22 +122,28 @@ export async function runLabBench(argv: string[]): Promise<number> {
       );
     }
     if (objectivesOnly) continue;
-    const report = await runSuite(scenario, {
-      congestionControl: values.cc,
-      mptcp: !skipMptcp,
-      messages: Number(values.messages),
-      progress,
-      ...(values.ms === undefined ? {} : { bulkMs: Number(values.ms) }),
-    });
-    reports.push(report);
-    const table = formatSuite(report);
-    process.stdout.write(table + '\n\n');
-    markdown.push(table, '');
+    if (values['fairness-only'] && scenario.fairness !== true) continue;
+    const report = values['fairness-only']
+      ? undefined
+      : await runSuite(scenario, {
+          congestionControl: values.cc,
+          mptcp: !skipMptcp,
+          messages: Number(values.messages),
+          progress,
+          ...(values.ms === undefined ? {} : { bulkMs: Number(values.ms) }),
+        });
+    if (report !== undefined) {
+      reports.push(report);
+      const table = formatSuite(report);
+      process.stdout.write(table + '\n\n');
+      markdown.push(table, '');
+    }
     if (scenario.fairness === true) {
       const fair = await runFairness(scenario, {
         congestionControl: values.cc,
         mptcp: !skipMptcp,
         progress,
+        rounds: Number(values['fair-rounds']),
         ...(values.ms === undefined ? {} : { durationMs: Number(values.ms) }),
       });
       fairness.push(fair);
@@ -138,7 +151,7 @@ export async function runLabBench(argv: string[]): Promise<number> {
       process.stdout.write(text + '\n\n');
       markdown.push(text, '');
     }
-    if (!exactlyOnce(report)) {
+    if (report !== undefined && !exactlyOnce(report)) {
       process.stdout.write(
         `!! ${scenario.name}: a system did not deliver every byte exactly once\n\n`,
       );
