@@ -220,6 +220,8 @@ export class TcpProgressMonitor {
 export interface RecoveryFigures {
   readonly srtt: number;
   readonly rttvar: number;
+  /** The newest RTT sample (ms): ahead of srtt when a queue is building. */
+  readonly latestRtt: number;
   readonly hasRttSample: boolean;
   readonly deliveryRate: number;
   readonly cwnd: number;
@@ -352,10 +354,16 @@ export class PathEstimator {
    * else the seed, and never less than the congestion window per RTT (the measured
    * rate of a path given little is application-limited and stays low; the window
    * keeps growing on a path with room — the reason rate-split.ts uses the same max).
+   * On a saturated path the window per RTT is the bottleneck rate (the queue adds to
+   * both), so the max costs nothing there.
    */
   deliveryRate(recovery: RecoveryFigures): number {
-    const srtt = Math.max(this.srtt(recovery), 0.05);
-    const windowRate = (recovery.cwnd / srtt) * 1000;
+    // The window is divided by the newer RTT when that is larger: in slow start the
+    // window doubles each round while srtt follows the growing queue an eighth at a
+    // time, so cwnd/srtt read 1.5× the rate of a 12 Mbit/s link in the lab, and the
+    // ECF sent the last 140 KB of a 1 MB transfer onto it (90 ms to drain).
+    const rtt = Math.max(this.srtt(recovery), recovery.hasRttSample ? recovery.latestRtt : 0, 0.05);
+    const windowRate = (recovery.cwnd / rtt) * 1000;
     let measured = Math.max(recovery.deliveryRate, this.rate.value);
     if (this.rateSamples === 0 && this.seed_ !== undefined) measured = this.seed_.deliveryRate;
     return Math.max(measured, windowRate);

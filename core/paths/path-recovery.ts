@@ -1,3 +1,4 @@
+import { HyStart } from './hystart.js';
 import type { AckFrame, AckRange } from '../wire/frame.js';
 import { systemRandom, type Clock, type Random } from '../util/clock.js';
 import { BraidError } from '../util/errors.js';
@@ -92,6 +93,8 @@ const AUTO_NEAR_MIN_RTT = 1.3;
 const AUTO_RECENT_SRTTS = 1;
 /** That many such events in a row (none with the RTT inflated in between) … */
 const AUTO_RANDOM_EVENTS = 3;
+/** RTT above the minimum by at least this (or minRtt/8) shows a standing queue (RFC 9406's 4 ms floor). */
+const MIN_QUEUE_EVIDENCE_MS = 4;
 /** … on a path losing at least this share of its packets make it switch to BBR. */
 const AUTO_LOSS_RATE = 0.003;
 /** Fewest packets sent before the loss rate is trusted. */
@@ -194,6 +197,8 @@ export class PathRecovery<T> implements CoupledPath {
   private epochStart: number | undefined;
   private wEst = 0;
   private ackedInAvoidance = 0;
+  /** Ends slow start on a rising RTT instead of a burst of queue drops (RFC 9406). */
+  readonly hystart = new HyStart();
 
   // --- pacing (RFC 9002 §7.7)
   private tokens: number;
@@ -496,6 +501,15 @@ export class PathRecovery<T> implements CoupledPath {
     }
     if (this.appLimitedUntil !== 0 && this.delivered > this.appLimitedUntil)
       this.appLimitedUntil = 0;
+    if (
+      largestNewly !== undefined &&
+      this.kind === 'udp' &&
+      this.bbr === undefined &&
+      this.cwnd < this.ssthresh &&
+      largestNewly.time > this.recoveryStart &&
+      this.hystart.onAck(largestNewly.pn, this.nextPn, rttSample)
+    )
+      this.ssthresh = this.cwnd;
     const lost = this.detectLoss(now);
     if (this.bbr !== undefined && newestAckedBytes > 0) {
       // tcp_bbr.c takes no rate sample over an interval shorter than the min RTT: ACK
@@ -615,7 +629,7 @@ export class PathRecovery<T> implements CoupledPath {
     if (this.kind === 'tcp' || this.bbr !== undefined || !p.inFlight) return;
     if (p.time <= this.recoveryStart) return;
     if (this.cwnd < this.ssthresh) {
-      this.cwnd += p.bytes;
+      this.cwnd += this.hystart.growth(p.bytes);
       return;
     }
     // The LIA coupling shapes only the loss-based controllers' increase. Coupled BBR
@@ -667,21 +681,40 @@ export class PathRecovery<T> implements CoupledPath {
     // BBR counts losses per round instead (Bbr.onLoss) and does not halve.
     if (this.kind === 'tcp' || this.bbr !== undefined || sentTime <= this.recoveryStart) return;
     this.recoveryStart = now;
+    this.hystart.reset();
     if (this.autoSelect && this.lossLooksRandom()) {
       this.switchToBbr(now);
       return;
     }
+    const window = this.cwnd < this.ssthresh ? this.slowStartOvershootWindow() : this.cwnd;
     if (this.congestion === 'newreno') {
-      this.ssthresh = Math.max(this.cwnd / 2, this.minWindow());
+      this.ssthresh = Math.max(window / 2, this.minWindow());
       this.cwnd = this.ssthresh;
       this.ackedInAvoidance = 0;
       return;
     }
     // RFC 9438 §4.6–4.7 with fast convergence.
-    this.wMax = this.cwnd < this.wMax ? (this.cwnd * (1 + CUBIC_BETA)) / 2 : this.cwnd;
-    this.ssthresh = Math.max(this.cwnd * CUBIC_BETA, this.minWindow());
+    this.wMax = window < this.wMax ? (window * (1 + CUBIC_BETA)) / 2 : window;
+    this.ssthresh = Math.max(window * CUBIC_BETA, this.minWindow());
     this.cwnd = this.ssthresh;
     this.epochStart = undefined;
+  }
+
+  /**
+   * The window a loss in slow start is cut from. By the time the first drop is detected
+   * (an RTT after it), slow start has doubled the window past what the path holds: in
+   * the lab 2–3.5× a 1-BDP queue's worth, so a cut to 0.7 of it still overflows the
+   * queue, and again, 100 drops in a 1 MB transfer. When the RTT shows a queue, the
+   * path holds about its delivery rate times the RTT (pipe plus queue): cut from that
+   * instead. Without a queue (a random loss before the pipe filled) the window is the
+   * honest figure, as RFC 9002 has it.
+   */
+  private slowStartOvershootWindow(): number {
+    if (!this.hasRttSample || this.deliveryRate <= 0) return this.cwnd;
+    const queueing = Math.max(MIN_QUEUE_EVIDENCE_MS, this.minRtt / 8);
+    if (this.srtt < this.minRtt + queueing) return this.cwnd;
+    const holds = (this.deliveryRate / 1000) * Math.max(this.srtt, this.latestRtt);
+    return Math.min(this.cwnd, Math.max(holds, this.minWindow()));
   }
 
   /**
@@ -734,6 +767,7 @@ export class PathRecovery<T> implements CoupledPath {
     this.cwnd = this.minWindow();
     this.epochStart = undefined;
     this.wMax = 0;
+    this.hystart.reset();
   }
 
   // ----------------------------------------------------------------- timers

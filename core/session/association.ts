@@ -1802,6 +1802,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       role: p.role,
       reinjectedBytes: p.reinjectedBytes,
       cwnd: p.recovery.cwnd,
+      ssthresh: p.recovery.ssthresh,
+      slowStartExits: p.recovery.hystart.exits,
       controller: p.recovery.controller,
       deliveryRate: p.recovery.deliveryRate,
       streamBytesSent: p.stats.streamBytesSent,
@@ -1828,6 +1830,10 @@ export interface PathSummary {
   /** Stream bytes moved off this path when it failed or turned suspect. */
   reinjectedBytes: number;
   cwnd: number;
+  /** Infinity while the path is still in its first slow start. */
+  ssthresh: number;
+  /** Slow starts HyStart++ ended on a rising RTT, before a loss did (RFC 9406). */
+  slowStartExits: number;
   /** The congestion controller in use ('auto' shows what it chose). */
   controller: 'cubic' | 'newreno' | 'bbr';
   deliveryRate: number;

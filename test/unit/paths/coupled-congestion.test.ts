@@ -157,9 +157,11 @@ describe('Coupled congestion control in a simulated network', () => {
   it.each(['newreno', 'cubic', 'auto'] as const)(
     '%s: a coupled two-path session takes about one flow’s share at a shared bottleneck',
     (cc) => {
+      // The median of five seeds: one 30 s run swings by ±0.4 with where the few
+      // loss cycles fall (HyStart++ moved them once, taking a 3-seed mean to 1.44).
       const ratio = (group: number | undefined): number => {
-        let sum = 0;
-        for (const seed of [1, 2, 3]) {
+        const ratios: number[] = [];
+        for (const seed of [1, 2, 3, 4, 5]) {
           const r = simulateFlows({
             links: [shared],
             flows: [
@@ -167,13 +169,13 @@ describe('Coupled congestion control in a simulated network', () => {
               { link: 0, congestion: cc, group },
               { link: 0, congestion: cc },
             ],
-            seconds: 20,
+            seconds: 30,
             measureFromMs: 4000,
             seed,
           });
-          sum += (r[0]!.goodputBps + r[1]!.goodputBps) / r[2]!.goodputBps;
+          ratios.push((r[0]!.goodputBps + r[1]!.goodputBps) / r[2]!.goodputBps);
         }
-        return sum / 3;
+        return ratios.sort((a, b) => a - b)[2]!;
       };
       // Uncoupled, two paths take about twice a single flow's share; coupled, one.
       expect(ratio(undefined)).toBeGreaterThan(1.45);

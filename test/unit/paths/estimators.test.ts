@@ -185,6 +185,7 @@ describe('PathEstimator', () => {
   const recovery = (over: Partial<Record<string, number | boolean>> = {}) => ({
     srtt: 333,
     rttvar: 166,
+    latestRtt: 0,
     hasRttSample: false,
     deliveryRate: 0,
     cwnd: 12_000,
@@ -221,6 +222,22 @@ describe('PathEstimator', () => {
     const e = new PathEstimator({ kind: 'udp' });
     const r = recovery({ srtt: 10, hasRttSample: true, deliveryRate: 1000, cwnd: 100_000 });
     expect(e.deliveryRate(r)).toBe(10_000_000);
+  });
+
+  it('divides the window by the newest RTT when a queue has pushed it past srtt', () => {
+    const e = new PathEstimator({ kind: 'udp' });
+    // Slow start on 12 Mbit/s, 45 ms: 158 KB in the window, srtt still 68 ms, the newest
+    // sample 95 ms behind the full queue. 158 KB / 68 ms would claim 18.6 Mbit/s.
+    const r = recovery({
+      srtt: 68,
+      latestRtt: 95,
+      hasRttSample: true,
+      deliveryRate: 1.4e6,
+      cwnd: 158_000,
+    });
+    expect(e.deliveryRate(r)).toBeCloseTo(158_000 / 0.095, 0);
+    // Before the first sample latestRtt means nothing.
+    expect(e.deliveryRate(recovery({ latestRtt: 5000 }))).toBeCloseTo(12_000 / 0.333, 0);
   });
 
   it('feeds a TCP path its ACK progress from the recovery counter, and keeps inbound jitter apart', () => {

@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { CSS_ROUNDS, HyStart, N_RTT_SAMPLE } from '../../../core/paths/hystart.js';
+import { PathRecovery } from '../../../core/paths/path-recovery.js';
+import { ManualClock } from '../../../core/util/clock.js';
+import { BraidError } from '../../../core/util/errors.js';
+
+/** Feeds one round: `count` ACKs with RTT `rtt`, the first one closing the previous round. */
+function round(h: HyStart, state: { pn: number }, rtt: number, count = N_RTT_SAMPLE): boolean {
+  let exited = false;
+  const end = state.pn + count;
+  for (; state.pn < end; state.pn++) {
+    // The round's packets were all sent before its first ACK: nextPn is the round's end.
+    if (h.onAck(state.pn, end, rtt)) exited = true;
+  }
+  return exited;
+}
+
+describe('HyStart++ (RFC 9406)', () => {
+  it('stays in slow start while the RTT holds', () => {
+    const h = new HyStart();
+    const s = { pn: 0 };
+    for (let i = 0; i < 10; i++) expect(round(h, s, 20)).toBe(false);
+    expect(h.inCss).toBe(false);
+    expect(h.growth(1000)).toBe(1000);
+  });
+
+  it('enters conservative slow start when a round’s minimum RTT rises by the threshold, and ends slow start after CSS_ROUNDS rounds', () => {
+    const h = new HyStart();
+    const s = { pn: 0 };
+    round(h, s, 20);
+    // 20 ms / 8 = 2.5 ms, clamped up to 4 ms: 23 ms is not yet a rise.
+    round(h, s, 23);
+    expect(h.inCss).toBe(false);
+    round(h, s, 28);
+    expect(h.inCss).toBe(true);
+    expect(h.growth(1000)).toBe(250);
+    const exits: boolean[] = [];
+    for (let i = 0; i < CSS_ROUNDS; i++) exits.push(round(h, s, 30));
+    expect(exits).toEqual([false, false, false, false, true]);
+    expect(h.exits).toBe(1);
+    expect(h.inCss).toBe(false);
+  });
+
+  it('goes back to slow start when the RTT falls below the CSS baseline (a spurious rise)', () => {
+    const h = new HyStart();
+    const s = { pn: 0 };
+    round(h, s, 20);
+    round(h, s, 30);
+    expect(h.inCss).toBe(true);
+    round(h, s, 22);
+    expect(h.inCss).toBe(false);
+  });
+
+  it('judges no round with fewer than N_RTT_SAMPLE samples', () => {
+    const h = new HyStart();
+    const s = { pn: 0 };
+    round(h, s, 20, 4);
+    round(h, s, 60, N_RTT_SAMPLE - 1);
+    expect(h.inCss).toBe(false);
+  });
+});
+
+describe('PathRecovery with HyStart++', () => {
+  const MSS = 1200;
+  const ok = <T>(x: T | BraidError): T => {
+    if (x instanceof BraidError) throw x;
+    return x;
+  };
+
+  it('ends slow start without a loss once queueing delay builds, growing a quarter as fast in between', () => {
+    const clock = new ManualClock(1000);
+    const r = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'cubic' },
+      clock,
+    );
+    let pn = 0;
+    let rtt = 20;
+    const sizes: number[] = [];
+    // Each round sends a window and ACKs it packet by packet; from the 4th round the
+    // RTT grows by 10 ms a round, as behind a filling queue.
+    for (let k = 0; k < 12 && r.cwnd < r.ssthresh; k++) {
+      const packets = Math.floor(r.cwnd / MSS);
+      const first = pn;
+      for (let i = 0; i < packets; i++, pn++) r.onPacketSent(r.nextPacketNumber(), MSS, true, pn);
+      if (k >= 3) rtt += 10;
+      clock.advance(rtt);
+      for (let q = first; q < pn; q++) ok(r.onAck([{ first: first, last: q }], 0));
+      sizes.push(r.cwnd);
+    }
+    expect(r.packetsLost).toBe(0);
+    expect(r.hystart.exits).toBe(1);
+    // ssthresh took the window at the exit; congestion avoidance has grown it a little since.
+    expect(Number.isFinite(r.ssthresh)).toBe(true);
+    expect(r.cwnd / r.ssthresh).toBeGreaterThanOrEqual(1);
+    expect(r.cwnd / r.ssthresh).toBeLessThan(1.05);
+    // Doubling until the rise, then at most 1.25× per round.
+    expect(sizes[1]! / sizes[0]!).toBeCloseTo(2, 1);
+    const last = sizes.length - 1;
+    expect(sizes[last]! / sizes[last - 1]!).toBeLessThanOrEqual(1.26);
+  });
+});
+
+describe('PathRecovery: a loss ending slow start', () => {
+  const MSS = 1200;
+  const ok = <T>(x: T | BraidError): T => {
+    if (x instanceof BraidError) throw x;
+    return x;
+  };
+
+  function send(r: PathRecovery<number>, n: number): number[] {
+    const pns: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const pn = r.nextPacketNumber();
+      r.onPacketSent(pn, MSS, true, pn);
+      pns.push(pn);
+    }
+    return pns;
+  }
+
+  function overshoot(queueMsPerRound: number, ackSpacingMs: number) {
+    const clock = new ManualClock(1000);
+    const r = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'cubic' },
+      clock,
+    );
+    let rtt = 20;
+    // Three rounds of slow start, each window acknowledged one packet at a time over
+    // the RTT (the rate the path delivers), the RTT rising as a queue builds.
+    for (let k = 0; k < 3; k++) {
+      const pns = send(r, Math.floor(r.cwnd / MSS));
+      if (k > 0) rtt += queueMsPerRound;
+      clock.advance(rtt);
+      for (const pn of pns) {
+        ok(r.onAck([{ first: pns[0]!, last: pn }], 0));
+        clock.advance(ackSpacingMs);
+      }
+    }
+    const before = r.cwnd;
+    // The next window: the first four packets are dropped at the full queue.
+    const pns = send(r, Math.floor(r.cwnd / MSS));
+    clock.advance(rtt);
+    ok(r.onAck([{ first: pns[4]!, last: pns[10]! }], 0));
+    return { r, before };
+  }
+
+  it('cuts from what the path holds (rate × RTT) when the RTT shows a queue, not from the doubled window', () => {
+    // A 10 Mbit/s bottleneck spaces the ACKs by 0.96 ms.
+    const { r, before } = overshoot(10, 0.96);
+    expect(r.srtt).toBeGreaterThan(r.minRtt + 4);
+    const holds = (r.deliveryRate / 1000) * Math.max(r.srtt, r.latestRtt);
+    expect(holds).toBeLessThan(before);
+    expect(r.ssthresh).toBeCloseTo(0.7 * holds, 0);
+    expect(r.cwnd).toBe(r.ssthresh);
+  });
+
+  it('cuts the window itself after a loss with no queue in sight (random loss)', () => {
+    // A fast bottleneck: the whole window is acknowledged at once, the RTT stays 20 ms.
+    const { r, before } = overshoot(0, 0.001);
+    expect(r.srtt).toBeLessThan(r.minRtt + 4);
+    // RFC 9002 / RFC 9438: 0.7 of the window the seven acknowledged packets grew it to.
+    expect(r.ssthresh).toBeCloseTo(0.7 * (before + 7 * MSS), 6);
+  });
+});
