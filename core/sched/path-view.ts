@@ -107,10 +107,15 @@ export interface SchedContext {
   backlogBytes: number;
   /** Restrict to one path (the never-worse guard's single-path mode); -1 for any. */
   onlyPathId: number;
+  /**
+   * The next bytes are a repair (lost or reinjected stream data): the receiver waits
+   * on them, so they go where they arrive first (SessionScheduler.pick), not by share.
+   */
+  repair: boolean;
 }
 
 export function createSchedContext(semantics: Semantics = 'reliable-ordered'): SchedContext {
-  return { semantics, backlogBytes: 0, onlyPathId: -1 };
+  return { semantics, backlogBytes: 0, onlyPathId: -1, repair: false };
 }
 
 export function isReliable(semantics: Semantics): boolean {
@@ -243,4 +248,25 @@ export function expectedArrivalMs(
     t += (p / (1 - p)) * ((9 / 8) * v.srtt + v.srtt / 2);
   }
   return t;
+}
+
+/**
+ * When `bytes` sent on `v` would arrive (ms from now), counting the path's own queue:
+ * of its bytes in flight about rate × minRtt are on the wire, the rest wait at its
+ * bottleneck ahead of these. srtt/2 alone counts half a standing queue, and in slow
+ * start (window past what the path holds) far less. Used for repairs and by ECF.
+ */
+export function arrivalBehindFlightMs(
+  v: PathView,
+  bytes: number,
+  now: number,
+  reliable: boolean,
+): number {
+  const rate = effectiveRate(v, reliable);
+  const ahead = v.queuedBytes + v.bytesInFlight + bytes;
+  return (
+    waitMs(v, bytes, now) +
+    Math.max((bytes / rate) * 1000 + v.srtt / 2, (ahead / rate) * 1000 - v.minRtt / 2) +
+    v.rttvar
+  );
 }

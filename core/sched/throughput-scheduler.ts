@@ -1,6 +1,13 @@
 import { BraidError } from '../util/errors.js';
 import type { ObjectiveScheduler, PathView, SchedContext } from './path-view.js';
-import { PathDecision, effectiveRate, isReliable, markEligible, waitMs } from './path-view.js';
+import {
+  PathDecision,
+  arrivalBehindFlightMs,
+  effectiveRate,
+  isReliable,
+  markEligible,
+  waitMs,
+} from './path-view.js';
 
 /** Bytes handed out per round to the fastest path; slower paths get a proportional share. */
 const QUANTUM = 64 * 1024;
@@ -8,6 +15,8 @@ const QUANTUM = 64 * 1024;
 const ECF_BETA = 0.25;
 /** Credit kept across rounds is capped so that a path idle for long does not burst. */
 const MAX_CREDIT = 2 * QUANTUM;
+/** ThroughputScheduler.ecf's answer for "wait for the fastest path". */
+const ECF_WAIT = -1;
 /** Path ids the credit table takes (it grows up to this). */
 const MAX_PATH_ID = 1 << 20;
 
@@ -36,6 +45,8 @@ export class ThroughputScheduler implements ObjectiveScheduler {
   private waiting = false;
   /** Counters for tests and the dashboard. */
   ecfWaits = 0;
+  /** Packets DRR gave a slower path that ECF moved to the fastest one, which had room. */
+  ecfRedirects = 0;
   rounds = 0;
 
   pick(ctx: SchedContext, candidates: readonly PathView[], bytes: number, now: number) {
@@ -128,25 +139,39 @@ export class ThroughputScheduler implements ObjectiveScheduler {
         }
       }
     }
-    const chosen = candidates[best]!;
-    const ecfWait = this.ecf(ctx, candidates, eligible, best, bytes, now, reliable);
-    if (ecfWait >= 0) {
+    const ecf = this.ecf(ctx, candidates, eligible, best, bytes, now, reliable);
+    if (ecf === ECF_WAIT) {
       this.waiting = true;
       this.ecfWaits++;
-      return this.decision.wait(ecfWait);
+      return this.decision.wait(this.ecfRetryAt);
     }
     this.waiting = false;
-    this.credits[chosen.id] = bestCredit - bytes;
+    if (ecf !== best) {
+      // The fastest path has room and delivers the whole backlog before this packet
+      // would arrive on the slower one DRR chose: the tail of a transfer.
+      this.ecfRedirects++;
+      best = ecf;
+    }
+    const chosen = candidates[best]!;
+    this.credits[chosen.id] = this.credits[chosen.id]! - bytes;
     return this.decision.choose(best, chosen.id);
   }
 
+  /** When an ECF wait ends (set with ECF_WAIT). */
+  private ecfRetryAt = 0;
+
   /**
-   * ECF: returns the time to wait for the fastest path, or -1 to send on `s` now.
-   * Fastest = lowest RTT among eligible paths. With k = the session's backlog, the fast
-   * path needs about wait_f + k/rate_f + srtt_f/2 to deliver all of it; the packet on
-   * the slow path arrives after bytes/rate_s + srtt_s/2, or later when the slow path's
-   * bytes in flight exceed what its min RTT holds (they queue ahead of it). When the former is sooner
-   * (by the β margin once waiting), the slow path would only add reordering.
+   * ECF: which path the packet DRR gave to `s` goes on — `s`, or the fastest path `f`
+   * when that has room now — or ECF_WAIT (retry at ecfRetryAt) to wait for `f`.
+   * Fastest = lowest RTT among eligible paths. With k = the session's backlog, the
+   * fast path needs about wait_f + k/rate_f + srtt_f/2 (more behind a standing queue)
+   * to deliver all of it; the packet on the slow path arrives after bytes/rate_s +
+   * srtt_s/2, or later when the slow path's bytes in flight exceed what its min RTT
+   * holds (they queue ahead of it). When the former is sooner (by the β margin once
+   * waiting), the slow path would only add reordering and a late last byte. Lim et
+   * al. only ever weigh a slower path when the fastest has no room; under DRR the
+   * slower path can hold the credit while the fastest has room, so the same test
+   * moves such a packet to the fastest path.
    */
   private ecf(
     ctx: SchedContext,
@@ -162,27 +187,31 @@ export class ThroughputScheduler implements ObjectiveScheduler {
       if (eligible[i] === 0) continue;
       if (f < 0 || candidates[i]!.srtt < candidates[f]!.srtt) f = i;
     }
-    if (f < 0 || f === s) return -1;
+    if (f < 0 || f === s) return s;
     const fast = candidates[f]!;
     const slow = candidates[s]!;
-    if (fast.canSend) return -1; // the fast path has room: DRR's choice stands
     const k = Math.max(ctx.backlogBytes, bytes);
     const wait = waitMs(fast, bytes, now);
+    const fastRate = effectiveRate(fast, reliable);
+    const fastAhead = fast.queuedBytes + fast.bytesInFlight + k;
     const fastDone =
-      wait + (k / effectiveRate(fast, reliable)) * 1000 + fast.srtt / 2 + fast.rttvar;
+      wait +
+      Math.max(
+        (k / fastRate) * 1000 + fast.srtt / 2,
+        (fastAhead / fastRate) * 1000 - fast.minRtt / 2,
+      ) +
+      fast.rttvar;
     // The packet queues behind what the slow path already carries: of its bytes in
     // flight, about rate x minRtt are on the wire or acknowledged on the way back; the
     // rest waits at its bottleneck. A slow path whose window outgrew its rate (slow
     // start) would otherwise look a whole queue faster than it is, and the last bytes
     // of a transfer would trail on it (1 MB completion behind the best single path).
-    const slowRate = effectiveRate(slow, reliable);
-    const unsent = slow.queuedBytes + slow.bytesInFlight + bytes;
     const slowArrives =
-      Math.max(
-        (bytes / slowRate) * 1000 + slow.srtt / 2,
-        (unsent / slowRate) * 1000 - slow.minRtt / 2,
-      ) + slow.rttvar;
+      arrivalBehindFlightMs(slow, bytes, now, reliable) - waitMs(slow, bytes, now);
     const margin = this.waiting ? 1 + ECF_BETA : 1;
-    return fastDone < slowArrives * margin ? now + Math.max(wait, 0.001) : -1;
+    if (!(fastDone < slowArrives * margin)) return s;
+    if (fast.canSend) return f;
+    this.ecfRetryAt = now + Math.max(wait, 0.001);
+    return ECF_WAIT;
   }
 }

@@ -1174,6 +1174,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const ctx = this.schedContext;
         ctx.semantics = session.semantics;
         ctx.backlogBytes = session.backlogBytes;
+        ctx.repair = session.repairPending;
         // -1 while striping; the best single path while striping does worse.
         ctx.onlyPathId = session.guard.singlePathId;
         const d = session.scheduler.pick(ctx, candidates, this.config.udpPacketSize, now);
@@ -1641,6 +1642,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const ctx = this.schedContext;
       ctx.semantics = session.semantics;
       ctx.backlogBytes = session.backlogBytes;
+      ctx.repair = false;
       ctx.onlyPathId = -1;
       NeverWorseGuard.bestSingle(
         session.guardObjective,

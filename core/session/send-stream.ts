@@ -82,6 +82,11 @@ export class SendStream {
     return this.finOffset !== undefined && !this.finSent && this.nextOffset === this.finOffset;
   }
 
+  /** The next range is a repair: data reported lost (or reinjected) going out again. */
+  get repairPending(): boolean {
+    return !this.lost.isEmpty || this.finLost;
+  }
+
   /** Blocked by the peer's window with data waiting (worth telling in stats). */
   get flowBlocked(): boolean {
     return (

@@ -328,6 +328,11 @@ export class Session {
     if (!this.isDone) this.host.sendFeedback(this, report);
   }
 
+  /** The next bytes out are a repair of a byte stream (lost or reinjected data). */
+  get repairPending(): boolean {
+    return this.msg === undefined && this.send.repairPending;
+  }
+
   /** Bytes waiting to be sent (the ECF scheduler's backlog). */
   get backlogBytes(): number {
     return this.msg !== undefined ? this.msg.send.bufferedBytes : this.send.bufferedBytes;

@@ -206,3 +206,38 @@ describe('SessionScheduler: application feedback', () => {
     }
   });
 });
+
+describe('SessionScheduler: repairs', () => {
+  // Wi-Fi (20 ms) with room, DSL (45 ms) with room, a phone (100 ms) with 40 KB queued.
+  const paths = () => [
+    view(1, { srtt: 20, minRtt: 20, deliveryRate: 3.75e6, cwnd: 200_000 }),
+    view(2, { srtt: 50, minRtt: 45, deliveryRate: 1.5e6, cwnd: 200_000 }),
+    view(3, { srtt: 110, minRtt: 100, deliveryRate: 375e3, bytesInFlight: 40_000 }),
+  ];
+
+  it('sends lost stream data where it arrives first, whatever the shares say', () => {
+    const s = new SessionScheduler({ priorities: ['throughput'] });
+    const views = paths();
+    const bulk = shares(s, reliable, views, 3000);
+    expect(bulk.get(3)).toBeGreaterThan(0);
+    const repair = shares(s, { ...reliable, repair: true }, views, 200);
+    expect([...repair.entries()].filter(([, b]) => b > 0).map(([id]) => id)).toEqual([1]);
+    expect(s.repairs).toBe(200);
+  });
+
+  it('waits for the earliest path rather than repair on a later one, and keeps out of what a stage excluded', () => {
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 1 });
+    const views = paths();
+    // Wi-Fi's pacer holds it for 2 ms more: still sooner than DSL's 25 ms.
+    Object.assign(views[0]!, { canSend: false, sendAt: 2 });
+    const d = s.pick({ ...reliable, repair: true }, views, 1200, 0);
+    expect(d.index).toBe(-1);
+    expect(d.retryAt).toBe(2);
+    // With 200 KB queued on Wi-Fi (53 ms) DSL is sooner.
+    Object.assign(views[0]!, { bytesInFlight: 190_000 });
+    expect(s.pick({ ...reliable, repair: true }, views, 1200, 0).pathId).toBe(2);
+    // Wi-Fi losing 5 % is out at slider 1: the repair goes on DSL.
+    Object.assign(views[0]!, { canSend: true, bytesInFlight: 0, lossRate: 0.05 });
+    expect(s.pick({ ...reliable, repair: true }, views, 1200, 0).pathId).toBe(2);
+  });
+});

@@ -52,6 +52,33 @@ describe('ThroughputScheduler (DRR with rate quanta, ECF)', () => {
     expect(bulk.pathId).toBe(2);
   });
 
+  it('moves the tail of a transfer from the slow path DRR chose to the fast one, which has room (ECF)', () => {
+    // Lab scenario c: Wi-Fi 30 Mbit/s 20 ms and a tethered phone 3 Mbit/s 100 ms that
+    // already holds 40 KB (about 110 ms of queue).
+    const fast = view(1, { srtt: 20, minRtt: 20, deliveryRate: 3.75e6, cwnd: 1e6 });
+    const slow = view(2, { srtt: 110, minRtt: 100, deliveryRate: 375e3, bytesInFlight: 40_000 });
+    const bulk = { ...reliable, backlogBytes: 50e6 };
+    const tail = { ...reliable, backlogBytes: 30_000 };
+    // Two schedulers fed the same picks: when DRR gives `probe` the slow path for its
+    // share of a bulk backlog, `s` (same state) gets the last 30 KB of a transfer instead.
+    const probe = new ThroughputScheduler();
+    const s = new ThroughputScheduler();
+    let moved: number | undefined;
+    for (let i = 0; i < 500 && moved === undefined; i++) {
+      if (probe.pick(bulk, [fast, slow], 1200, 0).pathId === 2) {
+        expect(probe.ecfRedirects).toBe(0);
+        const credit = s.credit(2);
+        moved = s.pick(tail, [fast, slow], 1200, 0).pathId;
+        // The slow path keeps its credit for when the backlog grows again.
+        expect(s.credit(2)).toBe(credit);
+      } else s.pick(bulk, [fast, slow], 1200, 0);
+    }
+    // The fast path delivers all 30 KB (8 ms + 10 ms) long before a packet queued
+    // behind 40 KB on the phone arrives (about 60 ms): it goes on Wi-Fi.
+    expect(moved).toBe(1);
+    expect(s.ecfRedirects).toBe(1);
+  });
+
   it('says when to ask again when no path can send: the pacer release, else the next ACK', () => {
     const s = new ThroughputScheduler();
     const paced = view(1, { canSend: false, sendAt: 1003 });
