@@ -1803,6 +1803,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       lossRate: p.estimator.lossRate(now),
       role: p.role,
       reinjectedBytes: p.reinjectedBytes,
+      packetSize: p.maxPacketSize,
       cwnd: p.recovery.cwnd,
       ssthresh: p.recovery.ssthresh,
       slowStartExits: p.recovery.hystart.exits,
@@ -1831,6 +1832,8 @@ export interface PathSummary {
   role: UplinkRole;
   /** Stream bytes moved off this path when it failed or turned suspect. */
   reinjectedBytes: number;
+  /** Largest packet the path sends (UDP payload, or TCP record). */
+  packetSize: number;
   cwnd: number;
   /** Infinity while the path is still in its first slow start. */
   ssthresh: number;
