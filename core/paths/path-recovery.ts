@@ -93,8 +93,6 @@ const AUTO_NEAR_MIN_RTT = 1.3;
 const AUTO_RECENT_SRTTS = 1;
 /** That many such events in a row (none with the RTT inflated in between) … */
 const AUTO_RANDOM_EVENTS = 3;
-/** RTT above the minimum by at least this (or minRtt/8) shows a standing queue (RFC 9406's 4 ms floor). */
-const MIN_QUEUE_EVIDENCE_MS = 4;
 /** … on a path losing at least this share of its packets make it switch to BBR. */
 const AUTO_LOSS_RATE = 0.003;
 /** Fewest packets sent before the loss rate is trusted. */
@@ -686,35 +684,17 @@ export class PathRecovery<T> implements CoupledPath {
       this.switchToBbr(now);
       return;
     }
-    const window = this.cwnd < this.ssthresh ? this.slowStartOvershootWindow() : this.cwnd;
     if (this.congestion === 'newreno') {
-      this.ssthresh = Math.max(window / 2, this.minWindow());
+      this.ssthresh = Math.max(this.cwnd / 2, this.minWindow());
       this.cwnd = this.ssthresh;
       this.ackedInAvoidance = 0;
       return;
     }
     // RFC 9438 §4.6–4.7 with fast convergence.
-    this.wMax = window < this.wMax ? (window * (1 + CUBIC_BETA)) / 2 : window;
-    this.ssthresh = Math.max(window * CUBIC_BETA, this.minWindow());
+    this.wMax = this.cwnd < this.wMax ? (this.cwnd * (1 + CUBIC_BETA)) / 2 : this.cwnd;
+    this.ssthresh = Math.max(this.cwnd * CUBIC_BETA, this.minWindow());
     this.cwnd = this.ssthresh;
     this.epochStart = undefined;
-  }
-
-  /**
-   * The window a loss in slow start is cut from. By the time the first drop is detected
-   * (an RTT after it), slow start has doubled the window past what the path holds: in
-   * the lab 2–3.5× a 1-BDP queue's worth, so a cut to 0.7 of it still overflows the
-   * queue, and again, 100 drops in a 1 MB transfer. When the RTT shows a queue, the
-   * path holds about its delivery rate times the RTT (pipe plus queue): cut from that
-   * instead. Without a queue (a random loss before the pipe filled) the window is the
-   * honest figure, as RFC 9002 has it.
-   */
-  private slowStartOvershootWindow(): number {
-    if (!this.hasRttSample || this.deliveryRate <= 0) return this.cwnd;
-    const queueing = Math.max(MIN_QUEUE_EVIDENCE_MS, this.minRtt / 8);
-    if (this.srtt < this.minRtt + queueing) return this.cwnd;
-    const holds = (this.deliveryRate / 1000) * Math.max(this.srtt, this.latestRtt);
-    return Math.min(this.cwnd, Math.max(holds, this.minWindow()));
   }
 
   /**
