@@ -16,6 +16,7 @@ export default defineConfig({
       'test/lab/scenario.test.ts',
       'test/lab/payload.test.ts',
       'test/lab/fairness-summary.test.ts',
+      'test/lab/lab-report.test.ts',
       // Real namespaces and traffic for a few seconds; needs root (CI), skips otherwise.
       'test/lab/smoke.test.ts',
       // Egress pinning with one default route: a few seconds of traffic; root only.

@@ -1,3 +1,4 @@
+import { transferCell } from '../test/lab/stats.js';
 import { describeUplink } from '../test/lab/scenario.js';
 import type { SuiteReport, SystemReport } from '../test/lab/suite.js';
 
@@ -14,7 +15,6 @@ const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
 const ms = (v: number | undefined): string =>
   v === undefined || Number.isNaN(v) ? '-' : v < 100 ? v.toFixed(1) : v.toFixed(0);
-const seconds = (v: number | undefined): string => (v === undefined ? '-' : (v / 1000).toFixed(2));
 
 function megabytes(bytes: number): string {
   return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(bytes % 1e6 === 0 ? 0 : 1)} MB` : `${bytes} B`;
@@ -70,7 +70,9 @@ function noteCell(s: SystemReport): string {
 export function formatSuite(report: SuiteReport): string {
   const s = report.scenario;
   const nominal = s.uplinks.reduce((sum, u) => sum + (u.downRateMbps ?? u.rateMbps), 0);
-  const sizes = report.systems[0]?.transfers.map((t) => t.bytes) ?? [];
+  const sizes = [...new Set(report.systems[0]?.transfers.map((t) => t.bytes) ?? [])];
+  const runsOf = (b: number): number =>
+    report.systems[0]?.transfers.filter((t) => t.bytes === b).length ?? 0;
   const failover = report.systems.find((x) => x.failover !== undefined)?.failover;
   const lines = [
     `### ${s.name}: ${s.description}`,
@@ -91,7 +93,9 @@ export function formatSuite(report: SuiteReport): string {
           `2 s before it went down (${(failover.downAtMs / 1000).toFixed(1)} s); "never": not within the run.`),
     '',
     `| system | goodput Mbit/s | / sum of singles | / best single | ${sizes
-      .map((b) => `${megabytes(b)} s`)
+      .map((b) =>
+        runsOf(b) > 1 ? `${megabytes(b)} s (median of ${runsOf(b)})` : `${megabytes(b)} s`,
+      )
       .join(
         ' | ',
       )} | msg p50 ms | msg p99 ms | lost / dup bytes | longest stall ms |${failover === undefined ? '' : ' back to sum ms |'} note |`,
@@ -105,11 +109,7 @@ export function formatSuite(report: SuiteReport): string {
       g === undefined ? 'failed' : mbps(g),
       g === undefined ? '-' : ratio(g, report.sumSinglesBps),
       g === undefined || best === undefined ? '-' : ratio(g, best.goodputBps),
-      ...sizes.map((b) => {
-        const t = sys.transfers.find((x) => x.bytes === b);
-        if (t?.timedOutMs !== undefined) return `> ${seconds(t.timedOutMs)}`;
-        return t?.completionMs === undefined ? 'failed' : seconds(t.completionMs);
-      }),
+      ...sizes.map((b) => transferCell(sys.transfers.filter((x) => x.bytes === b))),
       ms(sys.messages?.p50Ms),
       ms(sys.messages?.p99Ms),
       integrityCell(sys),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { median, summarizeFairness, type FairnessRun } from './fairness.js';
+import { summarizeFairness, type FairnessRun } from './fairness.js';
+import { median } from './stats.js';
 
 const run = (
   label: string,

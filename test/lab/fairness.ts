@@ -11,6 +11,7 @@ import {
   startServer,
 } from './baselines.js';
 import { bottleneckSpec, uplinkSpecs, type Scenario } from './scenario.js';
+import { median } from './stats.js';
 import { Topology } from './topology.js';
 import type { BulkResult } from './tools/bulk.js';
 
@@ -66,13 +67,6 @@ export interface FairnessReport {
   rounds: number;
   runs: FairnessRun[];
   summary: FairnessSummary[];
-}
-
-export function median(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 export function summarizeFairness(runs: readonly FairnessRun[]): FairnessSummary[] {

@@ -1,0 +1,25 @@
+import type { TransferOutcome } from './suite.js';
+
+/** Small statistics for the lab's reports: repeated runs are judged on their median. */
+
+export function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const seconds = (ms: number): string => (ms / 1000).toFixed(2);
+
+/**
+ * Completion time of the runs of one size: the median, with every run beside it when
+ * there are several; "> t" when one ran into the time limit (the median would hide it).
+ */
+export function transferCell(runs: readonly TransferOutcome[]): string {
+  const limit = runs.find((t) => t.timedOutMs !== undefined)?.timedOutMs;
+  if (limit !== undefined) return `> ${seconds(limit)}`;
+  const done = runs.flatMap((t) => (t.completionMs === undefined ? [] : [t.completionMs]));
+  if (done.length === 0 || done.length < runs.length) return 'failed';
+  if (done.length === 1) return seconds(done[0]!);
+  return `${seconds(median(done)!)} (${done.map((t) => seconds(t)).join(', ')})`;
+}
