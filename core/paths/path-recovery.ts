@@ -329,8 +329,14 @@ export class PathRecovery<T> implements CoupledPath {
     // BBR paces at gain × its bandwidth estimate (core/paths/bbr.ts).
     if (this.bbr !== undefined) return this.bbr.pacingRate;
     // bytes per ms; before an RTT sample pacing would be too slow, so only the burst limits.
-    const rtt = this.hasRttSample ? Math.max(this.srtt, 0.05) : 1;
-    const factor = this.cwnd < this.ssthresh ? 2 : 1.25;
+    // In slow start the newest RTT when it is below srtt: a path's first sample often
+    // carries the handshake's processing (50 ms on the lab's 15 ms cable path) and
+    // srtt sheds it an eighth per sample, so slow start paced at half its intended
+    // rate and no longer doubled per round. A growing queue still brakes it (srtt).
+    const slowStart = this.cwnd < this.ssthresh;
+    const smoothed = slowStart ? Math.min(this.srtt, this.latestRtt) : this.srtt;
+    const rtt = this.hasRttSample ? Math.max(smoothed, 0.05) : 1;
+    const factor = slowStart ? 2 : 1.25;
     return (factor * this.cwnd) / rtt;
   }
 

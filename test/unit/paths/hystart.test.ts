@@ -99,3 +99,35 @@ describe('PathRecovery with HyStart++', () => {
     expect(sizes[last]! / sizes[last - 1]!).toBeLessThanOrEqual(1.26);
   });
 });
+
+describe('PathRecovery: slow-start pacing', () => {
+  it('paces slow start by the newest RTT when srtt still carries an inflated first sample', () => {
+    const MSS = 1200;
+    const clock = new ManualClock(1000);
+    const r = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'cubic' },
+      clock,
+    );
+    const sample = (rtt: number): void => {
+      const pn = r.nextPacketNumber();
+      r.onPacketSent(pn, MSS, true, pn);
+      clock.advance(rtt);
+      const result = r.onAck([{ first: pn, last: pn }], 0);
+      if (result instanceof BraidError) throw result;
+    };
+    // The path's first sample took the handshake's processing (50 ms on a 15 ms path).
+    sample(50);
+    sample(15);
+    expect(r.srtt).toBeGreaterThan(40);
+    expect(r.cwnd).toBeLessThan(r.ssthresh);
+    // Drain the burst allowance, then time the next full packet: 2 × cwnd per 15 ms.
+    const now = clock.now();
+    while (r.nextSendTime(MSS, now) === now) {
+      const pn = r.nextPacketNumber();
+      r.onPacketSent(pn, MSS, true, pn);
+    }
+    const wait = r.nextSendTime(MSS, now) - now;
+    expect(wait).toBeLessThanOrEqual((MSS * 15) / (2 * r.cwnd) + 1e-9);
+    expect(wait).toBeGreaterThan(0);
+  });
+});
