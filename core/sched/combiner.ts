@@ -7,6 +7,7 @@ import type { PathView, SchedContext } from './path-view.js';
 import {
   PathDecision,
   arrivalBehindFlightMs,
+  chooseOrWait,
   expectedArrivalMs,
   isReliable,
   markEligible,
@@ -103,6 +104,8 @@ export class SessionScheduler {
   private boostLatencyUntil = 0;
   private readonly penalties: Penalty[] = [];
   private maxCopies = 2;
+  /** Repairs placed by earliest arrival (for tests and the dashboard). */
+  repairs = 0;
   /** Gains of the last pick, per candidate (for tests and the dashboard's live split). */
   gains = new Float64Array(8);
   private eligible = new Uint8Array(8);
@@ -318,7 +321,6 @@ export class SessionScheduler {
   }
 
   private readonly repairDecision = new PathDecision();
-
   private pickEarliest(
     candidates: readonly PathView[],
     gains: Float64Array,
@@ -335,15 +337,10 @@ export class SessionScheduler {
         bestAt = t;
       }
     }
-    if (best < 0) return this.repairDecision.wait(Infinity);
-    const v = candidates[best]!;
-    if (!v.canSend) return this.repairDecision.wait(v.bytesInFlight < v.cwnd ? v.sendAt : Infinity);
-    this.repairs++;
-    return this.repairDecision.choose(best, v.id);
+    const decision = chooseOrWait(this.repairDecision, candidates, best);
+    if (decision.index >= 0) this.repairs++;
+    return decision;
   }
-
-  /** Repairs placed by earliest arrival (for tests and the dashboard). */
-  repairs = 0;
 
   private stage(
     o: Objective,

@@ -1,5 +1,11 @@
 import type { ObjectiveScheduler, PathView, SchedContext } from './path-view.js';
-import { PathDecision, expectedArrivalMs, isReliable, markEligible } from './path-view.js';
+import {
+  PathDecision,
+  chooseOrWait,
+  expectedArrivalMs,
+  isReliable,
+  markEligible,
+} from './path-view.js';
 
 /**
  * Latency: earliest expected arrival (DESIGN §3). Each packet goes where it is
@@ -28,9 +34,6 @@ export class LatencyScheduler implements ObjectiveScheduler {
         bestAt = t;
       }
     }
-    if (best < 0) return this.decision.wait(Infinity);
-    const v = candidates[best]!;
-    if (!v.canSend) return this.decision.wait(v.bytesInFlight < v.cwnd ? v.sendAt : Infinity);
-    return this.decision.choose(best, v.id);
+    return chooseOrWait(this.decision, candidates, best);
   }
 }

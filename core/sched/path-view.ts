@@ -251,22 +251,42 @@ export function expectedArrivalMs(
 }
 
 /**
- * When `bytes` sent on `v` would arrive (ms from now), counting the path's own queue:
- * of its bytes in flight about rate × minRtt are on the wire, the rest wait at its
- * bottleneck ahead of these. srtt/2 alone counts half a standing queue, and in slow
- * start (window past what the path holds) far less. Used for repairs and by ECF.
+ * How long `bytes` take from leaving on `v` to arriving (ms), counting the path's own
+ * queue: of its bytes in flight about rate × minRtt are on the wire, the rest wait at
+ * its bottleneck ahead of these. srtt/2 alone counts half a standing queue, and in
+ * slow start (window past what the path holds) far less. ECF uses it for the fast
+ * path's whole backlog and the slow path's packet.
  */
+export function deliveryBehindFlightMs(v: PathView, bytes: number, reliable: boolean): number {
+  const rate = effectiveRate(v, reliable);
+  const ahead = v.queuedBytes + v.bytesInFlight + bytes;
+  return (
+    Math.max((bytes / rate) * 1000 + v.srtt / 2, (ahead / rate) * 1000 - v.minRtt / 2) + v.rttvar
+  );
+}
+
+/** When `bytes` sent on `v` would arrive (ms from now): the wait for the path, then the above. */
 export function arrivalBehindFlightMs(
   v: PathView,
   bytes: number,
   now: number,
   reliable: boolean,
 ): number {
-  const rate = effectiveRate(v, reliable);
-  const ahead = v.queuedBytes + v.bytesInFlight + bytes;
-  return (
-    waitMs(v, bytes, now) +
-    Math.max((bytes / rate) * 1000 + v.srtt / 2, (ahead / rate) * 1000 - v.minRtt / 2) +
-    v.rttvar
-  );
+  return waitMs(v, bytes, now) + deliveryBehindFlightMs(v, bytes, reliable);
+}
+
+/**
+ * The decision for the path at `best` that arrives first: send on it when it can take
+ * a packet now, else wait for it (its pacer release, or the next ACK when its window
+ * is full) rather than take a later-arriving path; wait for an ACK when none is eligible.
+ */
+export function chooseOrWait(
+  decision: PathDecision,
+  candidates: readonly PathView[],
+  best: number,
+): PathDecision {
+  if (best < 0) return decision.wait(Infinity);
+  const v = candidates[best]!;
+  if (!v.canSend) return decision.wait(v.bytesInFlight < v.cwnd ? v.sendAt : Infinity);
+  return decision.choose(best, v.id);
 }

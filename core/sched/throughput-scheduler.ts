@@ -2,7 +2,7 @@ import { BraidError } from '../util/errors.js';
 import type { ObjectiveScheduler, PathView, SchedContext } from './path-view.js';
 import {
   PathDecision,
-  arrivalBehindFlightMs,
+  deliveryBehindFlightMs,
   effectiveRate,
   isReliable,
   markEligible,
@@ -192,22 +192,13 @@ export class ThroughputScheduler implements ObjectiveScheduler {
     const slow = candidates[s]!;
     const k = Math.max(ctx.backlogBytes, bytes);
     const wait = waitMs(fast, bytes, now);
-    const fastRate = effectiveRate(fast, reliable);
-    const fastAhead = fast.queuedBytes + fast.bytesInFlight + k;
-    const fastDone =
-      wait +
-      Math.max(
-        (k / fastRate) * 1000 + fast.srtt / 2,
-        (fastAhead / fastRate) * 1000 - fast.minRtt / 2,
-      ) +
-      fast.rttvar;
+    const fastDone = wait + deliveryBehindFlightMs(fast, k, reliable);
     // The packet queues behind what the slow path already carries: of its bytes in
     // flight, about rate x minRtt are on the wire or acknowledged on the way back; the
     // rest waits at its bottleneck. A slow path whose window outgrew its rate (slow
     // start) would otherwise look a whole queue faster than it is, and the last bytes
     // of a transfer would trail on it (1 MB completion behind the best single path).
-    const slowArrives =
-      arrivalBehindFlightMs(slow, bytes, now, reliable) - waitMs(slow, bytes, now);
+    const slowArrives = deliveryBehindFlightMs(slow, bytes, reliable);
     const margin = this.waiting ? 1 + ECF_BETA : 1;
     if (!(fastDone < slowArrives * margin)) return s;
     if (fast.canSend) return f;
