@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   encodeMessage,
+  fillPattern,
   MessageReceiver,
+  patternByte,
   PatternSource,
   PatternVerifier,
   percentile,
@@ -27,6 +29,14 @@ function verify(data: Buffer, expected?: number, seed = 7): ReturnType<PatternVe
 }
 
 describe('position pattern', () => {
+  it('writes each byte as patternByte says, across the 32-bit and 48-bit carries', () => {
+    for (const base of [0, 5, 2 ** 32 - 13, 2 ** 32 - 96, 2 ** 40 + 3, 2 ** 48 - 100]) {
+      const buf = fillPattern(Buffer.alloc(211), base);
+      const want = Buffer.from(Array.from({ length: buf.length }, (_, i) => patternByte(base + i)));
+      expect(buf.equals(want), `offset ${base}`).toBe(true);
+    }
+  });
+
   const source = new PatternSource();
   const stream = Buffer.concat([source.next(65_536), source.next(1000), source.next(40_003)]);
 

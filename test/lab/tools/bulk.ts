@@ -206,18 +206,36 @@ export async function sendMessages(out: Writable, plan: MessagePlan): Promise<vo
   if (!out.destroyed) out.end();
 }
 
-/** Writes the position pattern until `limit` bytes (Infinity: until the stream closes). */
+/**
+ * Writes the position pattern until `limit` bytes (Infinity: until the stream closes),
+ * one CHUNK_BYTES chunk per event-loop turn while `out` takes more, as an application
+ * reading a file hands over its chunks. Filling until write() said no in one turn made
+ * the Braid server generate its whole writable buffer at once (1 MB of highWaterMark
+ * on top of the session's send buffer: about 100 ms of pattern at a bulk run's start
+ * and 6 ms at every 'drain'), stalling the engine that shares its event loop; a TCP
+ * socket (16 KiB highWaterMark) never took more than one chunk per turn.
+ */
 export function pump(out: Writable, limit: number): void {
   const source = new PatternSource();
-  const fill = (): void => {
-    while (source.offset < limit && !out.destroyed) {
-      const more = out.write(source.next(Math.min(CHUNK_BYTES, limit - source.offset)));
-      if (!more) return;
-    }
-    if (source.offset >= limit && !out.destroyed) out.end();
+  let queued = false;
+  let ended = false;
+  const step = (): void => {
+    queued = false;
+    if (out.destroyed || ended) return;
+    const more =
+      source.offset < limit && out.write(source.next(Math.min(CHUNK_BYTES, limit - source.offset)));
+    if (source.offset >= limit) {
+      ended = true;
+      out.end();
+    } else if (more) later();
   };
-  out.on('drain', fill);
-  fill();
+  const later = (): void => {
+    if (queued) return;
+    queued = true;
+    setImmediate(step);
+  };
+  out.on('drain', later);
+  step();
 }
 
 /** Receives on `socket`: in time mode until `ms` after the first byte, else to EOF. */
