@@ -193,9 +193,9 @@ export class SocksServer extends EventEmitter<SocksServerEvents> {
   private retune(appId: string): void {
     for (const c of this.open.values()) {
       if (c.app.appId !== appId || c.session === undefined) continue;
-      // Priorities and sliders apply to an open session from its next packet (they
-      // steer our sending side); semantics and bypass cannot change under an open
-      // connection and apply from the app's next one.
+      // Priorities and sliders apply to an open session from its next packet, on this
+      // side and (POLICY frame) on the relay's, which sends the downloads; semantics and
+      // bypass cannot change under an open connection and apply from the app's next one.
       const rule = this.rules.ruleFor(c.app);
       c.session.setPolicy([...rule.priorities], slidersOf(rule));
     }

@@ -336,6 +336,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.scheduleFlush();
   }
 
+  sendPolicy(session: Session): void {
+    const frame = session.policyFrame();
+    if (frame === undefined) return;
+    this.control.push(frame);
+    this.scheduleFlush();
+  }
+
   /** FEEDBACK from the peer: its application's report nudges our side's scheduler. */
   private onFeedback(frame: FrameOf<'feedback'>): void {
     const session = this.sessions.get(frame.sessionId);
@@ -836,6 +843,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       case 'feedback':
         this.onFeedback(frame);
         return;
+      case 'policy':
+        // Like data, a POLICY may overtake its OPEN on a faster path.
+        this.sessionForPeerFrame(frame.sessionId)?.onPeerPolicy(frame);
+        return;
       case 'join':
         // A retransmitted JOIN for a path we already accepted: answer again.
         if (this.role === 'server' && frame.pathId === path.id && this.secrets.verifyJoin(frame)) {
@@ -1116,6 +1127,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         } else if (frame.type === 'max_data') {
           const s = this.sessions.get(frame.sessionId);
           if (s !== undefined && !s.isDone) this.sendMaxData(s);
+        } else if (frame.type === 'policy') {
+          // Resent only while it is the session's newest rule.
+          const again = this.sessions.get(frame.sessionId)?.policyFrame(frame.sequence);
+          if (again !== undefined) this.control.push(again);
         } else {
           this.control.push(frame);
         }

@@ -1,4 +1,4 @@
-import type { Objective, OpenPolicy, Semantics } from '../wire/frame.js';
+import type { Objective, OpenPolicy, PolicyFrame, Semantics } from '../wire/frame.js';
 import { BraidError } from '../util/errors.js';
 import { SessionScheduler, type FeedbackReport, type ObjectivePolicy } from '../sched/combiner.js';
 import { NeverWorseGuard } from '../sched/never-worse-guard.js';
@@ -62,6 +62,8 @@ export interface SessionHost {
   sendReset(session: Session, code: number, reason: string): void;
   /** Tells the peer what the application experiences (FEEDBACK frame). */
   sendFeedback(session: Session, report: FeedbackReport): void;
+  /** Tells the peer the session's rule changed (POLICY frame, session.policyFrame()). */
+  sendPolicy(session: Session): void;
   sessionEnded(session: Session): void;
   /** Receive credit (bytes beyond those delivered) this session may be granted now. */
   receiveCredit(session: Session): number;
@@ -128,6 +130,14 @@ export class Session {
    */
   guard: NeverWorseGuard;
   private policy: Omit<ObjectivePolicy, 'priorities'>;
+  /** This side's own sliders and tolerances, under what the peer's OPEN and POLICY set. */
+  private ownPolicy: Omit<ObjectivePolicy, 'priorities'>;
+  /** Rule changes made here since OPEN (POLICY sequence). */
+  private policySequence = 0;
+  /** The last POLICY sequence applied from the peer. */
+  private peerPolicySequence = 0;
+  /** A POLICY that overtook its session's OPEN, applied once the OPEN arrives. */
+  private earlyPolicy: PolicyFrame | undefined;
   private readonly guardCreatedAt: number;
 
   /** The objective the never-worse guard judges this session by. */
@@ -177,6 +187,7 @@ export class Session {
     this.deadlineMs = options.deadlineMs ?? 0;
     this.window = options.window;
     this.policy = options.policy ?? {};
+    this.ownPolicy = this.policy;
     this.scheduler = new SessionScheduler({
       ...this.policy,
       priorities: distinct(this.priorities),
@@ -257,6 +268,7 @@ export class Session {
     this.deadlineMs = deadlineMs;
     // The opener's sliders and tolerances rule this side's sending too (issue 4 item 3);
     // what the OPEN leaves out keeps this side's value.
+    this.ownPolicy = this.policy;
     if (peerPolicy !== undefined) this.policy = { ...this.policy, ...policyFromWire(peerPolicy) };
     this.scheduler.setPolicy({ ...this.policy, priorities: distinct(priorities) });
     this.guard = new NeverWorseGuard(
@@ -285,7 +297,28 @@ export class Session {
       });
     }
     if (this.state_ === 'awaiting-open') this.transition('open');
+    const early = this.earlyPolicy;
+    this.earlyPolicy = undefined;
+    if (early !== undefined) this.onPeerPolicy(early);
     return undefined;
+  }
+
+  /**
+   * The peer's app changed its rule for this session (POLICY): this side's scheduler
+   * takes the new priorities, sliders and tolerances from its next packet. Older
+   * sequences than the last applied are ignored; one that overtook the OPEN waits for it.
+   */
+  onPeerPolicy(frame: PolicyFrame): void {
+    if (this.state_ === 'awaiting-open') {
+      if (this.earlyPolicy === undefined || frame.sequence > this.earlyPolicy.sequence)
+        this.earlyPolicy = frame;
+      return;
+    }
+    if (frame.sequence <= this.peerPolicySequence || this.isDone) return;
+    this.peerPolicySequence = frame.sequence;
+    this.policy = { ...this.ownPolicy, ...policyFromWire(frame.policy) };
+    this.priorities = frame.priorities;
+    this.scheduler.setPolicy({ ...this.policy, priorities: distinct(frame.priorities) });
   }
 
   /** Replays DATAGRAM frames that arrived before OPEN; call after the application was told. */
@@ -308,6 +341,26 @@ export class Session {
     this.scheduler.setPolicy({ ...policy, priorities: distinct(priorities) });
     this.priorities = priorities;
     this.policy = policy;
+    this.ownPolicy = policy;
+    this.policySequence++;
+    // An OPEN not sent yet (or lost: it is rebuilt) carries the new rule itself.
+    if (!this.openPending && !this.isDone) this.host.sendPolicy(this);
+  }
+
+  /**
+   * The POLICY frame for this session's current rule, or undefined when `sequence` is
+   * no longer the newest (a lost POLICY is resent only while nothing replaced it).
+   */
+  policyFrame(sequence = this.policySequence): PolicyFrame | undefined {
+    if (sequence !== this.policySequence || this.policySequence === 0 || this.isDone)
+      return undefined;
+    return {
+      type: 'policy',
+      sessionId: this.id,
+      sequence,
+      priorities: this.priorities,
+      policy: policyToWire(this.policy) ?? {},
+    };
   }
 
   /** The sliders and tolerances this session runs with (the opener's, on the far side). */

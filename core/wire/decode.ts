@@ -210,7 +210,15 @@ function readFeedback(r: WireReader): Frame {
   return frame;
 }
 
-/** OPEN_POLICY's trailing fields (frame.ts OpenPolicy). */
+/** An OPEN's or POLICY's priority list: a count, then each objective's index. */
+function readPriorities(r: WireReader): Objective[] {
+  const n = r.count('priorities', 1);
+  const priorities: Objective[] = [];
+  for (let i = 0; i < n; i++) priorities.push(r.enumValue('priorities', OBJECTIVES));
+  return priorities;
+}
+
+/** OPEN_POLICY's and POLICY's policy fields (frame.ts OpenPolicy). */
 function readOpenPolicy(r: WireReader): OpenPolicy {
   const presence = r.u8('policy presence');
   if ((presence & 0xe0) !== 0) {
@@ -284,9 +292,7 @@ function readFrame(r: WireReader): Frame {
     case FrameType.OPEN_POLICY: {
       const sessionId = r.varint('sessionId');
       const semantics = r.enumValue('semantics', SEMANTICS);
-      const n = r.count('priorities', 1);
-      const priorities: Objective[] = [];
-      for (let i = 0; i < n; i++) priorities.push(r.enumValue('priorities', OBJECTIVES));
+      const priorities = readPriorities(r);
       const target = r.string('target');
       const deadlineMs = r.varint('deadlineMs');
       if (type === FrameType.OPEN) {
@@ -294,6 +300,12 @@ function readFrame(r: WireReader): Frame {
       }
       const policy = readOpenPolicy(r);
       return { type: 'open', sessionId, semantics, priorities, target, deadlineMs, policy };
+    }
+    case FrameType.POLICY: {
+      const sessionId = r.varint('sessionId');
+      const sequence = r.varint('sequence');
+      const priorities = readPriorities(r);
+      return { type: 'policy', sessionId, sequence, priorities, policy: readOpenPolicy(r) };
     }
     case FrameType.CLOSE:
     case FrameType.RESET: {

@@ -17,7 +17,9 @@ import {
   SLIDER_SCALE,
   TRANSPORT_KINDS,
   type AckFrame,
+  type Objective,
   type OpenFrame,
+  type PolicyFrame,
   type Frame,
   type FeedbackFrame,
   type TransportKind,
@@ -143,6 +145,20 @@ function feedbackLength(frame: FeedbackFrame): number {
   return n;
 }
 
+/** Encoded size of an OPEN's or POLICY's priority list; checks each objective. */
+function prioritiesLength(frame: OpenFrame | PolicyFrame): number {
+  let n = listCountLength(frame, 'priorities', frame.priorities.length);
+  for (const o of frame.priorities)
+    n += varintLength(enumIndex(frame, 'priorities', OBJECTIVES, o));
+  return n;
+}
+
+function writePriorities(buf: Buffer, pos: number, priorities: readonly Objective[]): number {
+  pos = writeVarintUnchecked(buf, pos, priorities.length);
+  for (const o of priorities) pos = writeVarintUnchecked(buf, pos, OBJECTIVES.indexOf(o));
+  return pos;
+}
+
 /** The OpenPolicy fields in presence-bit order. */
 const POLICY_FIELDS = [
   'lossVsThroughputPpm',
@@ -152,8 +168,8 @@ const POLICY_FIELDS = [
   'epsilonLossPpm',
 ] as const;
 
-/** Encoded size of an OPEN's policy (presence byte and values); checks each value. */
-function openPolicyLength(frame: OpenFrame): number {
+/** Encoded size of an OPEN's or POLICY's policy (presence byte and values); checks each value. */
+function openPolicyLength(frame: OpenFrame | PolicyFrame): number {
   const policy = frame.policy;
   if (policy === undefined) return 0;
   let n = 1;
@@ -168,7 +184,7 @@ function openPolicyLength(frame: OpenFrame): number {
   return n;
 }
 
-function writeOpenPolicy(buf: Buffer, pos: number, frame: OpenFrame): number {
+function writeOpenPolicy(buf: Buffer, pos: number, frame: OpenFrame | PolicyFrame): number {
   const policy = frame.policy!;
   let presence = 0;
   for (let i = 0; i < POLICY_FIELDS.length; i++) {
@@ -211,22 +227,24 @@ export function frameLength(frame: Frame): number {
       );
     case 'ack':
       return ackLength(frame);
-    case 'open': {
-      let n =
+    case 'open':
+      return (
         1 +
         intLength(frame, 'sessionId', frame.sessionId) +
         varintLength(enumIndex(frame, 'semantics', SEMANTICS, frame.semantics)) +
-        listCountLength(frame, 'priorities', frame.priorities.length);
-      for (const o of frame.priorities) {
-        n += varintLength(enumIndex(frame, 'priorities', OBJECTIVES, o));
-      }
-      return (
-        n +
+        prioritiesLength(frame) +
         stringLength(frame, 'target', frame.target) +
         intLength(frame, 'deadlineMs', frame.deadlineMs) +
         openPolicyLength(frame)
       );
-    }
+    case 'policy':
+      return (
+        1 +
+        intLength(frame, 'sessionId', frame.sessionId) +
+        intLength(frame, 'sequence', frame.sequence) +
+        prioritiesLength(frame) +
+        openPolicyLength(frame)
+      );
     case 'close':
     case 'reset':
       return (
@@ -464,11 +482,16 @@ function writeFrame(frame: Frame, buf: Buffer, pos: number): number {
       buf[pos] = frame.policy === undefined ? FrameType.OPEN : FrameType.OPEN_POLICY;
       pos = writeVarintUnchecked(buf, pos + 1, frame.sessionId);
       pos = writeVarintUnchecked(buf, pos, SEMANTICS.indexOf(frame.semantics));
-      pos = writeVarintUnchecked(buf, pos, frame.priorities.length);
-      for (const o of frame.priorities) pos = writeVarintUnchecked(buf, pos, OBJECTIVES.indexOf(o));
+      pos = writePriorities(buf, pos, frame.priorities);
       pos = writeString(buf, pos, frame.target);
       pos = writeVarintUnchecked(buf, pos, frame.deadlineMs);
       return frame.policy === undefined ? pos : writeOpenPolicy(buf, pos, frame);
+    case 'policy':
+      buf[pos] = FrameType.POLICY;
+      pos = writeVarintUnchecked(buf, pos + 1, frame.sessionId);
+      pos = writeVarintUnchecked(buf, pos, frame.sequence);
+      pos = writePriorities(buf, pos, frame.priorities);
+      return writeOpenPolicy(buf, pos, frame);
     case 'close':
     case 'reset':
       buf[pos] = frame.type === 'close' ? FrameType.CLOSE : FrameType.RESET;

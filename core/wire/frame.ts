@@ -35,6 +35,8 @@ export const FrameType = {
   DATAGRAM_STAMPED: 0x15,
   /** An OPEN frame followed by the opener's sliders and tolerances. */
   OPEN_POLICY: 0x16,
+  /** An open session's new priorities, sliders and tolerances. */
+  POLICY: 0x17,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;
@@ -175,6 +177,24 @@ export interface OpenFrame {
   policy?: OpenPolicy;
 }
 
+/**
+ * The app's rule for an open session changed (the user moved a slider, reordered the
+ * priorities): the peer's scheduler for the session takes it from its next packet, so
+ * a rule steers both directions, as OPEN's did. Encoded: type, sessionId, sequence,
+ * priority count and each objective's index in OBJECTIVES, then the policy as
+ * OPEN_POLICY carries it (presence byte and values). Either side may send it; the
+ * receiver applies one whose sequence is above the last it applied (a retransmission
+ * of an older one can arrive after a newer one on another path).
+ */
+export interface PolicyFrame {
+  type: 'policy';
+  sessionId: number;
+  /** 1 for the first change after OPEN, one more for each later change. */
+  sequence: number;
+  priorities: Objective[];
+  policy: OpenPolicy;
+}
+
 /** Ends a session gracefully once all its data is delivered. Encoded: type, sessionId, code, string reason. */
 export interface CloseFrame {
   type: 'close';
@@ -304,6 +324,7 @@ export type Frame =
   | DatagramFrame
   | AckFrame
   | OpenFrame
+  | PolicyFrame
   | CloseFrame
   | ResetFrame
   | ProbeFrame

@@ -91,6 +91,38 @@ describe('the opener’s policy and send stamps reach the peer over a real assoc
     expect(peer.msg?.recv.playoutClock.minSample).toBeUndefined();
   });
 
+  it('a rule changed after OPEN (POLICY) reaches the peer’s scheduler; an older one does not undo it', async () => {
+    const client = await connect();
+    const remoteP = nextRemote();
+    const local = client.openMessages({
+      semantics: 'reliable-unordered',
+      priorities: ['loss', 'throughput'],
+      policy: { lossVsThroughput: 0.2 },
+    });
+    local.send(Buffer.from('before'));
+    const { socket, first } = await remoteP;
+    await first;
+    const peer = socket.session;
+    expect(peer.scheduler.weight('loss', 0)).toBeCloseTo(0.2, 9);
+    // The user moves the slider and puts latency first while the session runs.
+    local.session.setPolicy(['latency', 'loss', 'throughput'], {
+      lossVsThroughput: 0.9,
+      latencyVsThroughput: 0.7,
+    });
+    const second = new Promise<Buffer>((r) => socket.once('message', r));
+    local.send(Buffer.from('after'));
+    expect((await second).toString()).toBe('after');
+    await expect.poll(() => peer.scheduler.weight('loss', 0)).toBeCloseTo(0.9, 9);
+    expect(peer.scheduler.weight('latency', 0)).toBeCloseTo(0.7, 9);
+    expect(peer.priorities).toEqual(['latency', 'loss', 'throughput']);
+    expect(peer.objectivePolicy).toEqual({ lossVsThroughput: 0.9, latencyVsThroughput: 0.7 });
+    // A stale copy (a retransmission of sequence 1 after sequence 2) is ignored.
+    const stale = { ...local.session.policyFrame()!, sequence: 0 };
+    stale.policy = { lossVsThroughputPpm: 100_000 };
+    peer.onPeerPolicy(stale);
+    expect(peer.scheduler.weight('loss', 0)).toBeCloseTo(0.9, 9);
+  });
+
   it('sessionSocket().connect passes the policy through to the peer', async () => {
     const socket = sessionSocket('unreliable-unordered', ['loss', 'throughput']);
     const remoteP = nextRemote();

@@ -119,6 +119,13 @@ const frameArbs: { [K in Frame['type']]: fc.Arbitrary<Extract<Frame, { type: K }
     },
     { requiredKeys: ['type', 'sessionId', 'semantics', 'priorities', 'target', 'deadlineMs'] },
   ),
+  policy: fc.record({
+    type: fc.constant('policy'),
+    sessionId: varintArb,
+    sequence: varintArb,
+    priorities: fc.array(fc.constantFrom(...OBJECTIVES), { maxLength: 8 }),
+    policy: openPolicyArb,
+  }),
   close: fc.record({
     type: fc.constant('close'),
     sessionId: varintArb,

@@ -15,7 +15,8 @@ describe('frame decoder rejects malformed input with a typed error', () => {
     // [what, hex bytes, expected code]
     ['an empty payload', '', 'BRAID_ERR_WIRE_TRUNCATED'],
     ['an unassigned frame type 0x0c', '0c', 'BRAID_ERR_WIRE_UNKNOWN_FRAME'],
-    ['an unassigned frame type 0x17', '17 00', 'BRAID_ERR_WIRE_UNKNOWN_FRAME'],
+    ['an unassigned frame type 0x18', '18 00', 'BRAID_ERR_WIRE_UNKNOWN_FRAME'],
+    ['a POLICY cut before its presence byte', '17 01 01 01 00', 'BRAID_ERR_WIRE_TRUNCATED'],
     ['a stamped DATAGRAM missing its data', '15 01 02 03', 'BRAID_ERR_WIRE_TRUNCATED'],
     ['an OPEN_POLICY without its presence byte', '16 01 00 00 00 00', 'BRAID_ERR_WIRE_TRUNCATED'],
     ['OPEN_POLICY presence with reserved bits', '16 01 00 00 00 00 20', 'BRAID_ERR_WIRE_BAD_VALUE'],

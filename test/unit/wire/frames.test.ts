@@ -149,6 +149,20 @@ const EDGE_FRAMES: Frame[] = [
     deadlineMs: 0,
     policy: { latencyVsThroughputPpm: 250_000 },
   },
+  { type: 'policy', sessionId: 0, sequence: 1, priorities: [], policy: {} },
+  {
+    type: 'policy',
+    sessionId: 2 ** 53 - 1,
+    sequence: 2 ** 30,
+    priorities: ['loss', 'jitter', 'latency', 'throughput'],
+    policy: {
+      lossVsThroughputPpm: 0,
+      latencyVsThroughputPpm: 1_000_000,
+      epsilonLatencyMicros: 1,
+      epsilonJitterMicros: 2 ** 53 - 1,
+      epsilonLossPpm: 64,
+    },
+  },
   { type: 'close', sessionId: 2 ** 30, code: 0, reason: longAscii },
   { type: 'reset', sessionId: 16383, code: 2 ** 53 - 1, reason: longUnicode },
   { type: 'reset', sessionId: 1, code: 31, reason: '\uFEFFbom is kept' },
@@ -541,6 +555,29 @@ describe('optional trailing fields (DATAGRAM stamp, OPEN policy)', () => {
     ]);
     // presence 0x02 | 0x10, then 10 and 20.
     expect(bytes.toString('hex')).toBe('16070101030000' + '12' + '0a' + '14');
+  });
+
+  it('a POLICY uses type 0x17: session, sequence, priorities, then the policy as OPEN_POLICY has it', () => {
+    const frame: Frame = {
+      type: 'policy',
+      sessionId: 7,
+      sequence: 2,
+      priorities: ['latency', 'loss'],
+      policy: { lossVsThroughputPpm: 5, epsilonJitterMicros: 30 },
+    };
+    const bytes = encodeFrames([frame]);
+    // OBJECTIVES: throughput 0, latency 1, jitter 2, loss 3; presence 0x01 | 0x08.
+    expect(bytes.toString('hex')).toBe(
+      '17' + '07' + '02' + '02' + '01' + '03' + '09' + '05' + '1e',
+    );
+    const r = decodeFrames(bytes);
+    expect(r.ok && r.value).toEqual([frame]);
+    // A slider above 1 is refused on both sides, as in OPEN_POLICY.
+    const bad = { ...frame, policy: { latencyVsThroughputPpm: 1_000_001 } };
+    expect(() => encodeFrames([bad])).toThrow(/latencyVsThroughputPpm/);
+    const forged = Buffer.from('17070201' + '01' + '02' + '80' + '0f4241', 'hex');
+    const f = decodeFrames(forged);
+    expect(f.ok).toBe(false);
   });
 
   it('a stamped DATAGRAM uses type 0x15 and the stamp precedes the data', () => {

@@ -39,6 +39,7 @@ const TYPE_CODES: Record<Frame['type'], number> = {
   join: 0x12,
   join_ack: 0x13,
   error: 0x14,
+  policy: 0x17,
 };
 
 // ---------------------------------------------------------------- encoding
@@ -85,6 +86,22 @@ function index<T>(values: readonly T[], value: T): number {
   return i;
 }
 
+function policyFields(out: number[], p: OpenPolicy): void {
+  const values = [
+    p.lossVsThroughputPpm,
+    p.latencyVsThroughputPpm,
+    p.epsilonLatencyMicros,
+    p.epsilonJitterMicros,
+    p.epsilonLossPpm,
+  ];
+  let presence = 0;
+  values.forEach((v, i) => {
+    if (v !== undefined) presence |= 1 << i;
+  });
+  out.push(presence);
+  for (const v of values) if (v !== undefined) varint(out, v);
+}
+
 export function referenceEncode(frames: readonly Frame[]): number[] {
   const out: number[] = [];
   for (const frame of frames) {
@@ -129,22 +146,13 @@ export function referenceEncode(frames: readonly Frame[]): number[] {
         list(out, frame.priorities, (o) => varint(out, index(OBJECTIVES, o)));
         string(out, frame.target);
         varint(out, frame.deadlineMs);
-        if (frame.policy !== undefined) {
-          const p = frame.policy;
-          const values = [
-            p.lossVsThroughputPpm,
-            p.latencyVsThroughputPpm,
-            p.epsilonLatencyMicros,
-            p.epsilonJitterMicros,
-            p.epsilonLossPpm,
-          ];
-          let presence = 0;
-          values.forEach((v, i) => {
-            if (v !== undefined) presence |= 1 << i;
-          });
-          out.push(presence);
-          for (const v of values) if (v !== undefined) varint(out, v);
-        }
+        if (frame.policy !== undefined) policyFields(out, frame.policy);
+        break;
+      case 'policy':
+        varint(out, frame.sessionId);
+        varint(out, frame.sequence);
+        list(out, frame.priorities, (o) => varint(out, index(OBJECTIVES, o)));
+        policyFields(out, frame.policy);
         break;
       case 'close':
       case 'reset':
@@ -277,6 +285,27 @@ class Input {
   }
 }
 
+function readPolicyFields(input: Input): OpenPolicy {
+  const presence = input.byte();
+  if (presence >= 0x20) throw new Reject('reserved policy bits');
+  const policy: OpenPolicy = {};
+  const names = [
+    'lossVsThroughputPpm',
+    'latencyVsThroughputPpm',
+    'epsilonLatencyMicros',
+    'epsilonJitterMicros',
+    'epsilonLossPpm',
+  ] as const;
+  names.forEach((name, i) => {
+    if ((presence & (1 << i)) === 0) return;
+    const v = input.varint();
+    if (i < 2 && v > 1_000_000) throw new Reject('slider above 1');
+    if (i >= 2 && v === 0) throw new Reject('zero tolerance');
+    policy[name] = v;
+  });
+  return policy;
+}
+
 function decodeOne(input: Input): Frame {
   const type = input.byte();
   switch (type) {
@@ -333,24 +362,16 @@ function decodeOne(input: Input): Frame {
       const deadlineMs = input.varint();
       if (type === 0x04)
         return { type: 'open', sessionId, semantics, priorities, target, deadlineMs };
-      const presence = input.byte();
-      if (presence >= 0x20) throw new Reject('reserved policy bits');
-      const policy: OpenPolicy = {};
-      const names = [
-        'lossVsThroughputPpm',
-        'latencyVsThroughputPpm',
-        'epsilonLatencyMicros',
-        'epsilonJitterMicros',
-        'epsilonLossPpm',
-      ] as const;
-      names.forEach((name, i) => {
-        if ((presence & (1 << i)) === 0) return;
-        const v = input.varint();
-        if (i < 2 && v > 1_000_000) throw new Reject('slider above 1');
-        if (i >= 2 && v === 0) throw new Reject('zero tolerance');
-        policy[name] = v;
-      });
+      const policy = readPolicyFields(input);
       return { type: 'open', sessionId, semantics, priorities, target, deadlineMs, policy };
+    }
+    case 0x17: {
+      const sessionId = input.varint();
+      const sequence = input.varint();
+      const n = input.count();
+      const priorities: Objective[] = [];
+      for (let i = 0; i < n; i++) priorities.push(input.pick(OBJECTIVES));
+      return { type: 'policy', sessionId, sequence, priorities, policy: readPolicyFields(input) };
     }
     case 0x05:
     case 0x06: {
