@@ -67,6 +67,30 @@ describe('peer-opened sessions', () => {
     expect(opened.length).toBe(3);
   });
 
+  it('applies a POLICY that overtook its OPEN once the OPEN arrives, and only the newest', () => {
+    const { assoc, feed } = server();
+    const policy = (sequence: number, loss: number): Frame => ({
+      type: 'policy',
+      sessionId: 2,
+      sequence,
+      priorities: ['latency', 'loss'],
+      policy: { lossVsThroughputPpm: loss },
+    });
+    feed(policy(2, 800_000));
+    feed(policy(1, 100_000));
+    const s = assoc.sessions.get(2)!;
+    expect(s.state).toBe('awaiting-open');
+    feed({ ...open(2), policy: { lossVsThroughputPpm: 300_000 } });
+    expect(s.state).toBe('open');
+    expect(s.priorities).toEqual(['latency', 'loss']);
+    expect(s.scheduler.weight('loss', 0)).toBeCloseTo(0.8, 9);
+    // A resent sequence 1 after 2 changes nothing; sequence 3 does.
+    feed(policy(1, 100_000));
+    expect(s.scheduler.weight('loss', 0)).toBeCloseTo(0.8, 9);
+    feed(policy(3, 50_000));
+    expect(s.scheduler.weight('loss', 0)).toBeCloseTo(0.05, 9);
+  });
+
   it('closes the association when the peer skips more session ids than it may', () => {
     const { assoc, feed } = server();
     feed(open(0));
