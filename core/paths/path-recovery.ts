@@ -705,7 +705,8 @@ export class PathRecovery<T> implements CoupledPath {
 
   /**
    * 'auto': judged at each congestion event. Random when the smallest RTT of the last
-   * round trip is near the minimum (no queue overflowed), AUTO_RANDOM_EVENTS times in a row, on a path whose
+   * round trip is near the minimum and the newest RTT sample is within rttvar of that
+   * (no queue overflowed), AUTO_RANDOM_EVENTS times in a row, on a path whose
    * loss rate is AUTO_LOSS_RATE or more. One event with the RTT inflated starts the
    * count again: at a shared or deep-buffered bottleneck the path stays loss-based
    * and coupled, which is what keeps it fair to TCP there.
@@ -713,7 +714,15 @@ export class PathRecovery<T> implements CoupledPath {
   private lossLooksRandom(): boolean {
     if (!this.hasRttSample || !Number.isFinite(this.minRtt)) return false;
     const recentMin = -this.recentRttMin.value;
-    if (recentMin <= AUTO_NEAR_MIN_RTT * this.minRtt) this.randomLossEvents++;
+    const near = AUTO_NEAR_MIN_RTT * this.minRtt;
+    // The packet whose ACK revealed the loss left just after the lost one: at a
+    // drop-tail queue that overflowed it waited behind a full queue. By the time the
+    // loss is known, the flows that lost there may have cut and drained the queue, so
+    // the last round trip's minimum can be near the path's again (lab g: a 30 ms shared
+    // queue on a 30 ms path; every loss looked random and the "coupled" paths never
+    // coupled: 1.6-1.9x the competing TCP flow). rttvar allows for a radio's jitter.
+    const queued = this.latestRtt > near + this.rttvar;
+    if (recentMin <= near && !queued) this.randomLossEvents++;
     else {
       this.randomLossEvents = 0;
       this.queueLossSeen = true;

@@ -41,7 +41,8 @@ export const defaultConfig = {
    * Congestion controller of UDP paths. 'auto' (the default) gives each path its own:
    * CUBIC until the path shows that its losses are random — three congestion events
    * in a row with the smallest RTT of the round trip before within 1.3× the path's
-   * minimum (no standing queue had filled), on a path losing ≥ 0.3% of its packets (core/paths/path-recovery.ts AUTO_*) — and BBR
+   * minimum and the newest RTT (the packet that revealed the loss) within rttvar of
+   * that (no queue had filled), on a path losing ≥ 0.3% of its packets (core/paths/path-recovery.ts AUTO_*) — and BBR
    * (core/paths/bbr.ts) from then on. The CUBIC path is coupled by LIA
    * (coupledCongestion) from its first loss with the RTT inflated (a queue overflowed,
    * slow start's at the latest on a queued link): coupled earlier, LIA moves traffic

@@ -189,6 +189,39 @@ describe('PathRecovery: congestion control', () => {
   });
 });
 
+describe("PathRecovery: 'auto' judges a loss by the queue the packets after it met", () => {
+  it('takes a loss revealed by a delayed packet for queue overflow though the queue drained since', () => {
+    const clock = new ManualClock(1000);
+    const r = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'auto' },
+      clock,
+    );
+    // A 30 ms path: eight round trips without a queue.
+    for (let k = 0; k < 8; k++) {
+      const [pn] = sendMany(r, 1);
+      clock.advance(30);
+      ok(r.onAck([{ first: pn!, last: pn! }], 0));
+    }
+    expect(r.coupled).toBe(false); // no loss yet
+    // A packet that found no queue, then 5 ms later a burst that met a full one: its
+    // first packet is dropped, the rest wait 20 ms more.
+    const [early] = sendMany(r, 1);
+    clock.advance(5);
+    const burst = sendMany(r, 6);
+    // The early packet's ACK (30 ms): the round trip's minimum stays at the path's.
+    clock.advance(25);
+    ok(r.onAck([{ first: early!, last: early! }], 0));
+    // 50 ms after the burst left, its later packets' ACKs reveal the first one lost;
+    // by then the flows that lost there have cut and the queue has drained.
+    clock.advance(25);
+    const res = ok(r.onAck([{ first: burst[1]!, last: burst[5]! }], 0));
+    expect(res.lost).toEqual([burst[0]]);
+    expect(r.latestRtt).toBe(50);
+    expect(r.controller).toBe('cubic');
+    expect(r.coupled).toBe(true);
+  });
+});
+
 describe('PathRecovery: receive side (RFC 9000 §13.2)', () => {
   it('acknowledges every second packet, at once after a gap, and reports ranges newest first', () => {
     const { r } = sender();
