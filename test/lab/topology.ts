@@ -186,6 +186,13 @@ export class Topology {
     if (this.destroyed) return;
     this.destroyed = true;
     live.delete(this);
+    // A child whose stdin the runner ended is finishing on its own: the lab relay
+    // removes its folder of keys then (killed at once, it left one in /tmp per run).
+    await Promise.all(
+      [...this.children]
+        .filter((c) => c.stdin?.writableEnded === true)
+        .map((c) => exitedWithin(c, CHILD_GRACE_MS)),
+    );
     for (const child of this.children) child.kill('SIGKILL');
     await Promise.all(this.uplinks.map((u) => u.link.close()));
     await this.bottleneck?.close();
@@ -411,4 +418,18 @@ function installExitHandlers(): void {
 
 function destroyAllSync(): void {
   for (const topo of [...live]) topo.destroySync();
+}
+
+/** How long destroy() waits for a child whose stdin was ended before it kills it. */
+const CHILD_GRACE_MS = 1000;
+
+function exitedWithin(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
