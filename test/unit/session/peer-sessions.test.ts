@@ -80,7 +80,15 @@ describe('peer-opened sessions', () => {
     feed(policy(1, 100_000));
     const s = assoc.sessions.get(2)!;
     expect(s.state).toBe('awaiting-open');
-    feed({ ...open(2), policy: { lossVsThroughputPpm: 300_000 } });
+    feed({
+      type: 'open',
+      sessionId: 2,
+      semantics: 'reliable-ordered',
+      priorities: ['loss'],
+      target: '',
+      deadlineMs: 0,
+      policy: { lossVsThroughputPpm: 300_000 },
+    });
     expect(s.state).toBe('open');
     expect(s.priorities).toEqual(['latency', 'loss']);
     expect(s.scheduler.weight('loss', 0)).toBeCloseTo(0.8, 9);
