@@ -321,6 +321,7 @@ export class SessionScheduler {
   }
 
   private readonly repairDecision = new PathDecision();
+
   private pickEarliest(
     candidates: readonly PathView[],
     gains: Float64Array,

@@ -263,14 +263,11 @@ export class Session {
     peerPolicy?: OpenPolicy,
   ): BraidError | undefined {
     this.semantics = semantics;
-    this.priorities = priorities;
     this.target = target;
     this.deadlineMs = deadlineMs;
     // The opener's sliders and tolerances rule this side's sending too (issue 4 item 3);
     // what the OPEN leaves out keeps this side's value.
-    this.ownPolicy = this.policy;
-    if (peerPolicy !== undefined) this.policy = { ...this.policy, ...policyFromWire(peerPolicy) };
-    this.scheduler.setPolicy({ ...this.policy, priorities: distinct(priorities) });
+    this.adopt(priorities, this.policy, peerPolicy);
     this.guard = new NeverWorseGuard(
       { objective: guardObjective(priorities) },
       this.guardCreatedAt,
@@ -316,9 +313,24 @@ export class Session {
     }
     if (frame.sequence <= this.peerPolicySequence || this.isDone) return;
     this.peerPolicySequence = frame.sequence;
-    this.policy = { ...this.ownPolicy, ...policyFromWire(frame.policy) };
-    this.priorities = frame.priorities;
-    this.scheduler.setPolicy({ ...this.policy, priorities: distinct(frame.priorities) });
+    this.adopt(frame.priorities, this.ownPolicy, frame.policy);
+  }
+
+  /**
+   * Runs by `priorities` and `own` sliders and tolerances under what `peer` (OPEN or
+   * POLICY) sets. The scheduler checks the values first: a bad one throws and changes
+   * nothing.
+   */
+  private adopt(
+    priorities: Objective[],
+    own: Omit<ObjectivePolicy, 'priorities'>,
+    peer: OpenPolicy | undefined,
+  ): void {
+    const policy = peer === undefined ? own : { ...own, ...policyFromWire(peer) };
+    this.scheduler.setPolicy({ ...policy, priorities: distinct(priorities) });
+    this.priorities = priorities;
+    this.policy = policy;
+    this.ownPolicy = own;
   }
 
   /** Replays DATAGRAM frames that arrived before OPEN; call after the application was told. */
@@ -338,10 +350,7 @@ export class Session {
    * Applies from the next packet on. Throws BRAID_ERR_CONFIG for a bad value.
    */
   setPolicy(priorities: Objective[], policy: Omit<ObjectivePolicy, 'priorities'> = {}): void {
-    this.scheduler.setPolicy({ ...policy, priorities: distinct(priorities) });
-    this.priorities = priorities;
-    this.policy = policy;
-    this.ownPolicy = policy;
+    this.adopt(priorities, policy, undefined);
     this.policySequence++;
     // An OPEN not sent yet (or lost: it is rebuilt) carries the new rule itself.
     if (!this.openPending && !this.isDone) this.host.sendPolicy(this);

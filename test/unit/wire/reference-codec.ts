@@ -86,14 +86,21 @@ function index<T>(values: readonly T[], value: T): number {
   return i;
 }
 
+/**
+ * OPEN_POLICY's and POLICY's fields in presence-bit order, written out here from
+ * frame.ts's description rather than taken from the encoder: the reference must not
+ * share the code it checks.
+ */
+const POLICY_NAMES = [
+  'lossVsThroughputPpm',
+  'latencyVsThroughputPpm',
+  'epsilonLatencyMicros',
+  'epsilonJitterMicros',
+  'epsilonLossPpm',
+] as const;
+
 function policyFields(out: number[], p: OpenPolicy): void {
-  const values = [
-    p.lossVsThroughputPpm,
-    p.latencyVsThroughputPpm,
-    p.epsilonLatencyMicros,
-    p.epsilonJitterMicros,
-    p.epsilonLossPpm,
-  ];
+  const values = POLICY_NAMES.map((name) => p[name]);
   let presence = 0;
   values.forEach((v, i) => {
     if (v !== undefined) presence |= 1 << i;
@@ -289,14 +296,7 @@ function readPolicyFields(input: Input): OpenPolicy {
   const presence = input.byte();
   if (presence >= 0x20) throw new Reject('reserved policy bits');
   const policy: OpenPolicy = {};
-  const names = [
-    'lossVsThroughputPpm',
-    'latencyVsThroughputPpm',
-    'epsilonLatencyMicros',
-    'epsilonJitterMicros',
-    'epsilonLossPpm',
-  ] as const;
-  names.forEach((name, i) => {
+  POLICY_NAMES.forEach((name, i) => {
     if ((presence & (1 << i)) === 0) return;
     const v = input.varint();
     if (i < 2 && v > 1_000_000) throw new Reject('slider above 1');
@@ -304,6 +304,12 @@ function readPolicyFields(input: Input): OpenPolicy {
     policy[name] = v;
   });
   return policy;
+}
+
+function readPriorities(input: Input): Objective[] {
+  const priorities: Objective[] = [];
+  for (let n = input.count(), i = 0; i < n; i++) priorities.push(input.pick(OBJECTIVES));
+  return priorities;
 }
 
 function decodeOne(input: Input): Frame {
@@ -355,9 +361,7 @@ function decodeOne(input: Input): Frame {
     case 0x16: {
       const sessionId = input.varint();
       const semantics = input.pick(SEMANTICS);
-      const n = input.count();
-      const priorities: Objective[] = [];
-      for (let i = 0; i < n; i++) priorities.push(input.pick(OBJECTIVES));
+      const priorities = readPriorities(input);
       const target = input.string();
       const deadlineMs = input.varint();
       if (type === 0x04)
@@ -368,9 +372,7 @@ function decodeOne(input: Input): Frame {
     case 0x17: {
       const sessionId = input.varint();
       const sequence = input.varint();
-      const n = input.count();
-      const priorities: Objective[] = [];
-      for (let i = 0; i < n; i++) priorities.push(input.pick(OBJECTIVES));
+      const priorities = readPriorities(input);
       return { type: 'policy', sessionId, sequence, priorities, policy: readPolicyFields(input) };
     }
     case 0x05:
