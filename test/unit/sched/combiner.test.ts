@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { FEEDBACK_MS, SessionScheduler } from '../../../core/sched/combiner.js';
+import {
+  FEEDBACK_MS,
+  LOSS_STAGE_EVIDENCE_PACKETS,
+  SessionScheduler,
+} from '../../../core/sched/combiner.js';
 import { createSchedContext } from '../../../core/sched/path-view.js';
 import { BraidError } from '../../../core/util/errors.js';
 import { fraction, shares, view } from './views.js';
@@ -27,6 +31,31 @@ describe('SessionScheduler: priorities, tolerance and sliders', () => {
     const m = shares(s, reliable, lossy(), 40_000);
     expect(s.gains[1]).toBeCloseTo(0.25, 12);
     expect(fraction(m, 2)).toBeCloseTo((0.25 * 0.98) / (1 + 0.25 * 0.98), 2);
+  });
+
+  it('a loss rate resting on a handful of packets neither cuts a path nor sets the bar', () => {
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 0.5 });
+    // Lab e: the 2 % path lost 2 of its first 5 packets. Read as 40 %, it got a gain of
+    // 0 and no traffic to correct the figure with.
+    // Its share stays rate × (1 − loss), what a reliable session gets through it.
+    const early = [view(1, { lossRate: 0 }), view(2, { lossRate: 0.4, lossSamples: 5 })];
+    expect(fraction(shares(s, reliable, early, 20_000), 2)).toBeCloseTo(0.6 / 1.6, 2);
+    // A clean path with 10 packets behind it is no reference for one known at 2 %.
+    const unproven = [view(1, { lossRate: 0, lossSamples: 10 }), view(2, { lossRate: 0.02 })];
+    expect(fraction(shares(s, reliable, unproven, 20_000), 2)).toBeCloseTo(0.98 / 1.98, 2);
+    // With LOSS_STAGE_EVIDENCE_PACKETS behind it the figure counts (e = 79: gain < 2 %).
+    const known = [
+      view(1, { lossRate: 0 }),
+      view(2, { lossRate: 0.4, lossSamples: LOSS_STAGE_EVIDENCE_PACKETS }),
+    ];
+    expect(shares(s, reliable, known, 2000).get(2)).toBe(0);
+  });
+
+  it('feedback still penalizes a path whose loss rate is not yet known', () => {
+    const s = new SessionScheduler({ priorities: ['loss', 'throughput'], lossVsThroughput: 1 });
+    const views = [view(1, { lossSamples: 0 }), view(2, { lossSamples: 0 })];
+    s.feedback({ objective: 'loss', pathId: 2, severity: 1 }, 0);
+    expect(shares(s, reliable, views, 2000).get(2)).toBe(0);
   });
 
   it('a difference below ε does not count: the next objective decides', () => {
