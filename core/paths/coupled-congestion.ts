@@ -16,18 +16,19 @@
  *   2016, the BALIA paper). Laptop uplinks change all the time, so responsiveness to
  *   an improving path matters more to Braid than OLIA's Pareto-optimality.
  * - Fit with our path controllers: LIA changes only the congestion-avoidance increase
- *   and needs only each path's cwnd and srtt, which PathRecovery has. Slow start and
- *   the loss response stay the path's own (CUBIC β = 0.7 or NewReno ½, RFC 9438 /
- *   RFC 9002). BALIA also alters the decrease (by a factor that depends on the other
- *   paths), which would replace our tested loss response.
+ *   and needs only each path's cwnd and srtt, which PathRecovery has. Slow start stays
+ *   the path's own, and the loss response is RFC 6356's halving on every linked path
+ *   (path-recovery.ts `linked`). BALIA also alters the decrease (by a factor that
+ *   depends on the other paths), which would replace our tested loss response.
  * - Its known cost — LIA shifts traffic off congested paths less decisively than OLIA
  *   (Khalili et al., "MPTCP is not Pareto-optimal", CoNEXT 2012) — is paid back by the
  *   session schedulers, which steer packets to the better paths by measured loss, rate
  *   and delay (core/sched).
  *
- * Paths whose loss response is CUBIC's (β = 0.7 instead of ½) get the increase scaled
- * by 3(1 − β)/(1 + β) ≈ 0.53 (RFC 9438 §4.3's Reno-friendly factor), so that the
- * aggregate stays at one Reno flow's share with that gentler decrease.
+ * CUBIC paths keep their Reno-friendly factor 3(1 − β)/(1 + β) ≈ 0.53 (RFC 9438 §4.3)
+ * on the linked increase while they halve like NewReno: the group then takes about
+ * 0.73 of one Reno flow, a margin that the lab's shared bottleneck showed is needed
+ * against the kernel's unpaced TCP (path-recovery.ts `linked` has the figures).
  *
  * Paths under BBR (config 'bbr', or 'auto' once a path's losses proved random) stay in
  * the group but are skipped: BBR has no loss-driven increase to link, and it paces at

@@ -149,6 +149,58 @@ describe('CoupledGroup members that take no part', () => {
   });
 });
 
+describe('Loss response of a linked path', () => {
+  // Sends 10 packets and acknowledges the last 6: packets 0 and 1 are lost (RFC 9002
+  // packet threshold), one congestion event.
+  const loseTwo = (clock: ManualClock, r: PathRecovery<number>): void => {
+    const first = r.nextPacketNumber();
+    r.onPacketSent(first, MSS, true, first);
+    for (let i = 1; i < 10; i++) {
+      const pn = r.nextPacketNumber();
+      r.onPacketSent(pn, MSS, true, pn);
+    }
+    clock.advance(20);
+    const acked = r.onAck([{ first: first + 4, last: first + 9 }], 0);
+    if (acked instanceof Error) throw acked;
+  };
+
+  it('a coupled CUBIC path halves (RFC 6356); alone in its group it cuts to CUBIC 0.7', () => {
+    const clock = new ManualClock(0);
+    const g = new CoupledGroup();
+    const a = inAvoidance(clock, 100, 20, 'cubic');
+    const b = inAvoidance(clock, 100, 20, 'cubic');
+    g.add(a);
+    g.add(b);
+    loseTwo(clock, a);
+    // The window grew by the six acknowledged packets' linked increase, then halved.
+    expect(a.cwnd / MSS).toBeGreaterThan(50);
+    expect(a.cwnd / MSS).toBeLessThan(50.1);
+    const alone = inAvoidance(clock, 100, 20, 'cubic');
+    const solo = new CoupledGroup();
+    solo.add(alone);
+    loseTwo(clock, alone);
+    expect(alone.cwnd / MSS).toBeGreaterThan(70);
+    expect(alone.cwnd / MSS).toBeLessThan(70.5);
+  });
+
+  it('a linked CUBIC path takes 0.53 of LIA’s increase, a NewReno path all of it', () => {
+    const clock = new ManualClock(0);
+    const grow = (cc: 'cubic' | 'newreno'): number => {
+      const g = new CoupledGroup();
+      const a = inAvoidance(clock, 100, 20, cc);
+      const b = inAvoidance(clock, 100, 20, cc);
+      g.add(a);
+      g.add(b);
+      const lia = g.increase(a, 100 * MSS);
+      const before = a.cwnd;
+      oneRound(clock, [a], 20);
+      return (a.cwnd - before) / lia;
+    };
+    expect(grow('cubic')).toBeCloseTo((3 * 0.3) / 1.7, 1);
+    expect(grow('newreno')).toBeCloseTo(1, 1);
+  });
+});
+
 describe('Coupled congestion control in a simulated network', () => {
   // 20 Mbit/s, 40 ms RTT, a drop-tail queue and a little random loss (so that losses
   // are not all synchronised by the queue).
