@@ -93,6 +93,16 @@ const AUTO_NEAR_MIN_RTT = 1.3;
 const AUTO_RECENT_SRTTS = 1;
 /** That many such events in a row (none with the RTT inflated in between) … */
 const AUTO_RANDOM_EVENTS = 3;
+/**
+ * … or this many once a loss came from a queue. A competing flow can keep a shared
+ * queue standing for the whole life of the path, so that its min RTT includes part of
+ * the queue and a full queue reads only ~1.4× that min: lab g's events sat within
+ * 0.1 ms of the 1.3× line, and three in a row below it now and then moved a path that
+ * shares the bottleneck with TCP to BBR (fairness 2.1–2.8× TCP in those rounds). A path
+ * whose losses are random (radio) sees them every few hundred packets: doubling the
+ * count delays its switch by a few more events.
+ */
+const AUTO_RANDOM_EVENTS_AFTER_QUEUE = 6;
 /** … on a path losing at least this share of its packets make it switch to BBR. */
 const AUTO_LOSS_RATE = 0.003;
 /** Fewest packets sent before the loss rate is trusted. */
@@ -729,7 +739,8 @@ export class PathRecovery<T> implements CoupledPath {
   /**
    * 'auto': judged at each congestion event. Random when the smallest RTT of the last
    * round trip is near the minimum and the newest RTT sample is within rttvar of that
-   * (no queue overflowed), AUTO_RANDOM_EVENTS times in a row, on a path whose
+   * (no queue overflowed), AUTO_RANDOM_EVENTS times in a row (AUTO_RANDOM_EVENTS_AFTER_QUEUE
+   * once a loss came from a queue), on a path whose
    * loss rate is AUTO_LOSS_RATE or more. One event with the RTT inflated starts the
    * count again: at a shared or deep-buffered bottleneck the path stays loss-based
    * and coupled, which is what keeps it fair to TCP there.
@@ -751,7 +762,8 @@ export class PathRecovery<T> implements CoupledPath {
       this.queueLossSeen = true;
     }
     return (
-      this.randomLossEvents >= AUTO_RANDOM_EVENTS &&
+      this.randomLossEvents >=
+        (this.queueLossSeen ? AUTO_RANDOM_EVENTS_AFTER_QUEUE : AUTO_RANDOM_EVENTS) &&
       this.packetsSent >= AUTO_MIN_PACKETS &&
       this.packetsLost >= AUTO_LOSS_RATE * this.packetsSent
     );

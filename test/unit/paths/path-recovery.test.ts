@@ -222,6 +222,48 @@ describe("PathRecovery: 'auto' judges a loss by the queue the packets after it m
   });
 });
 
+describe("PathRecovery: 'auto' after a queue overflow", () => {
+  /** One congestion event on a 30 ms path with no queue: the first of 10 packets lost. */
+  const randomLoss = (clock: ManualClock, r: PathRecovery<number>): void => {
+    // Sent after the last congestion event, so each loss starts a recovery period of its own.
+    clock.advance(1);
+    const pns = sendMany(r, 10);
+    clock.advance(30);
+    const res = ok(r.onAck([{ first: pns[1]!, last: pns[9]! }], 0));
+    expect(res.lost).toEqual([pns[0]]);
+  };
+
+  it('wants six random-looking losses in a row, not three, to move a path to BBR', () => {
+    const run = (queueFirst: boolean): number => {
+      const clock = new ManualClock(1000);
+      const r = new PathRecovery<number>(
+        { kind: 'udp', maxDatagramSize: MSS, congestion: 'auto' },
+        clock,
+      );
+      // 400 packets without loss or queue (AUTO_MIN_PACKETS trusts the rate after 300).
+      for (let k = 0; k < 40; k++) {
+        const pns = sendMany(r, 10);
+        clock.advance(30);
+        ok(r.onAck([{ first: pns[0]!, last: pns[9]! }], 0));
+      }
+      if (queueFirst) {
+        // A loss revealed by packets that waited 30 ms behind a full queue.
+        const pns = sendMany(r, 10);
+        clock.advance(60);
+        expect(ok(r.onAck([{ first: pns[1]!, last: pns[9]! }], 0)).lost).toEqual([pns[0]]);
+        expect(r.coupled).toBe(true);
+      }
+      for (let k = 1; k <= 10; k++) {
+        randomLoss(clock, r);
+        if (r.controller === 'bbr') return k;
+      }
+      return -1;
+    };
+    expect(run(false)).toBe(3);
+    expect(run(true)).toBe(6);
+  });
+});
+
 describe('PathRecovery: receive side (RFC 9000 §13.2)', () => {
   it('acknowledges every second packet, at once after a gap, and reports ranges newest first', () => {
     const { r } = sender();
