@@ -739,11 +739,11 @@ export class PathRecovery<T> implements CoupledPath {
   /**
    * 'auto': judged at each congestion event. Random when the smallest RTT of the last
    * round trip is near the minimum and the newest RTT sample is within rttvar of that
-   * (no queue overflowed), AUTO_RANDOM_EVENTS times in a row (AUTO_RANDOM_EVENTS_AFTER_QUEUE
-   * once a loss came from a queue), on a path whose
-   * loss rate is AUTO_LOSS_RATE or more. One event with the RTT inflated starts the
-   * count again: at a shared or deep-buffered bottleneck the path stays loss-based
-   * and coupled, which is what keeps it fair to TCP there.
+   * (no queue overflowed), AUTO_RANDOM_EVENTS times in a row (once a loss came from a
+   * queue, AUTO_RANDOM_EVENTS_AFTER_QUEUE), on a path whose loss rate is AUTO_LOSS_RATE
+   * or more. One event with the RTT inflated starts the count again: at a shared or
+   * deep-buffered bottleneck the path stays loss-based and coupled, which is what keeps
+   * it fair to TCP there.
    */
   private lossLooksRandom(): boolean {
     if (!this.hasRttSample || !Number.isFinite(this.minRtt)) return false;
