@@ -14,6 +14,7 @@ import { createLogger, errorFields, type Logger } from '../util/log.js';
 import { BraidStream } from './braid-stream.js';
 import type { EngineEvent } from './engine-events.js';
 import type { DataCapLedger } from '../paths/data-caps.js';
+import type { PathMetricsCache } from '../paths/path-metrics-cache.js';
 import type { Scoreboard, ScoreboardKey } from '../paths/scoreboard.js';
 import type { ObjectivePolicy } from '../sched/combiner.js';
 import { stricterRole, type UplinkRole } from '../paths/uplink-roles.js';
@@ -33,6 +34,12 @@ export interface ClientOptions {
    * last figures, and each path's figures are recorded as it runs and when it ends.
    */
   scoreboard?: Scoreboard;
+  /**
+   * Congestion state that ended paths left for new ones between the same addresses
+   * (RFC 9040 temporal sharing; path-metrics-cache.ts): pass one cache for every
+   * association of a host, so that a reconnect does not overflow its uplinks anew.
+   */
+  pathMetrics?: PathMetricsCache;
   /**
    * Wraps each path's subflow before use. For tests and the lab only: an emulated
    * link (loss, reordering, tampering) is the input under test, never a stand-in.
@@ -140,6 +147,7 @@ export class BraidClient extends EventEmitter<ClientEvents> {
       config,
       logger: log,
       peer: `${invite.host}:${invite.port}`,
+      ...(options.pathMetrics === undefined ? {} : { pathMetrics: options.pathMetrics }),
     });
     // The handshake connection is not a data path; its loss must not end the association.
     est.control.on('error', (err: Error) => log.info('control connection error', errorFields(err)));

@@ -1,3 +1,4 @@
+import { PathMetricsCache } from '../paths/path-metrics-cache.js';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ControlServer } from '../handshake/control.js';
@@ -70,6 +71,12 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
   private closed = false;
   /** Set by stopAccepting(): why new associations are turned away. */
   private refusal: string | undefined;
+  /**
+   * What ended paths learned, for new paths from the same client address (RFC 9040
+   * temporal sharing, as the kernel's tcp_metrics does for TCP): the next download to
+   * the same uplink need not find the bottleneck by overflowing it again.
+   */
+  readonly pathMetrics = new PathMetricsCache();
 
   private constructor(
     private readonly control: ControlServer,
@@ -163,6 +170,7 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
       config: this.config,
       logger: this.log,
       peer: est.peer,
+      pathMetrics: this.pathMetrics,
     });
     if (this.refusal !== undefined) {
       this.stats.associationsRefused++;

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { PathMetricsCache } from '../paths/path-metrics-cache.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -130,6 +131,8 @@ export class BraidHost extends EventEmitter<HostEvents> {
   readonly mode: 'demo' | 'live';
   readonly handlers: Handlers;
   private readonly clock: Clock;
+  /** What ended paths learned, for the paths of the next association (RFC 9040). */
+  private readonly pathMetrics = new PathMetricsCache();
   private readonly random: Random;
   private readonly log: Logger;
   private readonly tickMs: number;
@@ -382,6 +385,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
       via,
       transports,
       logger: this.log,
+      pathMetrics: this.pathMetrics,
       ...(this.demoConfig === undefined ? {} : { config: this.demoConfig }),
       ...(wrap === undefined ? {} : { wrapSubflow: wrap }),
     });

@@ -90,6 +90,8 @@ const RATE_WINDOW_RTTS = 10;
  * simulation in coupled-congestion.test.ts then switched paths at a shared bottleneck).
  */
 const AUTO_NEAR_MIN_RTT = 1.3;
+/** learnedSsthresh: this share of the window at the last loss. */
+const LEARNED_OF_LOSS_WINDOW = 0.85;
 const AUTO_RECENT_SRTTS = 1;
 /** That many such events in a row (none with the RTT inflated in between) … */
 const AUTO_RANDOM_EVENTS = 3;
@@ -275,6 +277,32 @@ export class PathRecovery<T> implements CoupledPath {
     this.srtt = srttMs;
     this.rttvar = rttvarMs;
   }
+
+  /**
+   * Starts slow start's threshold at what an earlier path between the same addresses
+   * learned (path-metrics-cache.ts, RFC 9040 §4). Only before the path sent anything;
+   * ignored under BBR (no threshold) and on TCP paths (the kernel's).
+   */
+  seedSsthresh(bytes: number): void {
+    if (this.kind === 'tcp' || this.bbr !== undefined || this.packetsSent > 0) return;
+    if (!(bytes > 0) || !Number.isFinite(bytes)) return;
+    this.ssthresh = Math.max(bytes, this.minWindow());
+  }
+
+  /**
+   * What the next path between the same addresses may start from (RFC 9040 §4, as
+   * Linux's tcp_metrics: the larger of the threshold and half the window), once a loss
+   * set a threshold; undefined in slow start and under BBR.
+   */
+  get learnedSsthresh(): number | undefined {
+    if (this.kind === 'tcp' || this.bbr !== undefined || !Number.isFinite(this.ssthresh))
+      return undefined;
+    if (this.lossWindow > 0) return LEARNED_OF_LOSS_WINDOW * this.lossWindow;
+    return Math.max(this.ssthresh, this.cwnd / 2);
+  }
+
+  /** The window when the last congestion event cut it (0 before any). */
+  private lossWindow = 0;
 
   get maxDatagramSize(): number {
     return this.mss;
@@ -719,6 +747,9 @@ export class PathRecovery<T> implements CoupledPath {
       this.switchToBbr(now);
       return;
     }
+    // Slow start's window at its loss overshot by up to a round trip of doubling; a
+    // loss in congestion avoidance finds the window the path holds.
+    if (this.cwnd >= this.ssthresh) this.lossWindow = this.cwnd;
     if (this.congestion === 'newreno' || this.linked()) {
       // RFC 6356's halving on a linked path (see linked()); CUBIC resumes from here with
       // a fresh epoch if the path is left alone in its group.

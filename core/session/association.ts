@@ -42,6 +42,7 @@ import { INITIAL_PEER_WINDOW, Session, type SessionHost } from './session.js';
 import { chargePath, pickPath } from '../sched/rate-split.js';
 import { roleTiers, type RoleTiers, type UplinkRole } from '../paths/uplink-roles.js';
 import { CoupledGroup } from '../paths/coupled-congestion.js';
+import { PathMetricsCache } from '../paths/path-metrics-cache.js';
 import type { FeedbackReport, ObjectivePolicy } from '../sched/combiner.js';
 import { DiscordanceMonitor } from '../sched/discordance-monitor.js';
 import {
@@ -73,6 +74,11 @@ export interface AssociationOptions {
   /** "host:port" of the peer, for logs and errors. */
   peer: string;
   clock?: Clock;
+  /**
+   * Congestion state kept from ended paths for new ones between the same addresses
+   * (RFC 9040 temporal sharing): shared by the associations of one listener or host.
+   */
+  pathMetrics?: PathMetricsCache;
 }
 
 export interface OpenSessionOptions {
@@ -195,6 +201,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private readonly bestSingle: SingleEstimate = createSingleEstimate();
   /** Coupled congestion control over the UDP paths (LIA), unless opted out. */
   private readonly coupling: CoupledGroup | undefined;
+  private readonly pathMetrics: PathMetricsCache | undefined;
   private flushScheduled = false;
   /** Bound once, so scheduling a flush or a timer allocates no closure. */
   private readonly flushCallback = (): void => this.flushNow();
@@ -220,6 +227,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.scratch = Buffer.alloc(HEADER_ROOM + Math.max(options.config.tcpPacketSize, 65536));
     // DESIGN §3 fairness: coupled by default, an app may opt out.
     this.coupling = options.config.coupledCongestion ? new CoupledGroup() : undefined;
+    this.pathMetrics = options.pathMetrics;
     this.lastReceivedAt = this.clock.now();
   }
 
@@ -506,6 +514,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.live.sort((a, b) => a.id - b.id);
     // TCP paths have the kernel's congestion control; only UDP paths are coupled.
     if (path.kind === 'udp') this.coupling?.add(path.recovery);
+    const learned = this.pathMetrics?.ssthresh(this.metricsKey(path), this.clock.now());
+    if (learned !== undefined) path.recovery.seedSsthresh(learned);
     subflow.onPacket = (packet) => this.onSubflowPacket(path, packet);
     subflow.onDrain = () => {
       path.blocked = false;
@@ -651,9 +661,20 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     return reinjected;
   }
 
+  /** Keeps what an ending path's controller learned for the next one (pathMetrics). */
+  private rememberPath(path: Path, now: number): void {
+    const learned = path.recovery.learnedSsthresh;
+    if (learned !== undefined) this.pathMetrics?.record(this.metricsKey(path), learned, now);
+  }
+
+  private metricsKey(path: Path): string {
+    return PathMetricsCache.key(path.kind, path.subflow.localAddress, path.subflow.remoteAddress);
+  }
+
   /** Takes a path out of service and reinjects everything it had outstanding. */
   private retire(path: Path): number {
     this.coupling?.remove(path.recovery);
+    this.rememberPath(path, this.clock.now());
     // Bounded memory: old retired paths are forgotten except for their id.
     this.retiredPaths.push(path);
     if (this.retiredPaths.length > KEPT_RETIRED_PATHS) {
@@ -1762,9 +1783,11 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       error ??
       new BraidError('BRAID_ERR_ASSOCIATION_CLOSED', 'association closed', { peer: this.peer });
     for (const session of [...this.sessions.values()]) session.fail(sessionError, byApplication);
+    const now = this.clock.now();
     for (const path of this.live) {
       if (path.alive) path.transition('closed');
       path.subflow.close();
+      this.rememberPath(path, now);
     }
     this.live = [];
     this.emit('closed', error);

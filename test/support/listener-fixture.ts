@@ -10,12 +10,15 @@ import {
 } from '../../core/handshake/identity-store.js';
 import { formatInvite } from '../../core/handshake/invite.js';
 import { createLogger } from '../../core/util/log.js';
+import type { Config } from '../../core/session/config.js';
 
 /**
  * A bare Braid listener on 127.0.0.1 whose sessions the test serves itself (no relay
  * targets in the way), with its own temporary keys, for the tests of a `describe`.
  */
-export function useListener(): () => { listener: BraidListener; invite: string } {
+export function useListener(
+  config: Partial<Config> = {},
+): () => { listener: BraidListener; invite: string } {
   let state: { listener: BraidListener; invite: string; dir: string } | undefined;
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'braid-test-listener-'));
@@ -27,6 +30,7 @@ export function useListener(): () => { listener: BraidListener; invite: string }
       identity,
       clients: () => loadClientKeys(dir),
       logger: createLogger({ level: 'error' }),
+      config,
     });
     const invite = formatInvite({
       host: '127.0.0.1',

@@ -1,0 +1,98 @@
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { BraidClient } from '../../core/api/client.js';
+import { PathMetricsCache } from '../../core/paths/path-metrics-cache.js';
+import type { Association } from '../../core/session/association.js';
+import { createLogger } from '../../core/util/log.js';
+import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { useListener } from '../support/listener-fixture.js';
+
+const quiet = createLogger({ level: 'error' });
+
+describe('a listener keeps what ended paths learned for the next path from the same address', () => {
+  // CUBIC, so that random loss on loopback sets a threshold ('auto' would go to BBR).
+  const serverOf = useListener({ congestion: 'cubic', loopbackUdpPacketSize: 1452 });
+
+  it("seeds the next association's path with the slow-start threshold the last one ended with", async () => {
+    const { listener, invite } = serverOf();
+    const total = 6 * 1024 * 1024;
+    let serverDone: Promise<unknown> = Promise.resolve();
+    listener.once('stream', (stream) => {
+      // Both halves done (the client's FIN, our last byte acknowledged) before the close.
+      serverDone = once(stream, 'close');
+      stream.resume();
+      const block = Buffer.alloc(64 * 1024, 7);
+      void (async () => {
+        for (let sent = 0; sent < total; sent += block.length) {
+          if (!stream.write(block)) await once(stream, 'drain');
+        }
+        stream.end();
+      })();
+    });
+    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const random = seededRandom(7);
+    const first = await BraidClient.connect({
+      invite,
+      via: ['127.0.0.2'],
+      transports: ['udp'],
+      logger: quiet,
+      config: { joinTimeoutMs: 10_000 },
+      wrapSubflow: (s) => impair(s, { dropRate: 0.01, random }, counters),
+    });
+    if (first.kind !== 'braid') throw new Error('expected Braid');
+    let got = 0;
+    const stream = first.client.openStream();
+    stream.end();
+    stream.on('data', (d: Buffer) => (got += d.length));
+    await once(stream, 'end');
+    expect(got).toBe(total);
+    expect(counters.dropped).toBeGreaterThan(10);
+    await serverDone;
+    const closed = new Promise((r) => first.client.association.once('closed', r));
+    first.client.close();
+    await closed;
+    // The server learns of the close from the client's ERROR frame.
+    const key = PathMetricsCache.key('udp', '127.0.0.1', '127.0.0.2');
+    for (
+      let i = 0;
+      i < 100 && listener.pathMetrics.ssthresh(key, performance.now()) === undefined;
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 20));
+    const learned = listener.pathMetrics.ssthresh(key, performance.now());
+    expect(learned).toBeGreaterThan(2 * 1452);
+
+    // The next association from 127.0.0.2 starts its path at that threshold; one from
+    // another address starts in plain slow start.
+    const seen = new Map<string, Association>();
+    const onAssociation = (a: Association): void => {
+      a.on('path', (path) => {
+        if (!seen.has(path.subflow.remoteAddress)) seen.set(path.subflow.remoteAddress, a);
+      });
+    };
+    listener.on('association', onAssociation);
+    try {
+      for (const via of ['127.0.0.2', '127.0.0.3']) {
+        const r = await BraidClient.connect({
+          invite,
+          via: [via],
+          transports: ['udp'],
+          logger: quiet,
+          config: { joinTimeoutMs: 10_000 },
+        });
+        if (r.kind !== 'braid') throw new Error('expected Braid');
+        r.client.close();
+      }
+    } finally {
+      listener.off('association', onAssociation);
+    }
+    const thresholds = [...seen].map(([address, a]) => {
+      const path = [...a.paths.values()].find((p) => p.subflow.remoteAddress === address)!;
+      return [address, path.recovery.ssthresh];
+    });
+    expect(Object.fromEntries(thresholds)).toEqual({
+      '127.0.0.2': learned,
+      '127.0.0.3': Infinity,
+    });
+  });
+});
