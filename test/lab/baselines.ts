@@ -241,6 +241,19 @@ export async function mptcpCounters(topo: Topology, side: Side): Promise<Map<str
   return counters;
 }
 
+/**
+ * Forgets what the kernel learned from earlier TCP connections (tcp_metrics: the
+ * slow-start threshold and RTT per address pair, on by default). Without this, MPTCP's
+ * subflows started at the threshold the single-path TCP runs on the same uplinks had
+ * left, and only Braid (which runs first) had to find the bottleneck by overflowing it.
+ * Every bulk run starts cold; later runs to the same addresses (1 MB transfers) start
+ * warm for every system, as Braid's listener keeps its own (path-metrics-cache.ts).
+ */
+export async function flushTcpMetrics(topo: Topology): Promise<void> {
+  await topo.exec('server', 'ip', ['tcp_metrics', 'flush']);
+  await topo.exec('client', 'ip', ['tcp_metrics', 'flush']);
+}
+
 /** Puts every link back to the scenario's parameters, traces stopped. */
 export async function resetLinks(topo: Topology, scenario: Scenario): Promise<void> {
   await Promise.all(
@@ -408,6 +421,7 @@ export async function runBaselines(
     };
 
     for (const u of topo.uplinks) {
+      await flushTcpMetrics(topo);
       const run = await measure(
         `tcp:${u.name}`,
         `TCP on ${u.name}`,
@@ -418,6 +432,7 @@ export async function runBaselines(
     }
     let mptcpBps: number | undefined;
     if (withMptcp) {
+      await flushTcpMetrics(topo);
       const before = await mptcpCounters(topo, 'client');
       const run = await measure(
         'mptcp',

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import {
   linkRunStats,
   MPTCP_PORT,
+  flushTcpMetrics,
   mptcpCounters,
   PLAIN_PORT,
   resetLinks,
@@ -298,6 +299,7 @@ export async function runSuite(
         report.integrity.duplicatedBytes += i.duplicatedBytes;
         report.integrity.corruptBytes += i.corruptBytes;
       };
+      await flushTcpMetrics(topo);
       const before = sys.mptcp ? await mptcpCounters(topo, 'client') : undefined;
       try {
         // The bulk client ends its own window; the limit only catches a hung run.
