@@ -869,6 +869,14 @@ export class PathRecovery<T> implements CoupledPath {
     return { lost: [], probe: 0, stalled: false };
   }
 
+  /** Calls `fn` with each packet still outstanding (neither acknowledged nor lost) and when it left. */
+  forEachOutstanding(fn: (token: T, sentAt: number) => void): void {
+    for (let i = this.head; i < this.sent.length; i++) {
+      const p = this.sent[i];
+      if (p !== undefined) fn(p.token, p.time);
+    }
+  }
+
   drainOutstanding(): T[] {
     const tokens: T[] = [];
     for (let i = this.head; i < this.sent.length; i++) {

@@ -117,6 +117,10 @@ export class Session {
   holSince = 0;
   /** Stream bytes queued again on a stuck prefix (SendStream.reinjectHead). */
   holReinjectedBytes = 0;
+  /** The end of the stream went out and its tail was looked at (association reinjectTail). */
+  tailChecked = false;
+  /** Stream bytes in flight on slower paths sent again on the fastest at the end of the stream. */
+  tailReinjectedBytes = 0;
   /** Stream payload bytes this session sent on each path (fresh and retransmitted). */
   readonly bytesByPath = new Map<number, number>();
   /** Message sessions only (semantics other than reliable-ordered). */

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { deriveAssociationSecrets } from '../../../core/handshake/keys.js';
+import { Association } from '../../../core/session/association.js';
+import { verifyConfig } from '../../../core/session/config.js';
+import type { Path, SentRecord } from '../../../core/session/path.js';
+import type { Session } from '../../../core/session/session.js';
+import type { Subflow } from '../../../core/transport/subflow.js';
+import { ManualClock } from '../../../core/util/clock.js';
+import { BraidError } from '../../../core/util/errors.js';
+import { createLogger } from '../../../core/util/log.js';
+
+/** A subflow that goes nowhere: the association's sends are not under test here. */
+function nowhere(localAddress: string): Subflow {
+  return {
+    kind: 'udp',
+    localAddress,
+    localPort: 1,
+    remoteAddress: '10.9.9.9',
+    remotePort: 2,
+    maxPacketSize: 1452,
+    send: () => true,
+    sendParts: () => true,
+    queuedBytes: 0,
+    closed: false,
+    onPacket: () => undefined,
+    onDrain: () => undefined,
+    onClose: () => undefined,
+    close: () => undefined,
+  };
+}
+
+/** A path whose RTT samples were all `rtt` ms. */
+function measured(clock: ManualClock, path: Path, rtt: number): void {
+  const r = path.recovery;
+  for (let k = 0; k < 4; k++) {
+    const pn = r.nextPacketNumber();
+    r.onPacketSent(pn, 100, true, { chunks: null, control: null, messages: null });
+    clock.advance(rtt);
+    const res = r.onAck([{ first: pn, last: pn }], 0);
+    if (res instanceof BraidError) throw res;
+  }
+}
+
+/** Records a packet of `session` bytes [offset, offset + length) as sent on `path` at `at`. */
+function carry(path: Path, session: Session, offset: number, length: number, fin = false): void {
+  const record: SentRecord = {
+    chunks: [{ session, offset, length, fin }],
+    control: null,
+    messages: null,
+  };
+  const r = path.recovery;
+  r.onPacketSent(r.nextPacketNumber(), length + 40, true, record);
+}
+
+describe('tail reinjection', () => {
+  it('at the end of a stream, queues again what a slower path carries that would arrive after a copy on the fastest', () => {
+    const clock = new ManualClock(1000);
+    const assoc = new Association({
+      role: 'client',
+      secrets: deriveAssociationSecrets(Buffer.alloc(32, 3), Buffer.alloc(8, 4)),
+      config: verifyConfig(),
+      logger: createLogger({ level: 'silent' }),
+      peer: 'test',
+      clock,
+    });
+    const fast = assoc.addPath(0, nowhere('10.0.0.1'), 'active');
+    const slow = assoc.addPath(1, nowhere('10.0.0.2'), 'active');
+    measured(clock, fast, 10);
+    measured(clock, slow, 100);
+    const session = assoc.openSession();
+    session.send.write(Buffer.alloc(4000));
+    session.send.end();
+    // Everything goes out: nothing is left to send but the packets in flight.
+    while (session.send.nextRange(1000) !== undefined);
+    expect(session.send.hasPending).toBe(false);
+    // 0-1000 left on the slow path 90 ms ago: it arrived (about 50 ms after leaving).
+    carry(slow, session, 0, 1000);
+    clock.advance(85);
+    // 1000-2000 on the fast path 5 ms ago; 2000-4000 and the FIN on the slow one just now.
+    carry(fast, session, 1000, 1000);
+    clock.advance(5);
+    carry(slow, session, 2000, 1000);
+    carry(slow, session, 3000, 1000, true);
+    (assoc as unknown as { reinjectTail(s: Session, now: number): void }).reinjectTail(
+      session,
+      clock.now(),
+    );
+    expect(session.tailChecked).toBe(true);
+    expect(session.tailReinjectedBytes).toBe(2000);
+    // The two late pieces (and the FIN) go again, as repairs, before anything else.
+    expect(session.send.repairPending).toBe(true);
+    expect(session.send.nextRange(5000)).toEqual({ offset: 2000, length: 2000, fin: true });
+    expect(session.send.nextRange(5000)).toBeUndefined();
+    assoc.close();
+  });
+});
