@@ -52,6 +52,7 @@ import {
 } from '../sched/never-worse-guard.js';
 import {
   createSchedContext,
+  deliveryBehindFlightMs,
   fillPathView,
   type PathView,
   type SchedContext,
@@ -1500,11 +1501,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       if (p.usable && (fast === undefined || p.recovery.srtt < fast.recovery.srtt)) fast = p;
     }
     if (fast === undefined) return;
+    // A copy sent now queues behind what the fastest path already carries, and behind
+    // the copies before it (path-view.ts deliveryBehindFlightMs, as ECF reckons).
     const f = fast.recovery;
-    // A copy sent now queues behind what the fastest path already carries (about rate
-    // × minRtt of it is on the wire), and behind the copies before it.
-    const rate = Math.max(fast.estimator.deliveryRate(f), 1) / 1000;
-    let ahead = f.bytesInFlight;
+    fillPathView(fast.view, fast, f, fast.estimator, fast.role, now);
     let queued = 0;
     for (const p of this.live) {
       const r = p.recovery;
@@ -1514,14 +1514,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         if (chunks === null) return;
         // Data reaches the peer about when its ACK leaves: an srtt after it was sent,
         // less the ACK's way back.
-        const fastArrival = now + Math.max(f.srtt / 2, ahead / rate - f.minRtt / 2) + f.rttvar;
+        const fastArrival = now + deliveryBehindFlightMs(fast.view, queued + 1, true);
         if (sentAt + r.srtt - r.minRtt / 2 <= fastArrival) return;
         for (let i = 0; i < chunks.length; i++) {
           const c = chunks[i]!;
           if (c.session !== session) continue;
           session.send.onLost(c.offset, c.length, c.fin);
           queued += c.length;
-          ahead += c.length;
         }
       });
     }
