@@ -90,8 +90,6 @@ const RATE_WINDOW_RTTS = 10;
  * simulation in coupled-congestion.test.ts then switched paths at a shared bottleneck).
  */
 const AUTO_NEAR_MIN_RTT = 1.3;
-/** learnedSsthresh: this share of the window at the last loss. */
-const LEARNED_OF_LOSS_WINDOW = 0.85;
 const AUTO_RECENT_SRTTS = 1;
 /** That many such events in a row (none with the RTT inflated in between) … */
 const AUTO_RANDOM_EVENTS = 3;
@@ -109,6 +107,8 @@ const AUTO_RANDOM_EVENTS_AFTER_QUEUE = 6;
 const AUTO_LOSS_RATE = 0.003;
 /** Fewest packets sent before the loss rate is trusted. */
 const AUTO_MIN_PACKETS = 300;
+/** learnedSsthresh: this share of the window a loss in congestion avoidance cut. */
+const LEARNED_OF_LOSS_WINDOW = 0.85;
 /**
  * A path whose data was drained (suspect: no answer to its probes) keeps being probed;
  * its probe timeout backs off only up to this, so a link that comes back is found
@@ -701,7 +701,7 @@ export class PathRecovery<T> implements CoupledPath {
     // CUBIC increase, not LIA's Reno-friendly one at 0.53 of Reno.
     if (this.linked()) {
       // RFC 6356 §3 linked increase. A CUBIC path keeps its Reno-friendly factor on it,
-      // and halves on loss like RFC 6356's paths (onCongestionEvent): see LINKED below.
+      // and halves on loss like RFC 6356's paths (onCongestionEvent): see linked().
       const inc = this.coupling!.increase(this, p.bytes);
       this.cwnd += this.congestion === 'cubic' ? CUBIC_RENO_ALPHA * inc : inc;
       // If the path is uncoupled later, CUBIC starts a fresh epoch from this window.
@@ -879,10 +879,7 @@ export class PathRecovery<T> implements CoupledPath {
 
   drainOutstanding(): T[] {
     const tokens: T[] = [];
-    for (let i = this.head; i < this.sent.length; i++) {
-      const p = this.sent[i];
-      if (p !== undefined) tokens.push(p.token);
-    }
+    this.forEachOutstanding((token) => tokens.push(token));
     this.sent = [];
     this.head = 0;
     this.outstanding = 0;

@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import type { Association } from '../../core/session/association.js';
 import { createLogger } from '../../core/util/log.js';
 import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { NUMBERED_BLOCK_BYTES, writeNumberedBlocks } from '../support/hashed-upload.js';
 import { useListener } from '../support/listener-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
@@ -53,18 +53,11 @@ describe('reorder buffer and send queue stay within their configured bounds', ()
     const client = r.client;
     try {
       const stream = client.openStream();
-      const hash = createHash('sha256');
-      const block = randomBytes(64 * 1024);
       const total = Number(process.env.BB_TOTAL ?? 24 * 1024 * 1024);
-      for (let sent = 0; sent < total; sent += block.length) {
-        block.writeUInt32BE(sent, 0);
-        hash.update(block);
-        if (!stream.write(Buffer.from(block))) await once(stream, 'drain');
-      }
-      stream.end();
+      const sha = await writeNumberedBlocks(stream, total);
       const got = await received;
       expect(got.bytes).toBe(total);
-      expect(got.sha).toBe(hash.digest('hex'));
+      expect(got.sha).toBe(sha);
       expect(counters.dropped + counters.reordered).toBeGreaterThan(100);
       const server = serverAssoc!.bufferPeaks();
       const local = client.association.bufferPeaks();
@@ -75,7 +68,7 @@ describe('reorder buffer and send queue stay within their configured bounds', ()
       // The server's window is its listener's default unless the client's matches it;
       // the bound that applies is the receiver's own.
       expect(server.reorderBytes).toBeLessThanOrEqual(server.reorderBound);
-      expect(local.sendQueueBytes).toBeLessThanOrEqual(sendLimit + block.length);
+      expect(local.sendQueueBytes).toBeLessThanOrEqual(sendLimit + NUMBERED_BLOCK_BYTES);
     } finally {
       client.close();
     }

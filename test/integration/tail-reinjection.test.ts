@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import { createLogger } from '../../core/util/log.js';
 import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { writeNumberedBlocks } from '../support/hashed-upload.js';
 import { useListener } from '../support/listener-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
@@ -45,18 +45,11 @@ describe('the end of a stream does not wait for a slower path', () => {
     try {
       const stream = client.openStream();
       const session = [...client.association.sessions.values()][0]!;
-      const hash = createHash('sha256');
       const total = 4 * 1024 * 1024;
-      const block = randomBytes(64 * 1024);
-      for (let sent = 0; sent < total; sent += block.length) {
-        block.writeUInt32BE(sent, 0);
-        hash.update(block);
-        if (!stream.write(Buffer.from(block))) await once(stream, 'drain');
-      }
-      stream.end();
+      const sha = await writeNumberedBlocks(stream, total);
       const got = await received;
       expect(got.bytes).toBe(total);
-      expect(got.sha).toBe(hash.digest('hex'));
+      expect(got.sha).toBe(sha);
       return { session, slowBytes: session.bytesByPath };
     } finally {
       client.close();
