@@ -328,8 +328,8 @@ export class PathRecovery<T> implements CoupledPath {
    * ½): 1.02. NewReno paths are RFC 6356's as written (the simulation's goal 1 checks
    * that they get no less than one flow on the best path).
    */
-  private linked(): boolean {
-    return this.coupling !== undefined && this.coupled && this.coupling.coupledCount > 1;
+  get linked(): boolean {
+    return this.coupling !== undefined && this.coupled && this.coupling.linkedCount(this) > 1;
   }
 
   /**
@@ -616,6 +616,10 @@ export class PathRecovery<T> implements CoupledPath {
       this.recentRttMin.update(-adjusted, now, Math.max(AUTO_RECENT_SRTTS * this.srtt, 20));
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - adjusted);
     this.srtt = 0.875 * this.srtt + 0.125 * adjusted;
+    // Shared-bottleneck detection judges queues in congestion avoidance only: two slow
+    // starts overshoot at different moments even where they fill one queue.
+    if (this.coupling !== undefined && this.cwnd >= this.ssthresh)
+      this.coupling.observeQueueDelay(this, adjusted - this.minRtt, now);
   }
 
   /** The interval of the newest delivery-rate sample, ms (0 when it gave none). */
@@ -699,9 +703,9 @@ export class PathRecovery<T> implements CoupledPath {
     // bottleneck comes from pacing at the share it measures, as BBR flows among TCP ones.
     // A path left alone in its group (the others under BBR, or gone) is one flow: its own
     // CUBIC increase, not LIA's Reno-friendly one at 0.53 of Reno.
-    if (this.linked()) {
+    if (this.linked) {
       // RFC 6356 §3 linked increase. A CUBIC path keeps its Reno-friendly factor on it,
-      // and halves on loss like RFC 6356's paths (onCongestionEvent): see linked().
+      // and halves on loss like RFC 6356's paths (onCongestionEvent): see linked.
       const inc = this.coupling!.increase(this, p.bytes);
       this.cwnd += this.congestion === 'cubic' ? CUBIC_RENO_ALPHA * inc : inc;
       // If the path is uncoupled later, CUBIC starts a fresh epoch from this window.
@@ -750,8 +754,8 @@ export class PathRecovery<T> implements CoupledPath {
     // Slow start's window at its loss overshot by up to a round trip of doubling; a
     // loss in congestion avoidance finds the window the path holds.
     if (this.cwnd >= this.ssthresh) this.lossWindow = this.cwnd;
-    if (this.congestion === 'newreno' || this.linked()) {
-      // RFC 6356's halving on a linked path (see linked()); CUBIC resumes from here with
+    if (this.congestion === 'newreno' || this.linked) {
+      // RFC 6356's halving on a linked path (see linked); CUBIC resumes from here with
       // a fresh epoch if the path is left alone in its group.
       this.wMax = this.cwnd;
       this.epochStart = undefined;

@@ -227,7 +227,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.peerIdHigh = this.role === 'client' ? -1 : -2;
     this.scratch = Buffer.alloc(HEADER_ROOM + Math.max(options.config.tcpPacketSize, 65536));
     // DESIGN §3 fairness: coupled by default, an app may opt out.
-    this.coupling = options.config.coupledCongestion ? new CoupledGroup() : undefined;
+    this.coupling = options.config.coupledCongestion
+      ? new CoupledGroup({ detectSharedBottleneck: options.config.detectSharedBottleneck })
+      : undefined;
     this.pathMetrics = options.pathMetrics;
     this.lastReceivedAt = this.clock.now();
   }
@@ -1892,7 +1894,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   /** Paths in the order they were added, with their lifecycle state. */
   pathSummary(): PathSummary[] {
     const now = this.clock.now();
-    return [...this.paths.values()].map((p) => ({
+    const paths = [...this.paths.values()];
+    const coupling = this.coupling;
+    return paths.map((p) => ({
       id: p.id,
       kind: p.kind,
       state: p.state,
@@ -1908,6 +1912,18 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       ssthresh: p.recovery.ssthresh,
       slowStartExits: p.recovery.hystart.exits,
       controller: p.recovery.controller,
+      linked: p.recovery.linked,
+      sharedBottleneckWith:
+        coupling === undefined || p.recovery.coupling !== coupling
+          ? []
+          : paths
+              .filter(
+                (q) =>
+                  q !== p &&
+                  q.recovery.coupling === coupling &&
+                  coupling.sharesBottleneck(p.recovery, q.recovery),
+              )
+              .map((q) => q.id),
       deliveryRate: p.recovery.deliveryRate,
       streamBytesSent: p.stats.streamBytesSent,
       streamBytesAcked: p.stats.streamBytesAcked,
@@ -1941,6 +1957,13 @@ export interface PathSummary {
   slowStartExits: number;
   /** The congestion controller in use ('auto' shows what it chose). */
   controller: 'cubic' | 'newreno' | 'bbr';
+  /** Its increase and loss response are linked with other paths' (LIA) now. */
+  linked: boolean;
+  /**
+   * Paths of this association found to share a bottleneck with it
+   * (core/paths/shared-bottleneck.ts); all coupled paths when detection is off.
+   */
+  sharedBottleneckWith: number[];
   deliveryRate: number;
   streamBytesSent: number;
   streamBytesAcked: number;

@@ -83,6 +83,13 @@ export const defaultConfig = {
    * bottleneck (DESIGN §3 fairness). false opts out.
    */
   coupledCongestion: true as boolean,
+  /**
+   * Link only the UDP paths found to share a bottleneck (core/paths/shared-bottleneck.ts:
+   * their queueing delays move together and sit level), so that paths with disjoint
+   * bottlenecks each keep CUBIC's own response. false links every coupled path, as
+   * RFC 6356 links an MPTCP connection's subflows. Has no effect without coupledCongestion.
+   */
+  detectSharedBottleneck: true as boolean,
   /** Probe a path that carried nothing for this long (keeps estimates fresh, DESIGN §3). */
   keepaliveMs: 5000,
   /** An association with no packet from the peer for this long is closed. */
@@ -98,7 +105,7 @@ export type Config = {
 export function verifyConfig(partial: Partial<Config> = {}): Config {
   const config = { ...defaultConfig, ...partial } as Config;
   for (const [key, value] of Object.entries(config)) {
-    if (key === 'coupledCongestion') {
+    if (key === 'coupledCongestion' || key === 'detectSharedBottleneck') {
       if (typeof value !== 'boolean') {
         throw new BraidError('BRAID_ERR_CONFIG', `config.${key} must be true or false`, { value });
       }

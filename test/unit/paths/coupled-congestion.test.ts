@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { WINDOW_MS } from '../../../core/paths/shared-bottleneck.js';
 import { CoupledGroup } from '../../../core/paths/coupled-congestion.js';
 import { PathRecovery } from '../../../core/paths/path-recovery.js';
 import { ManualClock } from '../../../core/util/clock.js';
@@ -46,6 +47,9 @@ function oneRound(clock: ManualClock, paths: PathRecovery<number>[], rtt: number
   return paths.reduce((s, p) => s + p.cwnd, 0) - before;
 }
 
+/** RFC 6356 as written: every coupled path linked, no shared-bottleneck detection. */
+const EVERY_PATH_LINKED = { detectSharedBottleneck: false };
+
 describe('Coupled congestion control (LIA, RFC 6356)', () => {
   it('two paths of equal RTT grow together by no more than one NewReno flow per RTT', () => {
     fc.assert(
@@ -56,7 +60,7 @@ describe('Coupled congestion control (LIA, RFC 6356)', () => {
         fc.constantFrom('newreno' as const, 'cubic' as const),
         (w1, w2, rtt, cc) => {
           const clock = new ManualClock(1000);
-          const group = new CoupledGroup();
+          const group = new CoupledGroup(EVERY_PATH_LINKED);
           const a = inAvoidance(clock, w1, rtt, cc);
           const b = inAvoidance(clock, w2, rtt, cc);
           group.add(a);
@@ -82,7 +86,7 @@ describe('Coupled congestion control (LIA, RFC 6356)', () => {
 
   it('leaves slow start and the loss response to each path', () => {
     const clock = new ManualClock(1000);
-    const group = new CoupledGroup();
+    const group = new CoupledGroup(EVERY_PATH_LINKED);
     const a = new PathRecovery<number>(
       { kind: 'udp', maxDatagramSize: MSS, congestion: 'newreno' },
       clock,
@@ -114,17 +118,17 @@ describe('Coupled congestion control (LIA, RFC 6356)', () => {
 
   it('α follows RFC 6356: 1/n for n equal paths, and favours the path with the best window/RTT²', () => {
     const clock = new ManualClock(0);
-    const g = new CoupledGroup();
+    const g = new CoupledGroup(EVERY_PATH_LINKED);
     const paths = [0, 1, 2].map(() => inAvoidance(clock, 10, 40, 'newreno'));
     paths.forEach((p) => g.add(p));
-    expect(g.alpha()).toBeCloseTo(1 / 3, 12);
-    const h = new CoupledGroup();
+    expect(g.alpha(paths[0]!)).toBeCloseTo(1 / 3, 12);
+    const h = new CoupledGroup(EVERY_PATH_LINKED);
     const fast = inAvoidance(clock, 10, 10, 'newreno');
     const slow = inAvoidance(clock, 10, 100, 'newreno');
     h.add(fast);
     h.add(slow);
     // α = W·max(w/rtt²) / (Σ w/rtt)² = 20·(10/100) / (1 + 0.1)².
-    expect(h.alpha()).toBeCloseTo((20 * 0.1) / 1.21, 12);
+    expect(h.alpha(fast)).toBeCloseTo((20 * 0.1) / 1.21, 12);
     // Never more than a path's own Reno increase.
     expect(h.increase(fast, MSS)).toBeLessThanOrEqual((MSS * MSS) / fast.cwnd);
   });
@@ -133,7 +137,7 @@ describe('Coupled congestion control (LIA, RFC 6356)', () => {
 describe('CoupledGroup members that take no part', () => {
   it('skips a BBR path in α and in the count, so a lone loss-based path keeps its own increase', () => {
     const clock = new ManualClock(0);
-    const g = new CoupledGroup();
+    const g = new CoupledGroup(EVERY_PATH_LINKED);
     const cubic = inAvoidance(clock, 20, 20, 'cubic');
     const bbr = new PathRecovery<number>(
       { kind: 'udp', maxDatagramSize: MSS, congestion: 'bbr' },
@@ -145,7 +149,7 @@ describe('CoupledGroup members that take no part', () => {
     expect(bbr.coupled).toBe(false);
     expect(g.coupledCount).toBe(1);
     // α as if the BBR path were not there: one path, α = 1.
-    expect(g.alpha()).toBeCloseTo(1, 12);
+    expect(g.alpha(cubic)).toBeCloseTo(1, 12);
   });
 });
 
@@ -166,7 +170,7 @@ describe('Loss response of a linked path', () => {
 
   it('a coupled CUBIC path halves (RFC 6356); alone in its group it cuts to CUBIC 0.7', () => {
     const clock = new ManualClock(0);
-    const g = new CoupledGroup();
+    const g = new CoupledGroup(EVERY_PATH_LINKED);
     const a = inAvoidance(clock, 100, 20, 'cubic');
     const b = inAvoidance(clock, 100, 20, 'cubic');
     g.add(a);
@@ -176,17 +180,46 @@ describe('Loss response of a linked path', () => {
     expect(a.cwnd / MSS).toBeGreaterThan(50);
     expect(a.cwnd / MSS).toBeLessThan(50.1);
     const alone = inAvoidance(clock, 100, 20, 'cubic');
-    const solo = new CoupledGroup();
+    const solo = new CoupledGroup(EVERY_PATH_LINKED);
     solo.add(alone);
     loseTwo(clock, alone);
     expect(alone.cwnd / MSS).toBeGreaterThan(70);
     expect(alone.cwnd / MSS).toBeLessThan(70.5);
   });
 
+  it('with shared-bottleneck detection, two CUBIC paths keep CUBIC’s 0.7 until their queues are seen to move together, then halve', () => {
+    const clock = new ManualClock(0);
+    const g = new CoupledGroup();
+    const a = inAvoidance(clock, 100, 20, 'cubic');
+    const b = inAvoidance(clock, 100, 20, 'cubic');
+    g.add(a);
+    g.add(b);
+    expect(a.linked).toBe(false);
+    loseTwo(clock, a);
+    expect(a.cwnd / MSS).toBeGreaterThan(70);
+    // Three windows of one queue (a sawtooth up to 25 ms) seen by both paths.
+    for (let t = 0; t <= 3 * WINDOW_MS; t += 5) {
+      const q = ((t % 900) / 900) * 25;
+      g.observeQueueDelay(a, q, t);
+      g.observeQueueDelay(b, q + (t % 3), t);
+    }
+    expect(g.sharesBottleneck(a, b)).toBe(true);
+    expect(a.linked).toBe(true);
+    expect(g.linkedCount(a)).toBe(2);
+    const c = inAvoidance(clock, 100, 20, 'cubic');
+    g.add(c);
+    expect(g.linkedCount(c)).toBe(1);
+    clock.advance(1000); // out of the last recovery period
+    const before = a.cwnd;
+    loseTwo(clock, a);
+    expect(a.cwnd / before).toBeGreaterThan(0.5);
+    expect(a.cwnd / before).toBeLessThan(0.51);
+  });
+
   it('a linked CUBIC path takes 0.53 of LIA’s increase, a NewReno path all of it', () => {
     const clock = new ManualClock(0);
     const grow = (cc: 'cubic' | 'newreno'): number => {
-      const g = new CoupledGroup();
+      const g = new CoupledGroup(EVERY_PATH_LINKED);
       const a = inAvoidance(clock, 100, 20, cc);
       const b = inAvoidance(clock, 100, 20, cc);
       g.add(a);
@@ -226,6 +259,8 @@ describe('Coupled congestion control in a simulated network', () => {
             seed,
           });
           ratios.push((r[0]!.goodputBps + r[1]!.goodputBps) / r[2]!.goodputBps);
+          // Shared-bottleneck detection found the common queue and linked the two.
+          if (group !== undefined && cc !== 'auto') expect(r[0]!.linkedAtEnd).toBe(2);
         }
         return ratios.sort((a, b) => a - b)[2]!;
       };
@@ -246,6 +281,8 @@ describe('Coupled congestion control in a simulated network', () => {
       ],
       seconds: 40,
       measureFromMs: 5000,
+      // RFC 6356's goal 1 with every path linked (detection would leave these unlinked).
+      detectSharedBottleneck: false,
     });
     const alone = simulateFlows({
       links: [short],
@@ -259,10 +296,10 @@ describe('Coupled congestion control in a simulated network', () => {
     expect(total).toBeGreaterThan(0.95 * alone[0]!.goodputBps);
   });
 
-  it('disjoint paths of different loss: coupling shifts traffic to the cleaner path', () => {
+  it('disjoint paths of different loss: linked as RFC 6356 links them, coupling shifts traffic to the cleaner path; detection leaves them unlinked', () => {
     const clean = { rateBps: 10e6, delayMs: 20, queueBytes: 60_000, loss: 0.001 };
     const lossy = { rateBps: 10e6, delayMs: 20, queueBytes: 60_000, loss: 0.01 };
-    const share = (group: number | undefined): number => {
+    const run = (group: number | undefined, detectSharedBottleneck: boolean) => {
       const r = simulateFlows({
         links: [clean, lossy],
         flows: [
@@ -271,12 +308,22 @@ describe('Coupled congestion control in a simulated network', () => {
         ],
         seconds: 40,
         measureFromMs: 5000,
+        detectSharedBottleneck,
       });
-      return r[0]!.goodputBps / (r[0]!.goodputBps + r[1]!.goodputBps);
+      return {
+        share: r[0]!.goodputBps / (r[0]!.goodputBps + r[1]!.goodputBps),
+        total: r[0]!.goodputBps + r[1]!.goodputBps,
+        linked: r[0]!.linkedAtEnd,
+      };
     };
-    const uncoupled = share(undefined);
-    const coupled = share(1);
-    expect(coupled).toBeGreaterThan(uncoupled + 0.05);
-    expect(coupled).toBeGreaterThan(0.8);
+    const uncoupled = run(undefined, true);
+    const everyPathLinked = run(1, false);
+    expect(everyPathLinked.share).toBeGreaterThan(uncoupled.share + 0.05);
+    expect(everyPathLinked.share).toBeGreaterThan(0.8);
+    // Two queues that fill and drain apart: never judged shared, so each path keeps its
+    // own controller and the pair carries what uncoupled paths carry.
+    const detected = run(1, true);
+    expect(detected.linked).toBe(1);
+    expect(detected.total).toBeGreaterThan(0.95 * uncoupled.total);
   });
 });

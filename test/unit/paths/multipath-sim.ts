@@ -90,6 +90,8 @@ export function simulateFlows(opts: {
   seed?: number;
   /** Bytes acked per flow are also counted from this time on (skip the start-up). */
   measureFromMs?: number;
+  /** Groups link only flows found to share a bottleneck (the default), or every flow. */
+  detectSharedBottleneck?: boolean;
 }) {
   const clock = new ManualClock(0);
   const random = seededRandom(opts.seed ?? 1);
@@ -101,7 +103,11 @@ export function simulateFlows(opts: {
     );
     if (f.group !== undefined) {
       let g = groups.get(f.group);
-      if (g === undefined) groups.set(f.group, (g = new CoupledGroup()));
+      if (g === undefined)
+        groups.set(
+          f.group,
+          (g = new CoupledGroup({ detectSharedBottleneck: opts.detectSharedBottleneck })),
+        );
       g.add(snd);
     }
     const rcv = new PathRecovery<number>({ kind: 'udp', maxDatagramSize: MSS }, clock);
@@ -186,5 +192,7 @@ export function simulateFlows(opts: {
   return flows.map((f) => ({
     goodputBps: ((f.snd.bytesAcked - f.ackedAtStart) * 8) / seconds,
     snd: f.snd,
+    /** Flows its linked increase took in at the end, itself included (0: uncoupled). */
+    linkedAtEnd: f.snd.coupling?.linkedCount(f.snd) ?? 0,
   }));
 }

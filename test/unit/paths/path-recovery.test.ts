@@ -526,7 +526,8 @@ describe('PathRecovery: BBR (core/paths/bbr.ts)', () => {
         calls++;
         return 1e6;
       },
-      coupledCount: 2,
+      linkedCount: () => 2,
+      observeQueueDelay: () => undefined,
     };
     run(r, clock, 1000);
     expect(calls).toBe(0);
