@@ -14,6 +14,7 @@ import { bottleneckSpec, uplinkSpecs, type Scenario } from './scenario.js';
 import { median } from './stats.js';
 import { Topology } from './topology.js';
 import type { BulkResult } from './tools/bulk.js';
+import { WARM_UP_BYTES } from './tools/warm-up.js';
 
 /**
  * The coupled congestion control fairness test (stretch goal (a)): both uplinks meet
@@ -122,9 +123,12 @@ export async function runFairness(
   try {
     servers.push(await startServer(topo, PLAIN_PORT, false, cc));
     if (withMptcp) servers.push(await startServer(topo, MPTCP_PORT, true, cc));
-    const braid = await startBraidServer(topo);
+    // The senders run warm, as a long-lived relay does (warm-up.ts); the clients do not,
+    // since every flow of a run starts at its spawn.
+    const warm = ['--warm-up', String(WARM_UP_BYTES)];
+    const braid = await startBraidServer(topo, warm);
     servers.push(braid.child);
-    const braidUncoupled = await startBraidServer(topo, ['--uncoupled']);
+    const braidUncoupled = await startBraidServer(topo, ['--uncoupled', ...warm]);
     servers.push(braidUncoupled.child);
     const [first, second] = topo.uplinks;
     const ccArgs = cc === undefined ? [] : ['--cc', cc];

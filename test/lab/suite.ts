@@ -19,6 +19,7 @@ import {
 import { bottleneckSpec, uplinkSpecs, type Scenario } from './scenario.js';
 import { Topology } from './topology.js';
 import type { BulkResult, MessageResult } from './tools/bulk.js';
+import { WARM_UP_BYTES } from './tools/warm-up.js';
 import type { IntegrityCounts } from './tools/payload.js';
 
 /**
@@ -191,7 +192,7 @@ export async function runSuite(
     if (withMptcp) servers.push(await startServer(topo, MPTCP_PORT, true, cc));
     let invite = '';
     if (withBraid) {
-      const braid = await startBraidServer(topo);
+      const braid = await startBraidServer(topo, ['--warm-up', String(WARM_UP_BYTES)]);
       servers.push(braid.child);
       invite = braid.invite;
     }
@@ -208,7 +209,15 @@ export async function runSuite(
       systems.push({
         system: 'braid',
         label: 'Braid (UDP, a path per uplink)',
-        args: ['--invite', invite, '--via', topo.uplinks.map((u) => u.address).join(',')],
+        args: [
+          '--invite',
+          invite,
+          '--via',
+          topo.uplinks.map((u) => u.address).join(','),
+          // A long-lived engine runs optimised code; a fresh process does not (warm-up.ts).
+          '--warm-up',
+          String(WARM_UP_BYTES),
+        ],
         mptcp: false,
         tool: braidBulkPath,
       });

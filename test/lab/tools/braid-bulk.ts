@@ -19,6 +19,7 @@ import {
 import { MessageReceiver } from './payload.js';
 
 import { serveLabRelay } from './lab-relay.js';
+import { warmUp } from './warm-up.js';
 /**
  * Braid's side of the lab benchmark, with the same modes and output as bulk.ts so
  * the runner treats every system alike.
@@ -31,6 +32,8 @@ import { serveLabRelay } from './lab-relay.js';
  * Both take [--cc auto|cubic|newreno|bbr] [--uncoupled]: the congestion controller of
  * the UDP paths and the LIA opt-out (config.congestion, config.coupledCongestion). In a
  * download the server sends, so its options are the ones that shape the data.
+ * Both take [--warm-up BYTES]: first download that much between a listener and a client
+ * of this process over loopback (warm-up.ts says why), before listening or connecting.
  * Targets (the session's target string): `lab:time` sends the position pattern until
  * the client closes; `lab:bytes:<n>` sends n bytes of it and ends;
  * `lab:messages:<count>:<intervalMs>:<size>` sends stamped records (payload.ts).
@@ -50,6 +53,7 @@ const { positionals, values } = parseArgs({
     messages: { type: 'string' },
     cc: { type: 'string' },
     uncoupled: { type: 'boolean', default: false },
+    'warm-up': { type: 'string' },
   },
 });
 const logger = createLogger({ level: 'warn' });
@@ -87,7 +91,20 @@ function serveStream(stream: BraidStream): void {
   stream.destroy(new BraidError('BRAID_ERR_USAGE', 'unknown lab target', { value: target }));
 }
 
+/** --warm-up: runs the engine in this process first (warm-up.ts). */
+async function warmUpIfAsked(): Promise<void> {
+  const raw = values['warm-up'];
+  if (raw === undefined) return;
+  const bytes = Number(raw);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0)
+    throw new BraidError('BRAID_ERR_USAGE', '--warm-up takes a positive byte count', {
+      value: raw,
+    });
+  await warmUp(bytes, logger);
+}
+
 async function server(): Promise<void> {
+  await warmUpIfAsked();
   const host = values.host ?? '0.0.0.0';
   await serveLabRelay({
     host,
@@ -118,6 +135,7 @@ async function client(): Promise<BulkResult> {
       'BRAID_ERR_USAGE',
       'usage: braid-bulk client --invite I --via A,B (--ms N | --bytes N | --messages N)',
     );
+  await warmUpIfAsked();
   const start = performance.now();
   const connected = await BraidClient.connect({
     invite: values.invite,
