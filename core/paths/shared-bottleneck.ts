@@ -26,9 +26,11 @@
  * at g's shared bottleneck, with and without a competing TCP flow, r was 0.04–0.35 with
  * ρ 0.67–0.98 once both paths had left slow start; on the disjoint paths of a, b, c and f
  * r was 0.28–1.9, and the windows with r < 0.35 had ρ ≤ 0.75 (the host's scheduling
- * delay, common to every path, keeps ρ above 0 on disjoint paths too). A pair's score
- * moves one step per verdict within ±SCORE_LIMIT: it links at +SCORE_LIMIT and unlinks at
- * UNLINK_SCORE, so one odd window neither links nor unlinks a pair.
+ * delay, common to every path, keeps ρ above 0 on disjoint paths too). Live, a few
+ * disjoint windows still look shared: 1 of 9 in one run of a (r 0.18, ρ 0.85), 2 of 72
+ * over two runs each of a and c. So a pair's score moves one step per verdict within
+ * ±SCORE_LIMIT: it links at +SCORE_LIMIT and unlinks at UNLINK_SCORE, and one odd window
+ * neither links nor unlinks a pair (no disjoint pair linked in those runs).
  *
  * Paths start unlinked (each its own bottleneck, as the kernel's MPTCP treats its
  * subflows). Samples from slow start are not fed: two ramps that overshoot at different

@@ -16,6 +16,7 @@ import {
   encodeFrame,
   frameLength,
   STREAM_FRAME_OVERHEAD_MAX,
+  streamFrameHeaderLength,
   writeStreamFrameHeader,
 } from '../wire/encode.js';
 import {
@@ -1442,7 +1443,11 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           // The next message does not fit: this packet is full.
           break;
         }
-        const range = session.send.nextRange(budgetEnd - pos - STREAM_FRAME_OVERHEAD_MAX);
+        // Every range starts below writeOffset (a bare FIN at it), and is shorter than the room.
+        const room = budgetEnd - pos;
+        const range = session.send.nextRange(
+          room - streamFrameHeaderLength(session.id, session.send.writeOffset, room),
+        );
         if (range === undefined) {
           this.unready(this.readyRr);
           continue;

@@ -29,6 +29,20 @@ import { isVarintValue, varintLength, writeVarintUnchecked } from './varint.js';
 /** Largest header of a STREAM frame: type, flags, and three 8-byte varints. */
 export const STREAM_FRAME_OVERHEAD_MAX = 1 + 1 + 8 + 8 + 8;
 
+/**
+ * Bytes a STREAM frame's header takes for a session, at most `maxOffset` and at most
+ * `maxLength` bytes of data: what a packet must keep free before its data. Sizing the
+ * data by STREAM_FRAME_OVERHEAD_MAX instead left about 18 bytes of every full packet
+ * empty (a 9-byte header in a 27-byte reservation), 1.2% of a bulk stream's goodput.
+ */
+export function streamFrameHeaderLength(
+  sessionId: number,
+  maxOffset: number,
+  maxLength: number,
+): number {
+  return 2 + varintLength(sessionId) + varintLength(maxOffset) + varintLength(maxLength);
+}
+
 /** STREAM flags byte (frame.ts). */
 const STREAM_FLAG_FIN = 0x01;
 

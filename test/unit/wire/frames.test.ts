@@ -14,6 +14,7 @@ import {
   encodeFrames,
   frameLength,
   STREAM_FRAME_OVERHEAD_MAX,
+  streamFrameHeaderLength,
   writeStreamFrameHeader,
 } from '../../../core/wire/encode.js';
 import { decodeFrame, decodeFrames } from '../../../core/wire/decode.js';
@@ -335,6 +336,35 @@ describe('STREAM fast path', () => {
     expect(STREAM_FRAME_OVERHEAD_MAX).toBe(2 + 3 * varintLength(max));
     const buf = Buffer.alloc(STREAM_FRAME_OVERHEAD_MAX);
     expect(writeStreamFrameHeader(buf, 0, max, max, true, 0)).toBe(2 + 8 + 8 + 1);
+  });
+
+  it('streamFrameHeaderLength bounds the header of every range below the offset and length it was given, and is exact at them', () => {
+    const varint = fc.oneof(fc.constantFrom(...VARINT_EDGES), fc.nat({ max: 2 ** 40 }));
+    fc.assert(
+      fc.property(
+        varint,
+        varint,
+        fc.nat({ max: 70_000 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (sessionId, maxOffset, maxLength, fo, fl) => {
+          const reserved = streamFrameHeaderLength(sessionId, maxOffset, maxLength);
+          expect(reserved).toBeLessThanOrEqual(STREAM_FRAME_OVERHEAD_MAX);
+          const offset = Math.floor(fo * maxOffset);
+          const length = Math.floor(fl * maxLength);
+          const buf = Buffer.alloc(STREAM_FRAME_OVERHEAD_MAX + maxLength);
+          expect(
+            writeStreamFrameHeader(buf, 0, sessionId, offset, false, length),
+          ).toBeLessThanOrEqual(reserved);
+          expect(writeStreamFrameHeader(buf, 0, sessionId, maxOffset, false, maxLength)).toBe(
+            reserved,
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+    // A bulk stream's full packet: a 9-byte header where 27 bytes used to be kept free.
+    expect(streamFrameHeaderLength(1, 50_000_000, 1400)).toBe(9);
   });
 
   it('refuses a header whose data would not fit the buffer', () => {
