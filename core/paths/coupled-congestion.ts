@@ -37,7 +37,7 @@
  * at stake (core/session/config.ts).
  *
  * Which paths are linked: only those found to share a bottleneck (shared-bottleneck.ts,
- * RFC 8382's idea; each path starts on its own). RFC 6356 links every subflow, which
+ * RFC 8382's idea; paths start linked and unlink once their queues are seen to part). RFC 6356 links every subflow, which
  * costs disjoint paths the halving for nothing: in the lab's scenario a (Wi-Fi and
  * cable, disjoint) Braid made 46.37 and 46.72 Mbit/s with detection against kernel
  * MPTCP's 46.95 and 46.79 in the same runs, where with every path linked its steady

@@ -187,33 +187,37 @@ describe('Loss response of a linked path', () => {
     expect(alone.cwnd / MSS).toBeLessThan(70.5);
   });
 
-  it('with shared-bottleneck detection, two CUBIC paths keep CUBIC’s 0.7 until their queues are seen to move together, then halve', () => {
+  it('with shared-bottleneck detection, two CUBIC paths start linked and halve, and keep CUBIC’s 0.7 once their queues are seen to part', () => {
     const clock = new ManualClock(0);
     const g = new CoupledGroup();
     const a = inAvoidance(clock, 100, 20, 'cubic');
     const b = inAvoidance(clock, 100, 20, 'cubic');
     g.add(a);
     g.add(b);
-    expect(a.linked).toBe(false);
-    loseTwo(clock, a);
-    expect(a.cwnd / MSS).toBeGreaterThan(70);
-    // Three windows of one queue (a sawtooth up to 25 ms) seen by both paths.
-    for (let t = 0; t <= 3 * WINDOW_MS; t += 5) {
-      const q = ((t % 900) / 900) * 25;
-      g.observeQueueDelay(a, q, t);
-      g.observeQueueDelay(b, q + (t % 3), t);
-    }
-    expect(g.sharesBottleneck(a, b)).toBe(true);
     expect(a.linked).toBe(true);
     expect(g.linkedCount(a)).toBe(2);
-    const c = inAvoidance(clock, 100, 20, 'cubic');
-    g.add(c);
-    expect(g.linkedCount(c)).toBe(1);
-    clock.advance(1000); // out of the last recovery period
-    const before = a.cwnd;
+    let before = a.cwnd;
     loseTwo(clock, a);
     expect(a.cwnd / before).toBeGreaterThan(0.5);
     expect(a.cwnd / before).toBeLessThan(0.51);
+    // Two windows of queues that fill and drain apart (sawtooths up to 20 and 15 ms).
+    for (let t = 0; t <= 2 * WINDOW_MS; t += 5) {
+      g.observeQueueDelay(a, ((t % 1000) / 1000) * 20, t);
+      g.observeQueueDelay(b, (((t + 450) % 1000) / 1000) * 15, t);
+    }
+    expect(g.sharesBottleneck(a, b)).toBe(false);
+    expect(a.linked).toBe(false);
+    // A new path is linked with both until judged; a and b stay apart.
+    const c = inAvoidance(clock, 100, 20, 'cubic');
+    g.add(c);
+    expect(g.linkedCount(c)).toBe(3);
+    g.remove(c);
+    expect(g.linkedCount(a)).toBe(1);
+    clock.advance(1000); // out of the last recovery period
+    before = a.cwnd;
+    loseTwo(clock, a);
+    expect(a.cwnd / before).toBeGreaterThan(0.7);
+    expect(a.cwnd / before).toBeLessThan(0.71);
   });
 
   it('a linked CUBIC path takes 0.53 of LIA’s increase, a NewReno path all of it', () => {

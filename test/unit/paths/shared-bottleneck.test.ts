@@ -73,7 +73,7 @@ describe('SharedBottleneckDetector', () => {
     return from + ms + 5;
   }
 
-  it('links two paths after two shared-looking windows, not one, and unlinks them after their queues part', () => {
+  it('starts linked, keeps the link through shared windows, unlinks after its queues part, and relinks only after two net shared windows', () => {
     const random = seededRandom(11);
     const noise = (): number => random() * random() * 6;
     const d = new SharedBottleneckDetector<object>();
@@ -82,41 +82,39 @@ describe('SharedBottleneckDetector', () => {
     d.add(a);
     d.add(b);
     const shared = sawtooth(25, 900);
-    expect(d.sharesWith(a, b)).toBe(false); // unlinked until shown otherwise
+    expect(d.sharesWith(a, b)).toBe(true); // linked until shown otherwise (RFC 6356)
     const both: Array<[object, (t: number) => number]> = [
       [a, shared],
       [b, shared],
     ];
     let t = feed(d, both, 0, WINDOW_MS, noise);
-    expect(d.windowsJudged).toBe(1);
-    expect(d.sharesWith(a, b)).toBe(false);
     t = feed(d, both, t, WINDOW_MS, noise);
     expect(d.windowsJudged).toBe(2);
     expect(d.sharesWith(a, b)).toBe(true);
-    expect(d.pairStates()[0]).toMatchObject({ linked: true, last: 'shared' });
+    expect(d.pairStates()[0]).toMatchObject({ linked: true, last: 'shared', score: 2 });
 
     // The bottleneck moves: each path now queues on its own. Hysteresis keeps the link
     // through two disjoint windows and drops it at the third.
-    const ownA = sawtooth(20, 1000);
-    const ownB = sawtooth(15, 1000, 450);
+    const apart: Array<[object, (t: number) => number]> = [
+      [a, sawtooth(20, 1000)],
+      [b, sawtooth(15, 1000, 450)],
+    ];
     const parted: boolean[] = [];
     for (let i = 0; i < 3; i++) {
-      t = feed(
-        d,
-        [
-          [a, ownA],
-          [b, ownB],
-        ],
-        t,
-        WINDOW_MS,
-        noise,
-      );
+      t = feed(d, apart, t, WINDOW_MS, noise);
       parted.push(d.sharesWith(a, b));
     }
     expect(parted).toEqual([true, true, false]);
+    // Shared again: one window is not enough (score -1 -> 0 -> 1), the third relinks.
+    const back: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      t = feed(d, both, t, WINDOW_MS, noise);
+      back.push(d.sharesWith(a, b));
+    }
+    expect(back).toEqual([false, false, true]);
   });
 
-  it('never links disjoint queues, and links a third path to a linked pair as one set', () => {
+  it('unlinks disjoint queues and never relinks them; a linked pair stays one set', () => {
     const random = seededRandom(3);
     const noise = (): number => random() * random() * 6;
     const d = new SharedBottleneckDetector<object>();
