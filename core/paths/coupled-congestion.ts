@@ -37,13 +37,13 @@
  * at stake (core/session/config.ts).
  *
  * Which paths are linked: only those found to share a bottleneck (shared-bottleneck.ts,
- * RFC 8382's idea; paths start linked and unlink once their queues are seen to part). RFC 6356 links every subflow, which
- * costs disjoint paths the halving for nothing: in the lab's scenario a (Wi-Fi and
- * cable, disjoint) Braid made 46.37 and 46.72 Mbit/s with detection against kernel
- * MPTCP's 46.95 and 46.79 in the same runs, where with every path linked its steady
- * seconds sat about 1 Mbit/s lower (45.39 vs 47.02 in the last full lab); at g's shared
- * bottleneck the pair was linked from the second window on in every round.
- * `detectSharedBottleneck: false` links every coupled path, as RFC 6356 does.
+ * RFC 8382's idea; paths start linked and unlink once their queues are seen to part).
+ * RFC 6356 links every subflow, which costs disjoint paths the halving for nothing: in
+ * the lab's scenario a (Wi-Fi and cable, disjoint) Braid made 46.37 and 46.72 Mbit/s
+ * with detection against kernel MPTCP's 46.95 and 46.79 in the same runs, where with
+ * every path linked its steady seconds sat about 1 Mbit/s lower (45.39 vs 47.02 in the
+ * last full lab). `detectSharedBottleneck: false` links every coupled path, as RFC 6356
+ * does.
  *
  * Opt-out: an association that does not create a group leaves each path uncoupled.
  */
@@ -94,7 +94,7 @@ export interface CoupledGroupOptions {
 export class CoupledGroup implements CongestionCoupling {
   private readonly members: CoupledPath[] = [];
   /** Undefined when every coupled member is linked (detectSharedBottleneck false). */
-  readonly detector: SharedBottleneckDetector<CoupledPath> | undefined;
+  private readonly detector: SharedBottleneckDetector<CoupledPath> | undefined;
 
   constructor(options: CoupledGroupOptions = {}) {
     this.detector =
@@ -103,13 +103,6 @@ export class CoupledGroup implements CongestionCoupling {
 
   get size(): number {
     return this.members.length;
-  }
-
-  /** Members that take part now (`coupled` not false), linked or not. */
-  get coupledCount(): number {
-    let n = 0;
-    for (let i = 0; i < this.members.length; i++) if (this.members[i]!.coupled !== false) n++;
-    return n;
   }
 
   linkedCount(member: CoupledPath): number {

@@ -172,7 +172,7 @@ export class SharedBottleneckDetector<M extends object> {
     return ca !== undefined && ca === this.clusters.get(b);
   }
 
-  /** Every pair's state, for the engine's snapshot and for tests. */
+  /** Every pair's state (tests and diagnostics). */
   pairStates(): Array<{ a: M; b: M; linked: boolean; score: number; last: WindowVerdict }> {
     return this.pairs.map((p) => ({
       a: p.a,

@@ -9,19 +9,26 @@ import {
   loadOrCreateServerIdentity,
 } from '../../core/handshake/identity-store.js';
 import { formatInvite } from '../../core/handshake/invite.js';
-import { createLogger } from '../../core/util/log.js';
+import { createLogger, type Logger } from '../../core/util/log.js';
 import type { Config } from '../../core/session/config.js';
 
+export interface TestListener {
+  listener: BraidListener;
+  invite: string;
+  /** Closes the listener and removes its keys. */
+  close(): Promise<void>;
+}
+
 /**
- * A bare Braid listener on 127.0.0.1 whose sessions the test serves itself (no relay
- * targets in the way), with its own temporary keys, for the tests of a `describe`.
+ * A bare Braid listener on 127.0.0.1 whose sessions the caller serves itself (no relay
+ * targets in the way), with its own temporary keys and one client key in the invite.
  */
-export function useListener(
+export async function openTestListener(
   config: Partial<Config> = {},
-): () => { listener: BraidListener; invite: string } {
-  let state: { listener: BraidListener; invite: string; dir: string } | undefined;
-  beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'braid-test-listener-'));
+  logger: Logger = createLogger({ level: 'error' }),
+): Promise<TestListener> {
+  const dir = mkdtempSync(join(tmpdir(), 'braid-test-listener-'));
+  try {
     const identity = loadOrCreateServerIdentity(dir);
     const key = addClientKey(dir, 'test');
     const listener = await BraidListener.listen({
@@ -29,7 +36,7 @@ export function useListener(
       port: 0,
       identity,
       clients: () => loadClientKeys(dir),
-      logger: createLogger({ level: 'error' }),
+      logger,
       config,
     });
     const invite = formatInvite({
@@ -39,11 +46,28 @@ export function useListener(
       keyId: key.keyId,
       key: key.key,
     });
-    state = { listener, invite, dir };
+    return {
+      listener,
+      invite,
+      close: async () => {
+        await listener.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** openTestListener() for the tests of a `describe`: started before them, closed after. */
+export function useListener(config: Partial<Config> = {}): () => TestListener {
+  let state: TestListener | undefined;
+  beforeAll(async () => {
+    state = await openTestListener(config);
   });
   afterAll(async () => {
-    await state?.listener.close();
-    if (state !== undefined) rmSync(state.dir, { recursive: true, force: true });
+    await state?.close();
   });
   return () => {
     if (state === undefined)

@@ -1,16 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { BraidClient } from '../../../core/api/client.js';
-import { BraidListener } from '../../../core/api/listener.js';
-import {
-  addClientKey,
-  loadClientKeys,
-  loadOrCreateServerIdentity,
-} from '../../../core/handshake/identity-store.js';
-import { formatInvite } from '../../../core/handshake/invite.js';
 import { BraidError } from '../../../core/util/errors.js';
 import type { Logger } from '../../../core/util/log.js';
+import { openTestListener } from '../../support/listener-fixture.js';
 import { pump, receive } from './bulk.js';
 
 /** Bytes of the warm-up download: a few seconds of the lab's rates. */
@@ -27,31 +18,13 @@ export const WARM_UP_BYTES = 60_000_000;
  * its listener, keys, path metrics and scoreboard are its own and are dropped.
  */
 export async function warmUp(bytes: number, logger: Logger): Promise<void> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'braid-lab-warmup-'));
   const config = { loopbackUdpPacketSize: 1452 };
-  const identity = loadOrCreateServerIdentity(stateDir);
-  const listener = await BraidListener.listen({
-    host: '127.0.0.1',
-    port: 0,
-    addresses: ['127.0.0.1'],
-    identity,
-    clients: () => loadClientKeys(stateDir),
-    logger,
-    config,
-  });
+  const { listener, invite, close } = await openTestListener(config, logger);
   try {
-    const key = addClientKey(stateDir, 'warm-up');
     listener.on('stream', (stream) => {
       stream.on('error', (err) => logger.info('warm-up stream ended', { error: String(err) }));
       stream.resume();
       pump(stream, bytes);
-    });
-    const invite = formatInvite({
-      host: '127.0.0.1',
-      port: listener.port,
-      fingerprint: identity.fingerprint,
-      keyId: key.keyId,
-      key: key.key,
     });
     const connected = await BraidClient.connect({
       invite,
@@ -70,7 +43,6 @@ export async function warmUp(bytes: number, logger: Logger): Promise<void> {
       client.close();
     }
   } finally {
-    await listener.close();
-    rmSync(stateDir, { recursive: true, force: true });
+    await close();
   }
 }
