@@ -19,8 +19,15 @@ export const defaultConfig = {
    * one packet (Association.receiveBufferChanged, SECURITY.md).
    */
   associationBuffer: 64 * 1024 * 1024,
-  /** Unacknowledged bytes per session before the application's writes wait. */
-  sendBufferLimit: 16 * 1024 * 1024,
+  /**
+   * Unacknowledged bytes per session before the application's writes wait. 4 MiB, as
+   * Linux's largest TCP send buffer (tcp_wmem), covers the windows of every path at a
+   * laptop's rates (50 Mbit/s × 100 ms is 625 KB). At 16 MiB a bulk sender (the lab's
+   * relay) spent its first 400 ms filling the buffer (about 100 ms of CPU for the
+   * payload and the GC it caused) just as slow start needed the event loop, for data
+   * that waited 2.7 s at 47 Mbit/s before it was sent.
+   */
+  sendBufferLimit: 4 * 1024 * 1024,
   /** How long a client waits for JOIN_ACK on a UDP path before it falls back to TCP. */
   joinTimeoutMs: 1000,
   /** Interval between JOIN retransmissions on UDP. */
