@@ -77,6 +77,14 @@ export interface CongestionCoupling {
    */
   linkedCount(member: CoupledPath): number;
   /**
+   * Whether `member` was measured to share a bottleneck with another member that takes
+   * part now (always true with detection off: RFC 6356 links every path). Pairs start
+   * linked before their first judged window; until a link is shown, a linked path takes
+   * LIA's increase but CUBIC's own decrease, and 'auto' may still move it to BBR
+   * (path-recovery.ts onCongestionEvent).
+   */
+  linkShown(member: CoupledPath): boolean;
+  /**
    * One RTT sample's queueing delay on `member` (sample − min RTT, ms), taken in
    * congestion avoidance: what shared-bottleneck detection judges by.
    */
@@ -109,6 +117,15 @@ export class CoupledGroup implements CongestionCoupling {
     let n = 0;
     for (let i = 0; i < this.members.length; i++) if (this.links(member, this.members[i]!)) n++;
     return n;
+  }
+
+  linkShown(member: CoupledPath): boolean {
+    for (let i = 0; i < this.members.length; i++) {
+      const m = this.members[i]!;
+      if (m === member || m.coupled === false) continue;
+      if (this.detector === undefined || this.detector.sharedShown(member, m)) return true;
+    }
+    return false;
   }
 
   observeQueueDelay(member: CoupledPath, queueDelayMs: number, now: number): void {

@@ -314,8 +314,9 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   /**
-   * Takes the group's linked increase and Reno's halving now: coupled, with another
-   * coupled path in the group. Linked, a CUBIC path grows by CUBIC_RENO_ALPHA (0.53) of
+   * Takes the group's linked increase now, and Reno's halving once the link was shown
+   * (CongestionCoupling.linkShown: pairs start linked before their first judged window):
+   * coupled, with another coupled path in the group. Linked, a CUBIC path grows by CUBIC_RENO_ALPHA (0.53) of
    * LIA's increase and halves on loss: AIMD(0.53, ½), about 0.73 of one Reno flow's
    * share (an AIMD flow's rate goes as √(a(1+b)/(1−b))), where CUBIC's own β = 0.7 with
    * that increase would be one Reno flow. The margin comes from measurement: at the lab's
@@ -747,16 +748,23 @@ export class PathRecovery<T> implements CoupledPath {
     if (this.kind === 'tcp' || this.bbr !== undefined || sentTime <= this.recoveryStart) return;
     this.recoveryStart = now;
     this.hystart.reset();
-    if (this.autoSelect && this.lossLooksRandom()) {
+    // A path whose queue was measured to be shared with another path's loses to
+    // congestion there, whatever its RTT at the loss looked like: it stays loss-based
+    // and coupled (in one fairness round of lab g, 'auto' moved such a path to BBR and
+    // the association took 1.98x the competing TCP flow).
+    const shown = this.linked && this.coupling!.linkShown(this);
+    if (this.autoSelect && this.lossLooksRandom() && !shown) {
       this.switchToBbr(now);
       return;
     }
     // Slow start's window at its loss overshot by up to a round trip of doubling; a
     // loss in congestion avoidance finds the window the path holds.
     if (this.cwnd >= this.ssthresh) this.lossWindow = this.cwnd;
-    if (this.congestion === 'newreno' || this.linked) {
-      // RFC 6356's halving on a linked path (see linked); CUBIC resumes from here with
-      // a fresh epoch if the path is left alone in its group.
+    if (this.congestion === 'newreno' || shown) {
+      // RFC 6356's halving on a linked path (see linked) once the link was shown: a pair
+      // is linked from the start, but until its first judged window CUBIC keeps its own
+      // β (linkShown). CUBIC resumes from here with a fresh epoch if the path is left
+      // alone in its group.
       this.wMax = this.cwnd;
       this.epochStart = undefined;
       this.ssthresh = Math.max(this.cwnd / 2, this.minWindow());

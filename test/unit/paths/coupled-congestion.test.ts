@@ -187,7 +187,7 @@ describe('Loss response of a linked path', () => {
     expect(alone.cwnd / MSS).toBeLessThan(70.5);
   });
 
-  it('with shared-bottleneck detection, two CUBIC paths start linked and halve, and keep CUBIC’s 0.7 once their queues are seen to part', () => {
+  it('with shared-bottleneck detection, two CUBIC paths start linked with CUBIC’s 0.7, and keep it once their queues are seen to part', () => {
     const clock = new ManualClock(0);
     const g = new CoupledGroup();
     const a = inAvoidance(clock, 100, 20, 'cubic');
@@ -196,10 +196,12 @@ describe('Loss response of a linked path', () => {
     g.add(b);
     expect(a.linked).toBe(true);
     expect(g.linkedCount(a)).toBe(2);
+    // Linked from the start (LIA's increase), but nothing shows the link yet.
+    expect(g.linkShown(a)).toBe(false);
     let before = a.cwnd;
     loseTwo(clock, a);
-    expect(a.cwnd / before).toBeGreaterThan(0.5);
-    expect(a.cwnd / before).toBeLessThan(0.51);
+    expect(a.cwnd / before).toBeGreaterThan(0.7);
+    expect(a.cwnd / before).toBeLessThan(0.71);
     // Two windows of queues that fill and drain apart (sawtooths up to 20 and 15 ms).
     for (let t = 0; t <= 2 * WINDOW_MS; t += 5) {
       g.observeQueueDelay(a, ((t % 1000) / 1000) * 20, t);
@@ -211,6 +213,7 @@ describe('Loss response of a linked path', () => {
     const c = inAvoidance(clock, 100, 20, 'cubic');
     g.add(c);
     expect(g.linkedCount(c)).toBe(3);
+    expect(g.linkShown(c)).toBe(false);
     g.remove(c);
     expect(g.linkedCount(a)).toBe(1);
     clock.advance(1000); // out of the last recovery period
@@ -218,6 +221,34 @@ describe('Loss response of a linked path', () => {
     loseTwo(clock, a);
     expect(a.cwnd / before).toBeGreaterThan(0.7);
     expect(a.cwnd / before).toBeLessThan(0.71);
+  });
+
+  it('with shared-bottleneck detection, two CUBIC paths halve once their queues are seen to move together', () => {
+    const clock = new ManualClock(0);
+    const g = new CoupledGroup();
+    const a = inAvoidance(clock, 100, 20, 'cubic');
+    const b = inAvoidance(clock, 100, 20, 'cubic');
+    g.add(a);
+    g.add(b);
+    // Two windows of one queue seen from both paths (the same sawtooth up to 20 ms).
+    for (let t = 0; t <= 2 * WINDOW_MS; t += 5) {
+      const q = ((t % 250) / 250) * 20;
+      g.observeQueueDelay(a, q, t);
+      g.observeQueueDelay(b, q, t);
+    }
+    expect(g.sharesBottleneck(a, b)).toBe(true);
+    expect(g.linkShown(a)).toBe(true);
+    expect(g.linkShown(b)).toBe(true);
+    const before = a.cwnd;
+    loseTwo(clock, a);
+    expect(a.cwnd / before).toBeGreaterThan(0.5);
+    expect(a.cwnd / before).toBeLessThan(0.51);
+    // A third path joins: linked with both until judged, but shown with neither.
+    const c = inAvoidance(clock, 100, 20, 'cubic');
+    g.add(c);
+    expect(g.linkedCount(c)).toBe(3);
+    expect(g.linkShown(c)).toBe(false);
+    expect(g.linkShown(a)).toBe(true);
   });
 
   it('a linked CUBIC path takes 0.53 of LIA’s increase, a NewReno path all of it', () => {

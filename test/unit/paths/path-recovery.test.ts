@@ -262,6 +262,38 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
     expect(run(false)).toBe(3);
     expect(run(true)).toBe(6);
   });
+
+  it('keeps a path whose queue was shown to be shared with another path loss-based, however random its losses look', () => {
+    const run = (shown: boolean): string => {
+      const clock = new ManualClock(1000);
+      const r = new PathRecovery<number>(
+        { kind: 'udp', maxDatagramSize: MSS, congestion: 'auto' },
+        clock,
+      );
+      // Linked with one other path (the coupling's side is a stub: shared-bottleneck.ts
+      // and coupled-congestion.test.ts test the judgement).
+      r.coupling = {
+        increase: () => 0,
+        linkedCount: () => 2,
+        linkShown: () => shown,
+        observeQueueDelay: () => undefined,
+      };
+      for (let k = 0; k < 40; k++) {
+        const pns = sendMany(r, 10);
+        clock.advance(30);
+        ok(r.onAck([{ first: pns[0]!, last: pns[9]! }], 0));
+      }
+      // One loss from a queue couples the path (under 'auto'), then random-looking ones.
+      const pns = sendMany(r, 10);
+      clock.advance(60);
+      ok(r.onAck([{ first: pns[1]!, last: pns[9]! }], 0));
+      expect(r.linked).toBe(true);
+      for (let k = 1; k <= 10; k++) randomLoss(clock, r);
+      return r.controller;
+    };
+    expect(run(false)).toBe('bbr');
+    expect(run(true)).toBe('cubic');
+  });
 });
 
 describe('PathRecovery: receive side (RFC 9000 §13.2)', () => {
@@ -527,6 +559,7 @@ describe('PathRecovery: BBR (core/paths/bbr.ts)', () => {
         return 1e6;
       },
       linkedCount: () => 2,
+      linkShown: () => true,
       observeQueueDelay: () => undefined,
     };
     run(r, clock, 1000);
