@@ -316,10 +316,11 @@ export class PathRecovery<T> implements CoupledPath {
   /**
    * Takes the group's linked increase now, and Reno's halving once the link was shown
    * (CongestionCoupling.linkShown: pairs start linked before their first judged window):
-   * coupled, with another coupled path in the group. Linked, a CUBIC path grows by CUBIC_RENO_ALPHA (0.53) of
-   * LIA's increase and halves on loss: AIMD(0.53, ½), about 0.73 of one Reno flow's
-   * share (an AIMD flow's rate goes as √(a(1+b)/(1−b))), where CUBIC's own β = 0.7 with
-   * that increase would be one Reno flow. The margin comes from measurement: at the lab's
+   * coupled, with another coupled path in the group. Linked, a CUBIC path grows by
+   * CUBIC_RENO_ALPHA (0.53) of LIA's increase and halves on loss (once shown):
+   * AIMD(0.53, ½), about 0.73 of one Reno flow's share (an AIMD flow's rate goes as
+   * √(a(1+b)/(1−b))), where CUBIC's own β = 0.7 with that increase would be one Reno
+   * flow. The margin comes from measurement: at the lab's
    * shared bottleneck (g) a Braid path takes more than a kernel TCP flow with the same
    * controller (most likely because the kernel's TCP is not paced here and loses its
    * bursts at the full drop-tail queue, where Braid's paced packets slip in). With both
