@@ -320,10 +320,10 @@ export class PathRecovery<T> implements CoupledPath {
    * CUBIC_RENO_ALPHA (0.53) of LIA's increase and halves on loss (once shown):
    * AIMD(0.53, ½), about 0.73 of one Reno flow's share (an AIMD flow's rate goes as
    * √(a(1+b)/(1−b))), where CUBIC's own β = 0.7 with that increase would be one Reno
-   * flow. The margin comes from measurement: at the lab's
-   * shared bottleneck (g) a Braid path takes more than a kernel TCP flow with the same
-   * controller (most likely because the kernel's TCP is not paced here and loses its
-   * bursts at the full drop-tail queue, where Braid's paced packets slip in). With both
+   * flow. The margin comes from measurement: at the lab's shared bottleneck (g) a Braid
+   * path takes more than a kernel TCP flow with the same controller (most likely because
+   * the kernel's TCP is not paced here and loses its bursts at the full drop-tail queue,
+   * where Braid's paced packets slip in). With both
    * of Braid's paths carrying traffic, per 3–5 rounds of `npm run bench -- lab
    * --fairness-only`, coupled Braid took (× the competing TCP flow, median):
    * β = 0.7: 1.35 and 1.38; RFC 6356 as written (full increase, ½): 1.31; AIMD(0.53,

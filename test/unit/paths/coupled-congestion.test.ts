@@ -167,14 +167,30 @@ describe('Loss response of a linked path', () => {
     const acked = r.onAck([{ first: first + 4, last: first + 9 }], 0);
     if (acked instanceof Error) throw acked;
   };
-
-  it('a coupled CUBIC path halves (RFC 6356); alone in its group it cuts to CUBIC 0.7', () => {
-    const clock = new ManualClock(0);
-    const g = new CoupledGroup(EVERY_PATH_LINKED);
+  /** Two CUBIC paths of 100 segments and 20 ms in one group. */
+  const pair = (
+    clock: ManualClock,
+    options?: ConstructorParameters<typeof CoupledGroup>[0],
+  ): { g: CoupledGroup; a: PathRecovery<number>; b: PathRecovery<number> } => {
+    const g = new CoupledGroup(options);
     const a = inAvoidance(clock, 100, 20, 'cubic');
     const b = inAvoidance(clock, 100, 20, 'cubic');
     g.add(a);
     g.add(b);
+    return { g, a, b };
+  };
+  /** A third path joins `g`: linked with both until judged, but shown with neither. */
+  const joinThird = (clock: ManualClock, g: CoupledGroup): PathRecovery<number> => {
+    const c = inAvoidance(clock, 100, 20, 'cubic');
+    g.add(c);
+    expect(g.linkedCount(c)).toBe(3);
+    expect(g.linkShown(c)).toBe(false);
+    return c;
+  };
+
+  it('a coupled CUBIC path halves (RFC 6356); alone in its group it cuts to CUBIC 0.7', () => {
+    const clock = new ManualClock(0);
+    const { a } = pair(clock, EVERY_PATH_LINKED);
     loseTwo(clock, a);
     // The window grew by the six acknowledged packets' linked increase, then halved.
     expect(a.cwnd / MSS).toBeGreaterThan(50);
@@ -189,11 +205,7 @@ describe('Loss response of a linked path', () => {
 
   it('with shared-bottleneck detection, two CUBIC paths start linked with CUBIC’s 0.7, and keep it once their queues are seen to part', () => {
     const clock = new ManualClock(0);
-    const g = new CoupledGroup();
-    const a = inAvoidance(clock, 100, 20, 'cubic');
-    const b = inAvoidance(clock, 100, 20, 'cubic');
-    g.add(a);
-    g.add(b);
+    const { g, a, b } = pair(clock);
     expect(a.linked).toBe(true);
     expect(g.linkedCount(a)).toBe(2);
     // Linked from the start (LIA's increase), but nothing shows the link yet.
@@ -210,11 +222,7 @@ describe('Loss response of a linked path', () => {
     expect(g.sharesBottleneck(a, b)).toBe(false);
     expect(a.linked).toBe(false);
     // A new path is linked with both until judged; a and b stay apart.
-    const c = inAvoidance(clock, 100, 20, 'cubic');
-    g.add(c);
-    expect(g.linkedCount(c)).toBe(3);
-    expect(g.linkShown(c)).toBe(false);
-    g.remove(c);
+    g.remove(joinThird(clock, g));
     expect(g.linkedCount(a)).toBe(1);
     clock.advance(1000); // out of the last recovery period
     before = a.cwnd;
@@ -225,11 +233,7 @@ describe('Loss response of a linked path', () => {
 
   it('with shared-bottleneck detection, two CUBIC paths halve once their queues are seen to move together', () => {
     const clock = new ManualClock(0);
-    const g = new CoupledGroup();
-    const a = inAvoidance(clock, 100, 20, 'cubic');
-    const b = inAvoidance(clock, 100, 20, 'cubic');
-    g.add(a);
-    g.add(b);
+    const { g, a, b } = pair(clock);
     // Two windows of one queue seen from both paths (the same sawtooth up to 20 ms).
     for (let t = 0; t <= 2 * WINDOW_MS; t += 5) {
       const q = ((t % 250) / 250) * 20;
@@ -243,11 +247,7 @@ describe('Loss response of a linked path', () => {
     loseTwo(clock, a);
     expect(a.cwnd / before).toBeGreaterThan(0.5);
     expect(a.cwnd / before).toBeLessThan(0.51);
-    // A third path joins: linked with both until judged, but shown with neither.
-    const c = inAvoidance(clock, 100, 20, 'cubic');
-    g.add(c);
-    expect(g.linkedCount(c)).toBe(3);
-    expect(g.linkShown(c)).toBe(false);
+    joinThird(clock, g);
     expect(g.linkShown(a)).toBe(true);
   });
 

@@ -232,27 +232,32 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
     const res = ok(r.onAck([{ first: pns[1]!, last: pns[9]! }], 0));
     expect(res.lost).toEqual([pns[0]]);
   };
+  /** An 'auto' path after 400 packets without loss or queue (AUTO_MIN_PACKETS trusts the rate after 300). */
+  const cleanAutoPath = (clock: ManualClock): PathRecovery<number> => {
+    const r = new PathRecovery<number>(
+      { kind: 'udp', maxDatagramSize: MSS, congestion: 'auto' },
+      clock,
+    );
+    for (let k = 0; k < 40; k++) {
+      const pns = sendMany(r, 10);
+      clock.advance(30);
+      ok(r.onAck([{ first: pns[0]!, last: pns[9]! }], 0));
+    }
+    return r;
+  };
+  /** A loss revealed by packets that waited 30 ms behind a full queue: it couples an 'auto' path. */
+  const queueLoss = (clock: ManualClock, r: PathRecovery<number>): void => {
+    const pns = sendMany(r, 10);
+    clock.advance(60);
+    expect(ok(r.onAck([{ first: pns[1]!, last: pns[9]! }], 0)).lost).toEqual([pns[0]]);
+    expect(r.coupled).toBe(true);
+  };
 
   it('wants six random-looking losses in a row, not three, to move a path to BBR', () => {
     const run = (queueFirst: boolean): number => {
       const clock = new ManualClock(1000);
-      const r = new PathRecovery<number>(
-        { kind: 'udp', maxDatagramSize: MSS, congestion: 'auto' },
-        clock,
-      );
-      // 400 packets without loss or queue (AUTO_MIN_PACKETS trusts the rate after 300).
-      for (let k = 0; k < 40; k++) {
-        const pns = sendMany(r, 10);
-        clock.advance(30);
-        ok(r.onAck([{ first: pns[0]!, last: pns[9]! }], 0));
-      }
-      if (queueFirst) {
-        // A loss revealed by packets that waited 30 ms behind a full queue.
-        const pns = sendMany(r, 10);
-        clock.advance(60);
-        expect(ok(r.onAck([{ first: pns[1]!, last: pns[9]! }], 0)).lost).toEqual([pns[0]]);
-        expect(r.coupled).toBe(true);
-      }
+      const r = cleanAutoPath(clock);
+      if (queueFirst) queueLoss(clock, r);
       for (let k = 1; k <= 10; k++) {
         randomLoss(clock, r);
         if (r.controller === 'bbr') return k;
@@ -266,10 +271,7 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
   it('keeps a path whose queue was shown to be shared with another path loss-based, however random its losses look', () => {
     const run = (shown: boolean): string => {
       const clock = new ManualClock(1000);
-      const r = new PathRecovery<number>(
-        { kind: 'udp', maxDatagramSize: MSS, congestion: 'auto' },
-        clock,
-      );
+      const r = cleanAutoPath(clock);
       // Linked with one other path (the coupling's side is a stub: shared-bottleneck.ts
       // and coupled-congestion.test.ts test the judgement).
       r.coupling = {
@@ -278,15 +280,8 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
         linkShown: () => shown,
         observeQueueDelay: () => undefined,
       };
-      for (let k = 0; k < 40; k++) {
-        const pns = sendMany(r, 10);
-        clock.advance(30);
-        ok(r.onAck([{ first: pns[0]!, last: pns[9]! }], 0));
-      }
       // One loss from a queue couples the path (under 'auto'), then random-looking ones.
-      const pns = sendMany(r, 10);
-      clock.advance(60);
-      ok(r.onAck([{ first: pns[1]!, last: pns[9]! }], 0));
+      queueLoss(clock, r);
       expect(r.linked).toBe(true);
       for (let k = 1; k <= 10; k++) randomLoss(clock, r);
       return r.controller;
