@@ -93,6 +93,12 @@ export class ThroughputScheduler implements ObjectiveScheduler {
     let bestCredit = 0;
     let sendable = 0;
     let nextRelease = Infinity;
+    // Eligible paths that cannot send this instant (pacer or window shut), and whether
+    // one of them has credit left: such a path is still backlogged, its round not over.
+    let blocked = 0;
+    let blockedCredit = false;
+    // Every sendable path has a gain below 1 (the combiner or feedback holds it back).
+    let allSendableReduced = true;
     for (let i = 0; i < n; i++) {
       if (eligible[i] === 0) continue;
       const g = gains === null ? 1 : gains[i]!;
@@ -104,10 +110,13 @@ export class ThroughputScheduler implements ObjectiveScheduler {
       const rate = effectiveRate(v, reliable) * g;
       if (rate > maxRate) maxRate = rate;
       if (!v.canSend) {
+        blocked++;
+        if (this.credit(v.id) > 0) blockedCredit = true;
         if (v.bytesInFlight < v.cwnd && v.sendAt < nextRelease) nextRelease = v.sendAt;
         continue;
       }
       sendable++;
+      if (g >= 1) allSendableReduced = false;
       this.ensureId(v.id);
       let c = this.credits[v.id]!;
       // Credit banked before the path's gain fell (feedback, a worse estimate) is cut to
@@ -122,24 +131,39 @@ export class ThroughputScheduler implements ObjectiveScheduler {
       }
     }
     if (sendable === 0) return this.decision.wait(nextRelease);
+    // Held back: every sendable path has a gain below 1 while some other eligible path
+    // is only shut this instant. Such a path gets its share, g x its rate's, of what the
+    // others send, not the whole of every gap in theirs: it does not start a new round
+    // while a shut path still has credit, a round it starts gives the shut paths their
+    // quanta too, and it waits (for the pacer release or the next ACK) while its credit
+    // is still spent. Else each pacer gap (a fraction of a millisecond) or full window
+    // would be a round of its own, and a path at gain 0.05 would take a quantum per
+    // packet of the other (the feedback test took 31-151 KB where 1 KB was its share).
+    // Unpenalised paths start rounds as before (work-conserving: then the pacers and
+    // windows, not the quanta, set the split, which is what pure throughput wants).
+    const heldBack = allSendableReduced && blocked > 0;
     if (best < 0) {
+      if (heldBack && blockedCredit) return this.decision.wait(nextRelease);
       // Every sendable path spent its quantum: a new round.
       this.rounds++;
       for (let i = 0; i < n; i++) {
         if (eligible[i] === 0) continue;
         const v = candidates[i]!;
-        if (!v.canSend) continue;
+        if (!v.canSend && !heldBack) continue;
         const g = gains === null ? 1 : gains[i]!;
         const quantum = (QUANTUM * effectiveRate(v, reliable) * g) / maxRate;
+        this.ensureId(v.id);
         const c = Math.min(this.credits[v.id]! + quantum, MAX_CREDIT);
         this.credits[v.id] = c;
+        if (!v.canSend) continue;
         if (best < 0 || c > bestCredit) {
           best = i;
           bestCredit = c;
         }
       }
+      if (heldBack && bestCredit <= 0) return this.decision.wait(nextRelease);
     }
-    const ecf = this.ecf(ctx, candidates, eligible, best, bytes, now, reliable);
+    const ecf = this.ecf(ctx, candidates, eligible, gains, best, bytes, now, reliable);
     if (ecf === ECF_WAIT) {
       this.waiting = true;
       this.ecfWaits++;
@@ -163,28 +187,33 @@ export class ThroughputScheduler implements ObjectiveScheduler {
   /**
    * ECF: which path the packet DRR gave to `s` goes on — `s`, or the fastest path `f`
    * when that has room now — or ECF_WAIT (retry at ecfRetryAt) to wait for `f`.
-   * Fastest = lowest RTT among eligible paths. With k = the session's backlog, the
-   * fast path needs about wait_f + k/rate_f + srtt_f/2 (more behind a standing queue)
-   * to deliver all of it; the packet on the slow path arrives after bytes/rate_s +
-   * srtt_s/2, or later when the slow path's bytes in flight exceed what its min RTT
-   * holds (they queue ahead of it). When the former is sooner (by the β margin once
-   * waiting), the slow path would only add reordering and a late last byte. Lim et
-   * al. only ever weigh a slower path when the fastest has no room; under DRR the
-   * slower path can hold the credit while the fastest has room, so the same test
-   * moves such a packet to the fastest path.
+   * Fastest = lowest RTT among eligible paths with a gain no lower than s's. With
+   * k = the session's backlog, the fast path needs about wait_f + k/rate_f + srtt_f/2
+   * (more behind a standing queue) to deliver all of it; the packet on the slow path
+   * arrives after bytes/rate_s + srtt_s/2, or later when the slow path's bytes in
+   * flight exceed what its min RTT holds (they queue ahead of it). When the former is
+   * sooner (by the β margin once waiting), the slow path would only add reordering and
+   * a late last byte. Lim et al. only ever weigh a slower path when the fastest has no
+   * room; under DRR the slower path can hold the credit while the fastest has room, so
+   * the same test moves such a packet to the fastest path.
    */
   private ecf(
     ctx: SchedContext,
     candidates: readonly PathView[],
     eligible: Uint8Array,
+    gains: Float64Array | null,
     s: number,
     bytes: number,
     now: number,
     reliable: boolean,
   ): number {
+    // The fast path must be at least as welcome as the one DRR chose: ECF does not move
+    // a packet onto a path the combiner or feedback holds back.
+    const gs = gains === null ? 1 : gains[s]!;
     let f = -1;
     for (let i = 0; i < candidates.length; i++) {
       if (eligible[i] === 0) continue;
+      if (gains !== null && gains[i]! < gs) continue;
       if (f < 0 || candidates[i]!.srtt < candidates[f]!.srtt) f = i;
     }
     if (f < 0 || f === s) return s;
