@@ -50,6 +50,8 @@ import { ThroughputScheduler } from './throughput-scheduler.js';
  *    for it (loss-scheduler.ts `copyRetryAt`).
  * 6. Application feedback (`feedback()`) adds, for a while, to a slider weight (and
  *    adds its objective as a stage if the app did not rank it), or penalizes one path.
+ *    A penalized path is held to its share in the throughput stage: it does not take
+ *    the gaps of the others' pacers and windows, as a path with a stage gain does.
  */
 export interface ObjectivePolicy {
   priorities: readonly Objective[];
@@ -109,6 +111,8 @@ export class SessionScheduler {
   /** Gains of the last pick, per candidate (for tests and the dashboard's live split). */
   gains = new Float64Array(8);
   private eligible = new Uint8Array(8);
+  /** 1 for a path the app's feedback penalises: held to its share (throughput-scheduler.ts). */
+  private held = new Uint8Array(8);
   private front = new Uint8Array(8);
   private metric = new Float64Array(8);
   /**
@@ -273,6 +277,7 @@ export class SessionScheduler {
     if (this.gains.length < n) {
       this.gains = new Float64Array(n * 2);
       this.eligible = new Uint8Array(n * 2);
+      this.held = new Uint8Array(n * 2);
       this.front = new Uint8Array(n * 2);
       this.metric = new Float64Array(n * 2);
     }
@@ -281,9 +286,11 @@ export class SessionScheduler {
     markEligible(ctx, candidates, eligible);
     const reliable = isReliable(ctx.semantics);
     const hasPenalties = this.penalties.length > 0;
+    const held = this.held;
     for (let i = 0; i < n; i++) {
       let g = eligible[i] === 1 ? 1 : 0;
       if (g > 0 && hasPenalties) g *= Math.max(0, 1 - this.penalty(candidates[i]!.id, null, now));
+      held[i] = g < 1 && g > 0 ? 1 : 0;
       gains[i] = g;
     }
     let duplicate = false;
@@ -301,7 +308,14 @@ export class SessionScheduler {
     // rather than taking a slower one. By share (DRR) the lab's 1 MB transfers had a
     // lost DSL packet resent on the 3 Mbit/s tether, 90 ms after the rest.
     if (ctx.repair && reliable) return this.pickEarliest(candidates, gains, bytes, now);
-    const decision = this.throughput.pickWeighted(ctx, candidates, gains, bytes, now);
+    const decision = this.throughput.pickWeighted(
+      ctx,
+      candidates,
+      gains,
+      bytes,
+      now,
+      hasPenalties ? held : null,
+    );
     if (duplicate && decision.index >= 0) {
       const copies = 1 + Math.round((this.maxCopies - 1) * this.w[OBJECTIVES.indexOf('loss')]!);
       this.loss.addDuplicates(decision, candidates, eligible, copies);

@@ -82,6 +82,7 @@ export class ThroughputScheduler implements ObjectiveScheduler {
     gains: Float64Array | null,
     bytes: number,
     now: number,
+    held: Uint8Array | null = null,
   ): PathDecision {
     const n = candidates.length;
     if (this.eligible.length < n) this.eligible = new Uint8Array(n * 2);
@@ -97,8 +98,8 @@ export class ThroughputScheduler implements ObjectiveScheduler {
     // one of them has credit left: such a path is still backlogged, its round not over.
     let blocked = 0;
     let blockedCredit = false;
-    // Every sendable path has a gain below 1 (the combiner or feedback holds it back).
-    let allSendableReduced = true;
+    // Every sendable path is held to its share (held, from the app's feedback).
+    let allSendableHeld = held !== null;
     for (let i = 0; i < n; i++) {
       if (eligible[i] === 0) continue;
       const g = gains === null ? 1 : gains[i]!;
@@ -116,7 +117,7 @@ export class ThroughputScheduler implements ObjectiveScheduler {
         continue;
       }
       sendable++;
-      if (g >= 1) allSendableReduced = false;
+      if (held !== null && held[i] !== 1) allSendableHeld = false;
       this.ensureId(v.id);
       let c = this.credits[v.id]!;
       // Credit banked before the path's gain fell (feedback, a worse estimate) is cut to
@@ -131,17 +132,20 @@ export class ThroughputScheduler implements ObjectiveScheduler {
       }
     }
     if (sendable === 0) return this.decision.wait(nextRelease);
-    // Held back: every sendable path has a gain below 1 while some other eligible path
-    // is only shut this instant. Such a path gets its share, g x its rate's, of what the
-    // others send, not the whole of every gap in theirs: it does not start a new round
-    // while a shut path still has credit, a round it starts gives the shut paths their
-    // quanta too, and it waits (for the pacer release or the next ACK) while its credit
-    // is still spent. Else each pacer gap (a fraction of a millisecond) or full window
-    // would be a round of its own, and a path at gain 0.05 would take a quantum per
-    // packet of the other (the feedback test took 31-151 KB where 1 KB was its share).
-    // Unpenalised paths start rounds as before (work-conserving: then the pacers and
-    // windows, not the quanta, set the split, which is what pure throughput wants).
-    const heldBack = allSendableReduced && blocked > 0;
+    // Held back: every sendable path is held (the app's feedback against it) while some
+    // other eligible path is only shut this instant. Such a path gets its share, g x its
+    // rate's, of what the others send, not the whole of every gap in theirs: it does not
+    // start a new round while a shut path still has credit, a round it starts gives the
+    // shut paths their quanta too, and it waits (for the pacer release or the next ACK)
+    // while its credit is still spent. Else each pacer gap (a fraction of a millisecond)
+    // or full window would be a round of its own, and a path at gain 0.05 would take a
+    // quantum per packet of the other (the feedback test took 31-151 KB where 1 KB was
+    // its share). Other paths, a gain from the combiner's stages included, start rounds
+    // as before: work-conserving, so that the pacers and windows, not the quanta, set
+    // the split. A strict share there starved a path whose slow start overshot: its loss
+    // rate put its gain near 0 under the default loss-first policy, it then sent too
+    // little for the rate to fall, and lab a ran at one link's speed.
+    const heldBack = allSendableHeld && blocked > 0;
     if (best < 0) {
       if (heldBack && blockedCredit) return this.decision.wait(nextRelease);
       // Every sendable path spent its quantum: a new round.
@@ -163,7 +167,7 @@ export class ThroughputScheduler implements ObjectiveScheduler {
       }
       if (heldBack && bestCredit <= 0) return this.decision.wait(nextRelease);
     }
-    const ecf = this.ecf(ctx, candidates, eligible, gains, best, bytes, now, reliable);
+    const ecf = this.ecf(ctx, candidates, eligible, held, best, bytes, now, reliable);
     if (ecf === ECF_WAIT) {
       this.waiting = true;
       this.ecfWaits++;
@@ -187,7 +191,7 @@ export class ThroughputScheduler implements ObjectiveScheduler {
   /**
    * ECF: which path the packet DRR gave to `s` goes on — `s`, or the fastest path `f`
    * when that has room now — or ECF_WAIT (retry at ecfRetryAt) to wait for `f`.
-   * Fastest = lowest RTT among eligible paths with a gain no lower than s's. With
+   * Fastest = lowest RTT among eligible paths not held (unless s is). With
    * k = the session's backlog, the fast path needs about wait_f + k/rate_f + srtt_f/2
    * (more behind a standing queue) to deliver all of it; the packet on the slow path
    * arrives after bytes/rate_s + srtt_s/2, or later when the slow path's bytes in
@@ -201,19 +205,18 @@ export class ThroughputScheduler implements ObjectiveScheduler {
     ctx: SchedContext,
     candidates: readonly PathView[],
     eligible: Uint8Array,
-    gains: Float64Array | null,
+    held: Uint8Array | null,
     s: number,
     bytes: number,
     now: number,
     reliable: boolean,
   ): number {
-    // The fast path must be at least as welcome as the one DRR chose: ECF does not move
-    // a packet onto a path the combiner or feedback holds back.
-    const gs = gains === null ? 1 : gains[s]!;
+    // ECF does not move a packet onto a path the app's feedback holds back.
+    const skipHeld = held !== null && held[s] !== 1;
     let f = -1;
     for (let i = 0; i < candidates.length; i++) {
       if (eligible[i] === 0) continue;
-      if (gains !== null && gains[i]! < gs) continue;
+      if (skipHeld && held[i] === 1) continue;
       if (f < 0 || candidates[i]!.srtt < candidates[f]!.srtt) f = i;
     }
     if (f < 0 || f === s) return s;

@@ -79,67 +79,69 @@ describe('ThroughputScheduler (DRR with rate quanta, ECF)', () => {
     expect(s.ecfRedirects).toBe(1);
   });
 
-  it('gives a held-back path its gain share while the other path is paced or full, not a quantum per pacer gap', () => {
-    // Path 1 (gain 1) is paced: one packet, then its pacer shuts for 0.3 ms. Path 2 is
-    // held back (gain 0.05, as feedback leaves it) and could always send. The engine
-    // asks again at each decision's retry time, as the association does.
+  /**
+   * Path 1 (gain 1) is paced: one packet, then its pacer shuts for 0.3 ms; with
+   * `fullEvery` its window is also full every so often (it waits for an ACK). Path 2 has
+   * gain 0.05 and could always send. The engine asks again at each decision's retry
+   * time, as the association does. Returns the bytes per path id.
+   */
+  function pacedPair(held: Uint8Array | null, fullEvery: number): Map<number, number> {
+    const s = new ThroughputScheduler();
+    const gains = new Float64Array([1, 0.05]);
+    const bytes = new Map([
+      [1, 0],
+      [2, 0],
+    ]);
+    let now = 0;
+    let release = 0;
+    for (let step = 0; step < 20_000; step++) {
+      const full = fullEvery > 0 && step % fullEvery === 0;
+      const fast = view(1, {
+        canSend: !full && release <= now,
+        sendAt: release,
+        bytesInFlight: full ? 100_000 : 0,
+      });
+      const ctx = { ...reliable, backlogBytes: 1e9 };
+      const d = s.pickWeighted(ctx, [fast, view(2)], gains, 1200, now, held);
+      if (d.index >= 0) {
+        bytes.set(d.pathId, bytes.get(d.pathId)! + 1200);
+        if (d.pathId === 1) release = now + 0.3;
+      } else now = Number.isFinite(d.retryAt) ? Math.max(now, d.retryAt) : now + 0.1;
+    }
+    return bytes;
+  }
+
+  it("holds a path the app's feedback penalises to its gain share while the other path is paced or full", () => {
     for (const fullEvery of [0, 7]) {
-      const s = new ThroughputScheduler();
-      const gains = new Float64Array([1, 0.05]);
-      const bytes = new Map([
-        [1, 0],
-        [2, 0],
-      ]);
-      let now = 0;
-      let release = 0;
-      for (let step = 0; step < 20_000; step++) {
-        // With fullEvery, path 1's window is full every so often (waits for an ACK).
-        const full = fullEvery > 0 && step % fullEvery === 0;
-        const fast = view(1, {
-          canSend: !full && release <= now,
-          sendAt: release,
-          bytesInFlight: full ? 100_000 : 0,
-        });
-        const d = s.pickWeighted(
-          { ...reliable, backlogBytes: 1e9 },
-          [fast, view(2)],
-          gains,
-          1200,
-          now,
-        );
-        if (d.index >= 0) {
-          bytes.set(d.pathId, bytes.get(d.pathId)! + 1200);
-          if (d.pathId === 1) release = now + 0.3;
-        } else now = Number.isFinite(d.retryAt) ? Math.max(now, d.retryAt) : now + 0.1;
-      }
+      const bytes = pacedPair(new Uint8Array([0, 1]), fullEvery);
       expect(bytes.get(1)).toBeGreaterThan(1e6);
       // 0.05 / 1.05 of the bytes is its share. The old rule gave it a new round in every
       // gap of path 1's pacer: here all of them, since it could always send.
       expect(fraction(bytes, 2)).toBeLessThan(0.08);
       expect(fraction(bytes, 2)).toBeGreaterThan(0.02);
     }
-    // Alone (the other path gone), a held-back path carries everything: nothing to wait for.
+    // A gain from the combiner's stages alone (not held) stays work-conserving: the
+    // path takes the gaps of the other.
+    expect(fraction(pacedPair(null, 0), 2)).toBeGreaterThan(0.5);
+    // Alone (the other path gone), a held path carries everything: nothing to wait for.
     const alone = new ThroughputScheduler();
+    const one = new Float64Array([0.05]);
     for (let i = 0; i < 100; i++) {
-      const d = alone.pickWeighted(reliable, [view(2)], new Float64Array([0.05]), 1200, 0);
+      const d = alone.pickWeighted(reliable, [view(2)], one, 1200, 0, new Uint8Array([1]));
       expect(d.pathId).toBe(2);
     }
   });
 
-  it('does not move a packet by ECF onto a path held back by a lower gain', () => {
+  it("does not move a packet by ECF onto a path the app's feedback holds back", () => {
     const s = new ThroughputScheduler();
-    // Path 2 is the faster one but penalised; path 1 carries the short backlog.
+    // Path 2 is the faster one but held; path 1 carries the short backlog.
     const slow = view(1, { srtt: 40, minRtt: 40 });
-    const fastPenalised = view(2, { srtt: 5, minRtt: 5 });
+    const fastHeld = view(2, { srtt: 5, minRtt: 5 });
     const gains = new Float64Array([1, 0.1]);
+    const held = new Uint8Array([0, 1]);
+    const ctx = { ...reliable, backlogBytes: 5000 };
     for (let i = 0; i < 50; i++) {
-      const d = s.pickWeighted(
-        { ...reliable, backlogBytes: 5000 },
-        [slow, fastPenalised],
-        gains,
-        1200,
-        0,
-      );
+      const d = s.pickWeighted(ctx, [slow, fastHeld], gains, 1200, 0, held);
       if (d.pathId === 1) continue;
       expect(d.pathId).toBe(2);
     }
