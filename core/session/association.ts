@@ -382,12 +382,51 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     if (this.sessions.get(session.id) === session) {
       this.creditExtraTotal -= session.creditExtra;
       this.receiveHeld -= session.heldBytes;
+      this.sendHeldTotal -= session.sendHeld;
     }
     session.creditExtra = 0;
     session.heldBytes = 0;
+    session.sendHeld = 0;
     this.sessions.delete(session.id);
     this.heldSessions.delete(session);
+    this.sendWaiters.delete(session);
     this.log.debug('session ended', { session: session.id, state: session.state });
+    this.freeSendRoom();
+  }
+
+  // ---------------------------------------------------- association send buffer
+
+  /** Unacknowledged bytes every session holds to send (bounded by associationSendBuffer). */
+  private sendHeldTotal = 0;
+  /** Sessions a write found without room in the send total, to tell when there is. */
+  private readonly sendWaiters = new Set<Session>();
+
+  /** Bytes all sessions hold to send now. */
+  get sendBuffered(): number {
+    return this.sendHeldTotal;
+  }
+
+  sendBufferChanged(session: Session, delta: number): void {
+    if (this.sessions.get(session.id) !== session) return;
+    this.sendHeldTotal += delta;
+    if (this.sendHeldTotal > this.peaks.associationSendBytes)
+      this.peaks.associationSendBytes = this.sendHeldTotal;
+  }
+
+  sendRoom(session: Session | null): boolean {
+    if (this.sendHeldTotal < this.config.associationSendBuffer) return true;
+    if (session !== null) this.sendWaiters.add(session);
+    return false;
+  }
+
+  /** Tells the sessions that waited for the send total that it has room again. */
+  private freeSendRoom(): void {
+    if (this.sendWaiters.size === 0 || this.sendHeldTotal >= this.config.associationSendBuffer)
+      return;
+    const waiting = [...this.sendWaiters];
+    this.sendWaiters.clear();
+    // Each may write and fill the room again; those that then find none wait again.
+    for (const s of waiting) s.sendRoomFreed();
   }
 
   // ------------------------------------------------- association receive buffer
@@ -1081,6 +1120,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       this.onAcked(record, now);
     }
     for (const record of result.lost) this.onLost(record);
+    this.freeSendRoom();
   }
 
   private onAcked(record: SentRecord, now: number): void {
@@ -1089,7 +1129,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i]!;
         const session = m.session;
-        const wasWritable = session.writable;
+        const wasWritable = session.writableNow;
         if (session.msg !== undefined && !session.msg.send.reliable) {
           session.guard.onLoss(now, 0, 1);
         }
@@ -1109,7 +1149,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i]!;
       const session = c.session;
-      const wasWritable = session.writable;
+      const wasWritable = session.writableNow;
       session.guard.onDelivered(now, c.length);
       session.send.onAcked(c.offset, c.length, c.fin);
       session.afterAck(wasWritable);
@@ -1126,7 +1166,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const queue = m.session.msg?.send;
         if (m.session.isDone || queue === undefined) continue;
         if (!queue.reliable) m.session.guard.onLoss(now, 1, 1);
+        const wasWritable = m.session.writableNow;
         queue.onLost(m.number);
+        // An unreliable message lost is settled: its bytes leave the send buffer.
+        m.session.sendSettled(wasWritable);
         // A repair to send, or (unreliable) maybe the CLOSE that waited for this.
         this.wake(m.session);
       }
@@ -1706,6 +1749,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         const result = path.recovery.onTimer();
         path.estimator.onLost(now, result.lost.length);
         for (const record of result.lost) this.onLost(record);
+        if (result.lost.length > 0) this.freeSendRoom();
         if (result.probe > 0) path.probesDue += result.probe;
         // Paper §III-B: a TCP path with no ACK progress suspects head-of-line blocking in
         // the transport; a UDP path whose second probe timeout passes unanswered is as
@@ -1865,7 +1909,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   // ---------------------------------------------------------------- inspection
 
   /** Largest reorder buffer and send queue of any session so far (bytes), against their bounds. */
-  readonly peaks = { reorderBytes: 0, sendQueueBytes: 0, associationReceiveBytes: 0 };
+  readonly peaks = {
+    reorderBytes: 0,
+    sendQueueBytes: 0,
+    associationReceiveBytes: 0,
+    associationSendBytes: 0,
+  };
 
   private notePeaks(s: Session): void {
     const p = this.peaks;
@@ -1883,9 +1932,11 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     reorderBytes: number;
     sendQueueBytes: number;
     associationReceiveBytes: number;
+    associationSendBytes: number;
     reorderBound: number;
     sendBound: number;
     associationReceiveBound: number;
+    associationSendBound: number;
   } {
     for (const s of this.sessions.values()) this.notePeaks(s);
     return {
@@ -1893,6 +1944,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       reorderBound: this.config.sessionWindow,
       sendBound: this.config.sendBufferLimit,
       associationReceiveBound: this.config.associationBuffer,
+      associationSendBound: this.config.associationSendBuffer,
     };
   }
 

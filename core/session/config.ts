@@ -28,6 +28,15 @@ export const defaultConfig = {
    * that waited 2.7 s at 47 Mbit/s before it was sent.
    */
   sendBufferLimit: 4 * 1024 * 1024,
+  /**
+   * Unacknowledged bytes one association may hold across all its sessions before the
+   * applications' writes wait (each session still stops at sendBufferLimit). Without
+   * it a relay serving a client with many sessions from fast servers would hold
+   * sendBufferLimit per session: 4 GiB for a thousand. A write that finds the total
+   * over this waits until acknowledgements bring it under (Association.sendRoom), so
+   * the total exceeds it by at most one write per session.
+   */
+  associationSendBuffer: 64 * 1024 * 1024,
   /** How long a client waits for JOIN_ACK on a UDP path before it falls back to TCP. */
   joinTimeoutMs: 1000,
   /** Interval between JOIN retransmissions on UDP. */

@@ -69,6 +69,14 @@ export interface SessionHost {
   receiveCredit(session: Session): number;
   /** The bytes this session holds for the application changed by `delta`. */
   receiveBufferChanged(session: Session, delta: number): void;
+  /** The unacknowledged bytes this session holds to send changed by `delta`. */
+  sendBufferChanged(session: Session, delta: number): void;
+  /**
+   * Whether the association's send total leaves room for more writes. With a session
+   * that finds no room, the association tells it (sendRoomFreed) once acknowledgements
+   * made room; with null it only answers.
+   */
+  sendRoom(session: Session | null): boolean;
 }
 
 export interface SessionOptions {
@@ -431,6 +439,7 @@ export class Session {
       );
     }
     msg.send.push(data, now);
+    this.syncSendHeld();
     this.host.wake(this);
     return this.writable;
   }
@@ -518,6 +527,7 @@ export class Session {
       });
     }
     this.send.write(chunk);
+    this.syncSendHeld();
     this.host.wake(this);
   }
 
@@ -531,14 +541,60 @@ export class Session {
     this.host.wake(this);
   }
 
+  /**
+   * Whether the application may write more: under this session's send buffer limit and
+   * the association's send total. When only the total is over, the session is told
+   * (onWritable) once there is room.
+   */
   get writable(): boolean {
-    const buffered = this.msg !== undefined ? this.msg.send.bufferedBytes : this.send.bufferedBytes;
-    return buffered < this.sendBufferLimit;
+    return this.sendBuffered < this.sendBufferLimit && this.host.sendRoom(this);
+  }
+
+  /** `writable` without asking to be told: for the association's before-and-after checks. */
+  get writableNow(): boolean {
+    return this.sendBuffered < this.sendBufferLimit && this.host.sendRoom(null);
+  }
+
+  /** Bytes queued or unacknowledged on the send side. */
+  private get sendBuffered(): number {
+    return this.msg !== undefined ? this.msg.send.bufferedBytes : this.send.bufferedBytes;
+  }
+
+  /**
+   * sendBuffered as last reported to the host (Association.sendBufferChanged); the
+   * association takes it back when the session ends.
+   */
+  sendHeld = 0;
+
+  /** Reports a change of sendBuffered to the host's association-wide total. */
+  private syncSendHeld(): void {
+    if (this.isDone) return;
+    const now = this.sendBuffered;
+    if (now === this.sendHeld) return;
+    const delta = now - this.sendHeld;
+    this.sendHeld = now;
+    this.host.sendBufferChanged(this, delta);
+  }
+
+  /**
+   * Bytes left the send buffer without an acknowledgement (an unreliable message lost):
+   * reports them, and tells the application when that made room.
+   */
+  sendSettled(wasWritable: boolean): void {
+    if (this.isDone) return;
+    this.syncSendHeld();
+    if (!wasWritable && this.writable) this.events?.onWritable();
+  }
+
+  /** The association's send total fell under its bound after this session had to wait. */
+  sendRoomFreed(): void {
+    if (!this.isDone && this.writable) this.events?.onWritable();
   }
 
   /** Called by the association after acknowledgements were applied to `send`. */
   afterAck(wasWritable: boolean): void {
     if (this.isDone) return;
+    this.syncSendHeld();
     if (!wasWritable && this.writable) this.events?.onWritable();
     if (this.msg !== undefined) {
       if (this.closeDue) this.host.wake(this);

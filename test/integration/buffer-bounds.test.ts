@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import type { Association } from '../../core/session/association.js';
@@ -8,6 +9,31 @@ import { NUMBERED_BLOCK_BYTES, writeNumberedBlocks } from '../support/hashed-upl
 import { useListener } from '../support/listener-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
+
+/** The server side: hashes what arrives, and ends its own side at the end. */
+function hashToEnd(stream: Duplex): Promise<{ bytes: number; sha: string }> {
+  return new Promise((resolve) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    stream.on('data', (d: Buffer) => {
+      bytes += d.length;
+      hash.update(d);
+    });
+    stream.on('end', () => {
+      stream.end();
+      resolve({ bytes, sha: hash.digest('hex') });
+    });
+  });
+}
+
+/** Reads a stream to its end (the peer's empty answer), so that its session finishes. */
+function readToEnd(stream: Duplex): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.once('error', reject);
+    stream.once('end', resolve);
+    stream.resume();
+  });
+}
 
 describe('reorder buffer and send queue stay within their configured bounds', () => {
   const serverOf = useListener();
@@ -21,16 +47,7 @@ describe('reorder buffer and send queue stay within their configured bounds', ()
     const received = new Promise<{ bytes: number; sha: string }>((resolve) => {
       serverOf().listener.once('stream', (stream, association) => {
         serverAssoc = association;
-        const hash = createHash('sha256');
-        let bytes = 0;
-        stream.on('data', (d: Buffer) => {
-          bytes += d.length;
-          hash.update(d);
-        });
-        stream.on('end', () => {
-          stream.end();
-          resolve({ bytes, sha: hash.digest('hex') });
-        });
+        resolve(hashToEnd(stream));
       });
     });
     const r = await BraidClient.connect({
@@ -53,6 +70,9 @@ describe('reorder buffer and send queue stay within their configured bounds', ()
     const client = r.client;
     try {
       const stream = client.openStream();
+      // The server ends its side once all arrived: read to that end, so that the session
+      // finishes before the association closes (else the server's stream sees the close).
+      const finished = readToEnd(stream);
       const total = Number(process.env.BB_TOTAL ?? 24 * 1024 * 1024);
       const sha = await writeNumberedBlocks(stream, total);
       const got = await received;
@@ -69,6 +89,74 @@ describe('reorder buffer and send queue stay within their configured bounds', ()
       // the bound that applies is the receiver's own.
       expect(server.reorderBytes).toBeLessThanOrEqual(server.reorderBound);
       expect(local.sendQueueBytes).toBeLessThanOrEqual(sendLimit + NUMBERED_BLOCK_BYTES);
+      await finished;
+    } finally {
+      client.close();
+    }
+  });
+
+  it('several sessions together stay within the association send buffer, and every byte of each arrives', async () => {
+    const sendLimit = 1 << 20;
+    const bound = 1536 * 1024;
+    const sessions = 4;
+    const total = 6 * 1024 * 1024;
+    const received = new Map<string, Promise<{ bytes: number; sha: string }>>();
+    // The server's streams see the association close when the test ends; before that, none may fail.
+    const serverErrors: Error[] = [];
+    const arrived = new Promise<void>((all) => {
+      serverOf().listener.on('stream', (stream) => {
+        stream.on('error', (err) => serverErrors.push(err));
+        received.set(stream.session.target, hashToEnd(stream));
+        if (received.size === sessions) all();
+      });
+    });
+    const r = await BraidClient.connect({
+      invite: serverOf().invite,
+      via: ['127.0.0.2', '127.0.0.3'],
+      transports: ['udp', 'udp'],
+      logger: quiet,
+      config: {
+        sendBufferLimit: sendLimit,
+        associationSendBuffer: bound,
+        loopbackUdpPacketSize: 1452,
+      },
+    });
+    if (r.kind !== 'braid') throw new Error('expected Braid');
+    const client = r.client;
+    try {
+      const streams = Array.from({ length: sessions }, (_, i) =>
+        client.openStream({ target: `s${i}` }),
+      );
+      // The server answers each with an empty stream: read to its end, so that each
+      // session finishes before the association closes.
+      const finished = streams.map(readToEnd);
+      // Each session alone may hold 1 MiB; the four together only 1.5 MiB.
+      let waitedOnTotal = 0;
+      const sampler = setInterval(() => {
+        if (client.association.sendBuffered >= bound) waitedOnTotal++;
+      }, 2);
+      const shas = await Promise.all(streams.map((s) => writeNumberedBlocks(s, total)));
+      await arrived;
+      clearInterval(sampler);
+      for (let i = 0; i < sessions; i++) {
+        const got = await received.get(`s${i}`)!;
+        expect(got.bytes).toBe(total);
+        expect(got.sha).toBe(shas[i]);
+      }
+      const peaks = client.association.bufferPeaks();
+      expect(peaks.associationSendBound).toBe(bound);
+      // Over the bound by at most one write per session (a write that found room).
+      expect(peaks.associationSendBytes).toBeLessThanOrEqual(
+        bound + sessions * NUMBERED_BLOCK_BYTES,
+      );
+      expect(peaks.associationSendBytes).toBeGreaterThan(bound * 0.9);
+      expect(peaks.sendQueueBytes).toBeLessThanOrEqual(sendLimit + NUMBERED_BLOCK_BYTES);
+      expect(waitedOnTotal).toBeGreaterThan(0);
+      // Every session ended: nothing is left counted.
+      await Promise.all(finished);
+      await new Promise((res) => setTimeout(res, 50));
+      expect(client.association.sendBuffered).toBe(0);
+      expect(serverErrors).toEqual([]);
     } finally {
       client.close();
     }
