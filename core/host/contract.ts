@@ -119,6 +119,12 @@ export interface PathView {
   cwnd: number;
   /** Delivery rate estimate (bytes/s). */
   deliveryRate: number;
+  /** The path's congestion controller ('auto' shows what it chose); UDP paths only. */
+  controller: 'newreno' | 'cubic' | 'bbr';
+  /** Its increase is coupled with the association's other UDP paths (LIA, RFC 6356). */
+  coupled: boolean;
+  /** Paths whose bottleneck the association measured this path to share (ids). */
+  sharedBottleneckWith: number[];
 }
 
 export interface SessionSplit {

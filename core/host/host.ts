@@ -727,6 +727,9 @@ export class BraidHost extends EventEmitter<HostEvents> {
         srttMs: path.recovery.srtt,
         cwnd: path.recovery.cwnd,
         deliveryRate: path.recovery.deliveryRate,
+        controller: path.recovery.controller,
+        coupled: path.recovery.linked,
+        sharedBottleneckWith: summary?.sharedBottleneckWith ?? [],
       });
     }
 

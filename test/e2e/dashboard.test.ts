@@ -142,6 +142,35 @@ describe('dashboard (headless server, demo engine, Chromium)', () => {
     await expect.poll(() => host.globalBypass, { timeout: 5000 }).toBe(false);
   });
 
+  it('shows how each uplink’s path is congestion-controlled, as the engine runs it', async () => {
+    await dashboard.show('Uplinks');
+    const label = { newreno: 'NewReno', cubic: 'CUBIC', bbr: 'BBR' } as const;
+    for (const id of ['wlan0', 'usb0', 'eth0']) {
+      const cell = page.locator(`tr[data-uplink="${id}"] td[data-column="congestion"]`);
+      // The engine's controller and coupling for the uplink's live path, read when the
+      // cell is read ('auto' may move a path to BBR in between: poll until they agree).
+      const expected = (): string | undefined => {
+        const path = host
+          .snapshot()
+          .paths.filter((p) => p.uplinkId === id && p.state === 'active')
+          .at(-1);
+        if (path === undefined) return undefined;
+        if (path.transport === 'tcp') return 'kernel TCP';
+        return label[path.controller] + (path.coupled ? ' · coupled' : '');
+      };
+      await expect
+        .poll(
+          async () => {
+            const want = expected();
+            const text = (await cell.textContent()) ?? '';
+            return want !== undefined && (text === want || text.startsWith(`${want} · shares`));
+          },
+          { timeout: 10_000 },
+        )
+        .toBe(true);
+    }
+  });
+
   it('refuses the page without the token, in the browser too', async () => {
     const other = await browser.newPage();
     try {

@@ -1,7 +1,12 @@
 import { useState } from 'react';
-import { UPLINK_ROLES, type UplinkRole, type UplinkView } from '../../../core/host/contract';
+import {
+  UPLINK_ROLES,
+  type PathView,
+  type UplinkRole,
+  type UplinkView,
+} from '../../../core/host/contract';
 import { api } from '../bridge';
-import { formatBytes } from '../format';
+import { describeCongestion, formatBytes } from '../format';
 import { report } from '../report';
 import { useBraid } from '../store';
 import { useShallow } from 'zustand/react/shallow';
@@ -45,6 +50,14 @@ function CapEditor({ u }: { u: UplinkView }) {
 
 export function Uplinks() {
   const uplinks = useBraid(useShallow((s) => s.uplinkIds.map((id) => s.uplinks[id]!)));
+  const paths = useBraid((s) => s.paths);
+  const nameOf = (uplinkId: string): string =>
+    uplinks.find((u) => u.id === uplinkId)?.name ?? uplinkId;
+  // An uplink's newest live path (a replaced one lingers as closed for a while).
+  const pathOf = (u: UplinkView): PathView | undefined =>
+    paths
+      .filter((p) => p.uplinkId === u.id && (p.state === 'active' || p.state === 'suspect'))
+      .at(-1);
   return (
     <table className="table">
       <caption>Uplinks: how Braid may use each, and its data use</caption>
@@ -55,6 +68,7 @@ export function Uplinks() {
           <th scope="col">Address</th>
           <th scope="col">State</th>
           <th scope="col">Role</th>
+          <th scope="col">Congestion control</th>
           <th scope="col">Monthly cap</th>
           <th scope="col">Used</th>
         </tr>
@@ -91,6 +105,7 @@ export function Uplinks() {
                 </select>
               </label>
             </td>
+            <td data-column="congestion">{describeCongestion(pathOf(u), paths, nameOf)}</td>
             <td>
               <CapEditor u={u} />
             </td>
