@@ -78,9 +78,10 @@ export const defaultConfig = {
    *   on loopback carried 5–8% of the bytes each (it needs 10%) — the TCP path's 4 MB
    *   in flight inflates the RTT every path sees, and BBR, whose window is 2 BDP of the
    *   min RTT, yields to it where CUBIC grows until loss — and objectives.test.ts's
-   *   feedback test no longer saw the reported path's share halve, probably because
-   *   BBR's pacer holds the other path back more often and the throughput scheduler
-   *   then sends on whichever path can send now.
+   *   feedback test no longer saw the reported path's share halve: BBR's pacer holds
+   *   the other path back more often, and the throughput scheduler then sent on
+   *   whichever path could send now (a reported path is held to its share since
+   *   7d8e690; throughput-scheduler.ts).
    * Lab, 17:50–18:05 on a loaded host (load 5–7 on 2 cores; `npm run bench -- lab a-wifi-cable
    * b-wifi-lte c-three-spread --no-fidelity`, and b/d/g just before): a stays CUBIC on both
    * paths, 42.9 Mbit/s (MPTCP 47.0); in b the LTE path moved to BBR and Braid made 33.6

@@ -99,5 +99,9 @@ export function labUnavailableReason(): string | null {
   }
   if (!existsSync('/dev/net/tun')) return 'the lab needs /dev/net/tun';
   if (spawnSync('ip', ['-V']).status !== 0) return 'the lab needs iproute2 (`ip`)';
+  // The fidelity check and the lab's own tests ping across the emulated links; without
+  // it the bench died mid-run with a stack trace (a fresh machine, before .ci/run).
+  if (spawnSync('ping', ['-V']).status !== 0)
+    return 'the lab needs ping (apt-get install iputils-ping)';
   return null;
 }
