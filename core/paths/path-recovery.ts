@@ -594,6 +594,8 @@ export class PathRecovery<T> implements CoupledPath {
         inFlight: this.bytesInFlight,
       });
       this.cwnd = this.bbr.cwnd;
+      if (this.autoSwitchedAt !== undefined && this.coupling?.linkShown(this) === true)
+        this.switchBackToCubic(now);
     }
     return { acked, lost, rttSample };
   }
@@ -619,8 +621,15 @@ export class PathRecovery<T> implements CoupledPath {
     this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - adjusted);
     this.srtt = 0.875 * this.srtt + 0.125 * adjusted;
     // Shared-bottleneck detection judges queues in congestion avoidance only: two slow
-    // starts overshoot at different moments even where they fill one queue.
-    if (this.coupling !== undefined && this.cwnd >= this.ssthresh)
+    // starts overshoot at different moments even where they fill one queue. A path that
+    // 'auto' moved to BBR keeps reporting once past BBR's startup, so that a bottleneck
+    // it shares can still be shown (and it then goes back to CUBIC, onAck).
+    if (
+      this.coupling !== undefined &&
+      (this.bbr === undefined
+        ? this.cwnd >= this.ssthresh
+        : this.autoSwitchedAt !== undefined && this.bbr.state !== 'startup')
+    )
       this.coupling.observeQueueDelay(this, adjusted - this.minRtt, now);
   }
 
@@ -831,6 +840,33 @@ export class PathRecovery<T> implements CoupledPath {
     // Packets already out were sent under CUBIC; BBR's app-limited marking starts now.
     this.appLimitedUntil = 0;
   }
+
+  /**
+   * 'auto' moved this path to BBR on losses that looked random, and its queue has since
+   * been shown to be shared with a coupled path: those losses were congestion at that
+   * queue, where BBR, uncoupled, takes more than one TCP flow's share (lab g: in two of
+   * five coupled rounds a path went to BBR before the pair's first judged window, and
+   * the session took 2.31x and 2.58x the competing flow). It goes back to CUBIC,
+   * coupled, from BBR's window, and 'auto' does not move it again.
+   */
+  private switchBackToCubic(now: number): void {
+    const cwnd = Math.max(this.bbr!.cwnd, this.minWindow());
+    this.bbr = undefined;
+    this.congestion = 'cubic';
+    this.autoSelect = false;
+    this.autoSwitchedAt = undefined;
+    this.autoSwitchedBack++;
+    this.queueLossSeen = true;
+    this.cwnd = cwnd;
+    this.ssthresh = cwnd;
+    this.wMax = cwnd;
+    this.epochStart = undefined;
+    // Losses of what BBR sent are no new congestion event for CUBIC.
+    this.recoveryStart = now;
+  }
+
+  /** Times this path went back from BBR to CUBIC (switchBackToCubic). */
+  autoSwitchedBack = 0;
 
   private onPersistentCongestion(): void {
     if (this.bbr !== undefined) {

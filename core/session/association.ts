@@ -1969,6 +1969,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       ssthresh: p.recovery.ssthresh,
       slowStartExits: p.recovery.hystart.exits,
       controller: p.recovery.controller,
+      switchedBackToCubic: p.recovery.autoSwitchedBack,
       linked: p.recovery.linked,
       sharedBottleneckWith:
         coupling === undefined || p.recovery.coupling !== coupling
@@ -2014,6 +2015,8 @@ export interface PathSummary {
   slowStartExits: number;
   /** The congestion controller in use ('auto' shows what it chose). */
   controller: 'cubic' | 'newreno' | 'bbr';
+  /** Times 'auto' moved it back from BBR to CUBIC, its queue shown to be shared. */
+  switchedBackToCubic: number;
   /** Its increase and loss response are linked with other paths' (LIA) now. */
   linked: boolean;
   /**

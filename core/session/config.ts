@@ -72,7 +72,9 @@ export const defaultConfig = {
    * - Fairness: a bottleneck that two paths share fills its queue before it drops, so
    *   the RTT at each loss is inflated and 'auto' keeps those paths on coupled CUBIC —
    *   DESIGN §3's one-TCP-share (lab scenario g). BBR paths are not coupled (LIA shapes
-   *   only a loss-based increase; coupled-congestion.ts skips BBR members).
+   *   only a loss-based increase; coupled-congestion.ts skips BBR members), so a path
+   *   moved to BBR before its pair was judged goes back to coupled CUBIC once its queue
+   *   is shown to be shared (PathRecovery.switchBackToCubic), for good.
    * - With 'bbr' for every path two integration tests fail, and with 'auto' (no random
    *   loss on loopback) they pass: in striping.test.ts two UDP paths beside a TCP path
    *   on loopback carried 5–8% of the bytes each (it needs 10%) — the TCP path's 4 MB

@@ -289,6 +289,45 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
     expect(run(false)).toBe('bbr');
     expect(run(true)).toBe('cubic');
   });
+
+  it('moves a path back from BBR to coupled CUBIC once its queue is shown to be shared, and keeps it there', () => {
+    const clock = new ManualClock(1000);
+    const r = cleanAutoPath(clock);
+    let shown = false;
+    let observed = 0;
+    r.coupling = {
+      increase: () => 0,
+      linkedCount: () => 2,
+      linkShown: () => shown,
+      observeQueueDelay: () => void observed++,
+    };
+    for (let k = 1; k <= 10 && r.controller !== 'bbr'; k++) randomLoss(clock, r);
+    expect(r.controller).toBe('bbr');
+    expect(r.coupled).toBe(false);
+    observed = 0;
+    const ackRound = (): void => {
+      const pns = sendMany(r, 10);
+      clock.advance(30);
+      ok(r.onAck([{ first: pns[0]!, last: pns[9]! }], 0));
+    };
+    for (let k = 0; k < 20; k++) ackRound();
+    // In BBR's startup (this app-limited pattern never leaves it) the path reports no
+    // queue delay, as CUBIC's slow start does not.
+    expect(r.bbrModel?.state).toBe('startup');
+    expect(observed).toBe(0);
+    expect(r.controller).toBe('bbr');
+    // The detector shows the link: the next ACK hands the path back to CUBIC, coupled.
+    shown = true;
+    ackRound();
+    expect(r.controller).toBe('cubic');
+    expect(r.coupled).toBe(true);
+    expect(r.autoSwitchedBack).toBe(1);
+    expect(r.cwnd).toBeGreaterThanOrEqual(2 * MSS);
+    // However random its losses look from now on, 'auto' does not move it again.
+    shown = false;
+    for (let k = 0; k < 10; k++) randomLoss(clock, r);
+    expect(r.controller).toBe('cubic');
+  });
 });
 
 describe('PathRecovery: receive side (RFC 9000 §13.2)', () => {
