@@ -1321,7 +1321,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
    * Loss objective for unreliable sessions: the messages just sent go once more on
    * another path, each copy in a packet of its own tracked like any other.
    */
-  private sendCopies(path: Path, messages: readonly SentMessage[], now: number): void {
+  private sendCopies(
+    path: Path,
+    messages: readonly SentMessage[],
+    now: number,
+    owed = false,
+  ): void {
     if (!path.usable) return;
     const buf = this.scratch;
     const budgetEnd = HEADER_ROOM + path.maxPacketSize - maxHeaderLength(path.id) - TAG_LENGTH;
@@ -1329,7 +1334,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     const copied: SentMessage[] = [];
     for (const m of messages) {
       const queue = m.session.msg?.send;
-      const out = queue?.unsettled(m.number);
+      // An owed copy goes even when its original was declared lost meanwhile.
+      const out = owed ? queue?.owedCopy(m.number, now, false) : queue?.unsettled(m.number);
       if (queue === undefined || out === undefined) continue;
       if (out.data.length + DATAGRAM_FRAME_OVERHEAD_MAX > budgetEnd - pos) break;
       pos = encodeFrame(
@@ -1344,6 +1350,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         pos,
       );
       queue.duplicated(out);
+      if (owed) queue.owedCopy(m.number, now, true);
       copied.push(m);
       path.stats.messagesSent++;
     }
@@ -1355,7 +1362,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   /** Copies owed to `path` (its window was shut when their messages went): kept, bounded. */
   private deferCopies(path: Path, messages: readonly SentMessage[]): void {
     const debt = path.copyDebt;
-    for (const m of messages) debt.push(m);
+    for (const m of messages) {
+      m.session.msg?.send.oweCopy(m.number);
+      debt.push(m);
+    }
     if (debt.length > MAX_COPY_DEBT) debt.splice(0, debt.length - MAX_COPY_DEBT);
   }
 
@@ -1372,12 +1382,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const r = path.recovery;
       if (r.sendAllowance() <= 0 || r.nextSendTime(path.maxPacketSize, now) > now) return;
       const batch = path.copyDebt.filter(
-        (m) => !m.session.isDone && m.session.msg?.send.unsettled(m.number) !== undefined,
+        (m) =>
+          !m.session.isDone && m.session.msg?.send.owedCopy(m.number, now, false) !== undefined,
       );
       path.copyDebt = [];
       if (batch.length === 0) return;
       const before = path.stats.packetsSent;
-      this.sendCopies(path, batch, now);
+      this.sendCopies(path, batch, now, true);
       // sendCopies fills one packet; what did not fit stays owed.
       const sent = path.stats.packetsSent > before ? this.lastCopied : 0;
       if (sent < batch.length) path.copyDebt = batch.slice(sent);

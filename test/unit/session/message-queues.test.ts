@@ -62,6 +62,32 @@ describe('message send queue', () => {
     expect(q.stats.lost).toBe(1);
   });
 
+  it('keeps an unreliable message declared lost for the copy a shut path still owes, once, and within its deadline', () => {
+    const q = new MessageSendQueue('unreliable-ordered', 100);
+    const send = (s: string, now: number) => {
+      q.push(b(s), now);
+      const m = q.peek(100, now)!;
+      q.taken(m);
+      return m;
+    };
+    const owed = send('owed', 0);
+    const plain = send('plain', 0);
+    const late = send('late', 0);
+    q.oweCopy(owed.number);
+    q.oweCopy(late.number);
+    for (const m of [owed, plain, late]) q.onLost(m.number);
+    expect(q.stats.lost).toBe(3);
+    // Settled for the session (a CLOSE need not wait), but the owed copy may still go.
+    expect(q.drained).toBe(true);
+    expect(q.unsettled(owed.number)).toBeUndefined();
+    expect(text(q.owedCopy(owed.number, 50, false)!.data)).toBe('owed');
+    expect(q.owedCopy(owed.number, 50, true)).toBeDefined();
+    expect(q.owedCopy(owed.number, 50, false)).toBeUndefined(); // taken: one copy
+    // No copy was owed: nothing kept. Past the playout deadline: dropped.
+    expect(q.owedCopy(plain.number, 50, false)).toBeUndefined();
+    expect(q.owedCopy(late.number, 150, false)).toBeUndefined();
+  });
+
   it('drops unreliable-ordered messages that waited past the deadline before sending', () => {
     const q = new MessageSendQueue('unreliable-ordered', 100);
     q.push(b('old'), 0);
