@@ -323,11 +323,10 @@ export class PathRecovery<T> implements CoupledPath {
    * flow. The margin comes from measurement: at the lab's shared bottleneck (g) a Braid
    * path takes more than a kernel TCP flow with the same controller (most likely because
    * the kernel's TCP is not paced here and loses its bursts at the full drop-tail queue,
-   * where Braid's paced packets slip in). With both
-   * of Braid's paths carrying traffic, per 3–5 rounds of `npm run bench -- lab
-   * --fairness-only`, coupled Braid took (× the competing TCP flow, median):
-   * β = 0.7: 1.35 and 1.38; RFC 6356 as written (full increase, ½): 1.31; AIMD(0.53,
-   * ½): 1.02. NewReno paths are RFC 6356's as written (the simulation's goal 1 checks
+   * where Braid's paced packets slip in). With both of Braid's paths carrying traffic,
+   * per 3–5 rounds of `npm run bench -- lab --fairness-only`, coupled Braid took (× the
+   * competing TCP flow, median): β = 0.7: 1.35 and 1.38; RFC 6356 as written (full
+   * increase, ½): 1.31; AIMD(0.53, ½): 1.02. NewReno paths are RFC 6356's as written (the simulation's goal 1 checks
    * that they get no less than one flow on the best path).
    */
   get linked(): boolean {

@@ -1168,7 +1168,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         if (!queue.reliable) m.session.guard.onLoss(now, 1, 1);
         const wasWritable = m.session.writableNow;
         queue.onLost(m.number);
-        // An unreliable message lost is settled: its bytes leave the send buffer.
+        // An unreliable message's bytes left the send buffer when it was sent; no ACK
+        // will report that now, so the loss does.
         m.session.sendSettled(wasWritable);
         // A repair to send, or (unreliable) maybe the CLOSE that waited for this.
         this.wake(m.session);
@@ -1335,7 +1336,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     for (const m of messages) {
       const queue = m.session.msg?.send;
       // An owed copy goes even when its original was declared lost meanwhile.
-      const out = owed ? queue?.owedCopy(m.number, now, false) : queue?.unsettled(m.number);
+      const out = owed ? queue?.owedCopy(m.number, now) : queue?.unsettled(m.number);
       if (queue === undefined || out === undefined) continue;
       if (out.data.length + DATAGRAM_FRAME_OVERHEAD_MAX > budgetEnd - pos) break;
       pos = encodeFrame(
@@ -1350,7 +1351,6 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         pos,
       );
       queue.duplicated(out);
-      if (owed) queue.owedCopy(m.number, now, true);
       copied.push(m);
       path.stats.messagesSent++;
     }
@@ -1382,8 +1382,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const r = path.recovery;
       if (r.sendAllowance() <= 0 || r.nextSendTime(path.maxPacketSize, now) > now) return;
       const batch = path.copyDebt.filter(
-        (m) =>
-          !m.session.isDone && m.session.msg?.send.owedCopy(m.number, now, false) !== undefined,
+        (m) => !m.session.isDone && m.session.msg?.send.owedCopy(m.number, now) !== undefined,
       );
       path.copyDebt = [];
       if (batch.length === 0) return;

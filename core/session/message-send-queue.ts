@@ -1,6 +1,6 @@
 import type { Semantics } from '../wire/frame.js';
 
-/** Lost messages kept for an owed copy (MessageSendQueue.lostOwed), as a path's copy debt. */
+/** Lost messages kept for an owed copy (MessageSendQueue.lostOwed); the oldest go first. */
 const MAX_LOST_OWED = 1024;
 
 /** One message waiting to be sent, or sent and not yet acknowledged (reliable only). */
@@ -19,7 +19,7 @@ export interface OutMessage {
   copies: number;
   acked: boolean;
   /** A copy of it is owed to a path whose window was shut (the association's copy debt). */
-  copyOwed?: boolean;
+  copyOwed: boolean;
   /** Waiting in the repair queue after a loss. */
   inRepair: boolean;
 }
@@ -104,6 +104,7 @@ export class MessageSendQueue {
       queuedAt: now,
       copies: 0,
       acked: false,
+      copyOwed: false,
       inRepair: false,
       sentAtMicros:
         this.stampEpoch === undefined
@@ -160,6 +161,8 @@ export class MessageSendQueue {
   duplicated(message: OutMessage): void {
     message.copies++;
     this.stats.copiesSent++;
+    // An owed copy of a lost message has gone: nothing is kept for it any more.
+    if (message.copyOwed) this.lostOwed.delete(message.number);
   }
 
   /** A sent message whose fate is not known yet (for copies on other paths). */
@@ -184,10 +187,10 @@ export class MessageSendQueue {
 
   /**
    * The message an owed copy is for: still unsettled, or lost while the copy was owed
-   * (and, unreliable-ordered, still within its deadline). `take` removes a lost one:
-   * its copy is going now.
+   * (and, unreliable-ordered, still within its deadline) until that copy went
+   * (duplicated).
    */
-  owedCopy(number: number, now: number, take: boolean): OutMessage | undefined {
+  owedCopy(number: number, now: number): OutMessage | undefined {
     const m = this.unacked.get(number);
     if (m !== undefined) return m;
     const lost = this.lostOwed.get(number);
@@ -196,7 +199,6 @@ export class MessageSendQueue {
       this.lostOwed.delete(number);
       return undefined;
     }
-    if (take) this.lostOwed.delete(number);
     return lost;
   }
 
@@ -219,7 +221,7 @@ export class MessageSendQueue {
       // Not repaired: the loss is settled (and counted) as it is.
       this.unacked.delete(number);
       this.stats.lost++;
-      if (m.copyOwed === true) {
+      if (m.copyOwed) {
         this.lostOwed.set(number, m);
         if (this.lostOwed.size > MAX_LOST_OWED)
           this.lostOwed.delete(this.lostOwed.keys().next().value!);

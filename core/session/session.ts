@@ -577,8 +577,9 @@ export class Session {
   }
 
   /**
-   * Bytes left the send buffer without an acknowledgement (an unreliable message lost):
-   * reports them, and tells the application when that made room.
+   * The send buffer may have shrunk (acknowledgements, or an unreliable message that
+   * left when sent and was then lost): reports it to the association's total, and tells
+   * the application when that made room.
    */
   sendSettled(wasWritable: boolean): void {
     if (this.isDone) return;
@@ -594,8 +595,7 @@ export class Session {
   /** Called by the association after acknowledgements were applied to `send`. */
   afterAck(wasWritable: boolean): void {
     if (this.isDone) return;
-    this.syncSendHeld();
-    if (!wasWritable && this.writable) this.events?.onWritable();
+    this.sendSettled(wasWritable);
     if (this.msg !== undefined) {
       if (this.closeDue) this.host.wake(this);
       return;

@@ -80,12 +80,13 @@ describe('message send queue', () => {
     // Settled for the session (a CLOSE need not wait), but the owed copy may still go.
     expect(q.drained).toBe(true);
     expect(q.unsettled(owed.number)).toBeUndefined();
-    expect(text(q.owedCopy(owed.number, 50, false)!.data)).toBe('owed');
-    expect(q.owedCopy(owed.number, 50, true)).toBeDefined();
-    expect(q.owedCopy(owed.number, 50, false)).toBeUndefined(); // taken: one copy
+    const copy = q.owedCopy(owed.number, 50)!;
+    expect(text(copy.data)).toBe('owed');
+    q.duplicated(copy); // the owed copy went: one copy, not more
+    expect(q.owedCopy(owed.number, 50)).toBeUndefined();
     // No copy was owed: nothing kept. Past the playout deadline: dropped.
-    expect(q.owedCopy(plain.number, 50, false)).toBeUndefined();
-    expect(q.owedCopy(late.number, 150, false)).toBeUndefined();
+    expect(q.owedCopy(plain.number, 50)).toBeUndefined();
+    expect(q.owedCopy(late.number, 150)).toBeUndefined();
   });
 
   it('drops unreliable-ordered messages that waited past the deadline before sending', () => {
