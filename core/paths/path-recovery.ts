@@ -379,6 +379,11 @@ export class PathRecovery<T> implements CoupledPath {
     return this.nextPn++;
   }
 
+  /** The number the next packet will get (nextPacketNumber() without taking it). */
+  get upcomingPacketNumber(): number {
+    return this.nextPn;
+  }
+
   sendAllowance(): number {
     return Math.max(0, this.cwnd - this.bytesInFlight);
   }

@@ -1,33 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { deriveAssociationSecrets } from '../../../core/handshake/keys.js';
-import { Association } from '../../../core/session/association.js';
-import { verifyConfig } from '../../../core/session/config.js';
+import { bareAssociation, sinkSubflow } from '../../support/bare-association.js';
 import type { Path, SentRecord } from '../../../core/session/path.js';
 import type { Session } from '../../../core/session/session.js';
-import type { Subflow } from '../../../core/transport/subflow.js';
 import { ManualClock } from '../../../core/util/clock.js';
 import { BraidError } from '../../../core/util/errors.js';
-import { createLogger } from '../../../core/util/log.js';
-
-/** A subflow that goes nowhere: the association's sends are not under test here. */
-function nowhere(localAddress: string): Subflow {
-  return {
-    kind: 'udp',
-    localAddress,
-    localPort: 1,
-    remoteAddress: '10.9.9.9',
-    remotePort: 2,
-    maxPacketSize: 1452,
-    send: () => true,
-    sendParts: () => true,
-    queuedBytes: 0,
-    closed: false,
-    onPacket: () => undefined,
-    onDrain: () => undefined,
-    onClose: () => undefined,
-    close: () => undefined,
-  };
-}
 
 /** A path whose RTT samples were all `rtt` ms. */
 function measured(clock: ManualClock, path: Path, rtt: number): void {
@@ -55,16 +31,9 @@ function carry(path: Path, session: Session, offset: number, length: number, fin
 describe('tail reinjection', () => {
   it('at the end of a stream, queues again what a slower path carries that would arrive after a copy on the fastest', () => {
     const clock = new ManualClock(1000);
-    const assoc = new Association({
-      role: 'client',
-      secrets: deriveAssociationSecrets(Buffer.alloc(32, 3), Buffer.alloc(8, 4)),
-      config: verifyConfig(),
-      logger: createLogger({ level: 'silent' }),
-      peer: 'test',
-      clock,
-    });
-    const fast = assoc.addPath(0, nowhere('10.0.0.1'), 'active');
-    const slow = assoc.addPath(1, nowhere('10.0.0.2'), 'active');
+    const assoc = bareAssociation(clock);
+    const fast = assoc.addPath(0, sinkSubflow('10.0.0.1'), 'active');
+    const slow = assoc.addPath(1, sinkSubflow('10.0.0.2'), 'active');
     measured(clock, fast, 10);
     measured(clock, slow, 100);
     const session = assoc.openSession();
