@@ -331,9 +331,13 @@ export async function spawnRelay(options: {
   allow?: string;
 }): Promise<{ invite: string; stop: () => Promise<void> }> {
   const main = fileURLToPath(import.meta.url);
+  // The child runs this TypeScript file too: under tsx's CLI (npm run) execArgv carries
+  // its loader; under bin/braid.mjs, which registers tsx in its own process, it does not.
+  const loader = process.execArgv.some((a) => a.includes('tsx')) ? [] : ['--import', 'tsx'];
   const child = spawn(
     process.execPath,
     [
+      ...loader,
       ...process.execArgv,
       main,
       'relay',
@@ -464,13 +468,24 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main(process.argv.slice(2)).catch((err: unknown) => {
+/**
+ * Runs a command line and sets the exit code (2 for bad usage, 1 for any other failure)
+ * with the error on stderr: for `node core/cli/main.ts` and for bin/braid.mjs, the
+ * `braid` that package.json installs.
+ */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await main(argv);
+  } catch (err: unknown) {
     if (isBraidError(err)) process.stderr.write(`braid: ${err.message} [${err.code}]\n`);
     else
       process.stderr.write(
         `braid: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
       );
     process.exitCode = err instanceof BraidError && err.code === 'BRAID_ERR_USAGE' ? 2 : 1;
-  });
+  }
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await runCli(process.argv.slice(2));
 }

@@ -43,7 +43,11 @@ export const defaultConfig = {
   joinRetryMs: 200,
   /** Time for a peer to answer HELLO before it is taken for a legacy host. */
   helloTimeoutMs: 3000,
-  /** Largest UDP packet on a non-loopback path (IPv4 1500 MTU minus IP and UDP headers). */
+  /**
+   * Largest UDP payload on a non-loopback path: a 1500-byte MTU minus IPv6's 40-byte and
+   * UDP's 8-byte headers, so it fits either family (IPv4 alone would allow 1472). There
+   * is no path MTU discovery: a path under 1500 needs this lowered.
+   */
   udpPacketSize: 1452,
   /**
    * Largest UDP packet on loopback paths. Loopback's MTU is 64 KiB, but a socket

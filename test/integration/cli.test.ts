@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -60,4 +60,27 @@ describe('braid command line', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('runs as the `braid` that package.json installs, relay child and all', () => {
+    const root = join(import.meta.dirname, '../..');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      bin: { braid: string };
+    };
+    const bin = join(root, pkg.bin.braid);
+    expect(statSync(bin).mode & 0o111).not.toBe(0);
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+    const help = run('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('braid relay');
+    const bad = run('send', '--via', '127.0.0.2');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('BRAID_ERR_USAGE');
+    // The demo starts its relay as a child running the TypeScript sources: without
+    // tsx's CLI around it, the child needs the loader passed on (it died at once).
+    const demo = run('demo', '--bytes', '1M', '--skip-proxy');
+    expect(demo.stderr).toBe('');
+    expect(demo.status).toBe(0);
+    expect(demo.stdout).toContain('SHA-256 matches');
+  }, 90_000);
 });
