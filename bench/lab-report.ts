@@ -1,4 +1,4 @@
-import { transferCell } from '../test/lab/stats.js';
+import { cpuLine, transferCell } from '../test/lab/stats.js';
 import { describeUplink } from '../test/lab/scenario.js';
 import type { SuiteReport, SystemReport } from '../test/lab/suite.js';
 
@@ -152,6 +152,8 @@ export function formatSuite(report: SuiteReport): string {
         : '') +
       '.',
   );
+  const cpu = cpuLine(report.systems);
+  if (cpu !== undefined) lines.push(cpu);
   return lines.join('\n');
 }
 

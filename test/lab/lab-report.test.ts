@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { transferCell } from './stats.js';
+import { cpuBetween, sampleSched, type CpuShare } from './schedstat.js';
+import { cpuLine, transferCell } from './stats.js';
+import type { SystemReport } from './suite.js';
+import type { BulkResult } from './tools/bulk.js';
 
 describe('lab report: transfer cells', () => {
   it('gives the median of repeated transfers with every run beside it', () => {
@@ -26,5 +29,65 @@ describe('lab report: transfer cells', () => {
         { bytes: 1e6, error: 'reset' },
       ]),
     ).toBe('failed');
+  });
+});
+
+describe('lab report: endpoint CPU', () => {
+  const system = (label: string, extra: Partial<SystemReport>): SystemReport => ({
+    system: label,
+    label,
+    paths: [],
+    links: [],
+    transfers: [],
+    integrity: {
+      checkedBytes: 0,
+      lostBytes: 0,
+      duplicatedBytes: 0,
+      corruptBytes: 0,
+      messagesLost: 0,
+      messagesDuplicated: 0,
+    },
+    ...extra,
+  });
+  const bulk = (cpu?: CpuShare): BulkResult => ({
+    bytes: 1,
+    windowMs: 1,
+    goodputBps: 1,
+    firstByteMs: 1,
+    binMs: 100,
+    bins: [],
+    ...(cpu === undefined ? {} : { cpu }),
+  });
+
+  it("shows each system's client and server main thread, running and waiting, per second", () => {
+    expect(
+      cpuLine([
+        system('Braid', {
+          bulk: bulk({ runMsPerS: 312.4, waitMsPerS: 151.6 }),
+          serverCpu: { runMsPerS: 420, waitMsPerS: 200 },
+        }),
+        system('TCP on wifi', { bulk: bulk({ runMsPerS: 40, waitMsPerS: 2 }) }),
+        system('failed run', {}),
+      ]),
+    ).toBe(
+      'Main threads during the bulk runs, ms per s running / waiting for a CPU: ' +
+        'Braid: client 312 / 152, server 420 / 200; TCP on wifi: client 40 / 2, server -.',
+    );
+    expect(cpuLine([system('no schedstat', { bulk: bulk() })])).toBeUndefined();
+  });
+
+  it('reads a live thread and turns two samples into ms per second', () => {
+    const a = sampleSched('self');
+    expect(a).toBeDefined();
+    const until = performance.now() + 30;
+    while (performance.now() < until) {
+      // Busy: the main thread runs for these 30 ms.
+    }
+    const share = cpuBetween(a, sampleSched('self'))!;
+    expect(share.runMsPerS).toBeGreaterThan(300);
+    expect(share.runMsPerS).toBeLessThanOrEqual(1000 * 1.05);
+    expect(share.waitMsPerS).toBeGreaterThanOrEqual(0);
+    expect(sampleSched(2 ** 22 + 1)).toBeUndefined();
+    expect(cpuBetween(a, undefined)).toBeUndefined();
   });
 });

@@ -41,6 +41,13 @@ describe.skipIf(reason !== null)('lab smoke (root, netns, TUN)', () => {
       const label = s.label;
       expect(s.bulkError, label).toBeUndefined();
       expect(s.bulk!.goodputBps, label).toBeGreaterThan(0);
+      // Both ends' main threads were read over the bulk run: the server sent, the
+      // client received, so each ran; neither ran more than the whole time.
+      for (const cpu of [s.bulk!.cpu, s.serverCpu]) {
+        expect(cpu?.runMsPerS, label).toBeGreaterThan(0);
+        expect(cpu!.runMsPerS, label).toBeLessThan(1050);
+        expect(cpu!.waitMsPerS, label).toBeGreaterThanOrEqual(0);
+      }
       expect(s.transfers[0]!.error, label).toBeUndefined();
       expect(s.transfers[0]!.integrity, label).toEqual({
         checkedBytes: 1_000_000,

@@ -1,4 +1,5 @@
-import type { TransferOutcome } from './suite.js';
+import type { CpuShare } from './schedstat.js';
+import type { SystemReport, TransferOutcome } from './suite.js';
 
 /** Small statistics for the lab's reports: repeated runs are judged on their median. */
 
@@ -22,4 +23,24 @@ export function transferCell(runs: readonly TransferOutcome[]): string {
   if (done.length === 0 || done.length < runs.length) return 'failed';
   if (done.length === 1) return seconds(done[0]!);
   return `${seconds(median(done)!)} (${done.map((t) => seconds(t)).join(', ')})`;
+}
+
+/**
+ * The endpoints' main threads over each bulk run (test/lab/schedstat.ts): ms per second
+ * on a CPU and ms per second runnable but waiting for one. The emulator and both ends
+ * share the machine's cores; a wait of hundreds of ms per s stalls a user-space engine's
+ * sending and acknowledging, which the kernel's TCP does in softirq.
+ */
+export function cpuLine(systems: readonly SystemReport[]): string | undefined {
+  const share = (c: CpuShare | undefined): string =>
+    c === undefined ? '-' : `${c.runMsPerS.toFixed(0)} / ${c.waitMsPerS.toFixed(0)}`;
+  const parts = systems
+    .filter((s) => s.bulk?.cpu !== undefined || s.serverCpu !== undefined)
+    .map((s) => `${s.label}: client ${share(s.bulk?.cpu)}, server ${share(s.serverCpu)}`);
+  if (parts.length === 0) return undefined;
+  return (
+    'Main threads during the bulk runs, ms per s running / waiting for a CPU: ' +
+    parts.join('; ') +
+    '.'
+  );
 }

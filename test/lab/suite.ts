@@ -18,6 +18,7 @@ import {
 } from './baselines.js';
 import { bottleneckSpec, uplinkSpecs, type Scenario } from './scenario.js';
 import { Topology } from './topology.js';
+import { cpuBetween, sampleSched, type CpuShare, type SchedSample } from './schedstat.js';
 import type { BulkResult, MessageResult } from './tools/bulk.js';
 import { WARM_UP_BYTES } from './tools/warm-up.js';
 import type { IntegrityCounts } from './tools/payload.js';
@@ -77,6 +78,8 @@ export interface SystemReport {
   messagesError?: string;
   /** MPTCP bulk run only: MP_CAPABLE negotiated, subflows joined. */
   mptcp?: { capable: boolean; joins: number };
+  /** The sending server's main thread over the bulk run (the client's is bulk.cpu). */
+  serverCpu?: CpuShare;
   /** Scenarios that take an uplink down and bring it back: how fast the sum came back. */
   failover?: FailoverRecovery;
   /** Application bytes lost, duplicated or corrupt over all of this system's runs. */
@@ -188,13 +191,17 @@ export async function runSuite(
   });
   const servers: Array<{ stdin: NodeJS.WritableStream | null }> = [];
   try {
-    servers.push(await startServer(topo, PLAIN_PORT, false, cc));
-    if (withMptcp) servers.push(await startServer(topo, MPTCP_PORT, true, cc));
+    const plain = await startServer(topo, PLAIN_PORT, false, cc);
+    servers.push(plain);
+    const mptcpServer = withMptcp ? await startServer(topo, MPTCP_PORT, true, cc) : undefined;
+    if (mptcpServer !== undefined) servers.push(mptcpServer);
     let invite = '';
+    let braidPid: number | undefined;
     if (withBraid) {
       const braid = await startBraidServer(topo, ['--warm-up', String(WARM_UP_BYTES)]);
       servers.push(braid.child);
       invite = braid.invite;
+      braidPid = braid.child.pid;
     }
     const ccArgs = cc === undefined ? [] : ['--cc', cc];
     interface System {
@@ -203,6 +210,8 @@ export async function runSuite(
       args: string[];
       mptcp: boolean;
       tool?: string;
+      /** The server process that sends to this system's client. */
+      serverPid: number | undefined;
     }
     const systems: System[] = [];
     if (withBraid)
@@ -220,6 +229,7 @@ export async function runSuite(
         ],
         mptcp: false,
         tool: braidBulkPath,
+        serverPid: braidPid,
       });
     for (const u of topo.uplinks) {
       if (options.tcpUplinks !== undefined && !options.tcpUplinks.includes(u.name)) continue;
@@ -236,6 +246,7 @@ export async function runSuite(
           ...ccArgs,
         ],
         mptcp: false,
+        serverPid: plain.pid,
       });
     }
     if (withMptcp)
@@ -244,6 +255,7 @@ export async function runSuite(
         label: 'MPTCP (kernel)',
         args: ['--host', topo.serverAddress, '--port', String(MPTCP_PORT), ...ccArgs],
         mptcp: true,
+        serverPid: mptcpServer?.pid,
       });
 
     const measure = async (
@@ -251,28 +263,39 @@ export async function runSuite(
       mode: string[],
       what: string,
       limitMs: number,
-    ): Promise<{ result: BulkResult; paths: PathSeries[]; links: LinkRunStats[] }> => {
+    ): Promise<{
+      result: BulkResult;
+      paths: PathSeries[];
+      links: LinkRunStats[];
+      serverCpu: CpuShare | undefined;
+    }> => {
       await resetLinks(topo, scenario);
       await sleep(SETTLE_MS);
       progress(`  ${scenario.name}: ${sys.label}: ${what} ...`);
       await Promise.all(topo.uplinks.map((u) => u.link.stats(true)));
       let timeline: ReturnType<typeof startTimeline> | undefined;
+      const pid = sys.serverPid;
+      let serverStart: SchedSample | undefined;
       try {
         const result = await runClient(
           topo,
           [...sys.args, ...mode],
           sys.mptcp,
-          () => (timeline = startTimeline(topo, scenario, true)),
+          () => {
+            timeline = startTimeline(topo, scenario, true);
+            serverStart = pid === undefined ? undefined : sampleSched(pid);
+          },
           sys.tool,
           limitMs,
         );
+        const serverCpu = cpuBetween(serverStart, pid === undefined ? undefined : sampleSched(pid));
         const stopping = timeline;
         timeline = undefined;
         const paths = stopping === undefined ? [] : await stopping.stop();
         const links = await Promise.all(
           topo.uplinks.map((u) => linkRunStats(u.name, u.link, true)),
         );
-        return { result, paths, links };
+        return { result, paths, links, serverCpu };
       } finally {
         // A failed run still stops its events before the next run resets the links;
         // the run's own error is the one reported, this one only noted.
@@ -323,6 +346,7 @@ export async function runSuite(
         const failover = failoverRecovery(scenario, run.paths);
         if (failover !== undefined) report.failover = failover;
         report.links = run.links;
+        if (run.serverCpu !== undefined) report.serverCpu = run.serverCpu;
         count(run.result.integrity);
       } catch (err) {
         report.bulkError = message(err);

@@ -4,6 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import koffi from 'koffi';
 import { BraidError } from '../../../core/util/errors.js';
+import { cpuBetween, sampleSched, type CpuShare, type SchedSample } from '../schedstat.js';
 import {
   encodeMessage,
   MessageReceiver,
@@ -94,6 +95,8 @@ export interface BulkResult {
   integrity?: IntegrityCounts;
   /** Messages mode. */
   messages?: MessageResult;
+  /** The receiving process's main thread from the first byte to the result (schedstat.ts). */
+  cpu?: CpuShare;
 }
 
 export const BIN_MS = 100;
@@ -136,12 +139,15 @@ export class Receiver {
   maxGapAtMs = 0;
   readonly bins: number[] = [];
   readonly verifier = new PatternVerifier();
+  private sched: SchedSample | undefined;
   constructor(private readonly start: number) {}
 
   /** Counts `n` bytes arriving at `now` (performance.now()). */
   add(n: number, now: number): void {
-    if (this.first < 0) this.first = now;
-    else if (now - this.last > this.maxGapMs) {
+    if (this.first < 0) {
+      this.first = now;
+      this.sched = sampleSched('self');
+    } else if (now - this.last > this.maxGapMs) {
       this.maxGapMs = now - this.last;
       this.maxGapAtMs = this.last - this.first;
     }
@@ -163,6 +169,7 @@ export class Receiver {
     // A path that never came back leaves a gap up to the end of the window.
     const tail = this.first < 0 ? 0 : this.first + window - this.last;
     const gap = tail > this.maxGapMs ? { ms: tail, at: this.last - this.first } : undefined;
+    const cpu = cpuBetween(this.sched, sampleSched('self'));
     return {
       bytes: this.bytes,
       windowMs: window,
@@ -174,6 +181,7 @@ export class Receiver {
       maxGapMs: gap?.ms ?? this.maxGapMs,
       maxGapAtMs: gap?.at ?? this.maxGapAtMs,
       integrity: this.verifier.finish(expectedBytes),
+      ...(cpu === undefined ? {} : { cpu }),
     };
   }
 }
