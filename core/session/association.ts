@@ -108,6 +108,14 @@ const MAX_RETIRED_PATH_IDS = 65_536;
 
 /** Period of the never-worse guard and the discordance monitor. */
 const TICK_MS = 250;
+/**
+ * A stream's send buffer empty without a FIN for this long is taken to be the end of
+ * what its application had to say for now, and its tail is reinjected (checkIdleTails).
+ * Long enough for an application writing in a loop to have written again, short beside
+ * any path's RTT.
+ */
+const IDLE_TAIL_MS = 2;
+
 /** A path that sent nothing ACK-eliciting for this long is probed (ms). */
 const RTT_REFRESH_MS = 1000;
 /** Loss objective: messages a path may owe copies of (oldest dropped beyond). */
@@ -1218,6 +1226,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.flushScheduled = false;
     if (this.state_ === 'closed') return;
     const now = this.clock.now();
+    if (this.drained.length > 0) this.checkIdleTails(now);
     let sent = 0;
     this.schedRetryAt = Infinity;
     let live = this.live;
@@ -1516,8 +1525,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         path.stats.streamBytesSent += range.length;
         session.bytesByPath.set(path.id, (session.bytesByPath.get(path.id) ?? 0) + range.length);
         ackEliciting = true;
-        if (range.fin && !session.tailChecked && !session.send.hasPending)
-          (this.tailDue ??= []).push(session);
+        if (!session.tailChecked && !session.send.hasPending)
+          this.noteTail(session, range.fin, now);
         if (!session.send.hasPending && !session.openPending && !session.maxDataPending)
           this.unready(this.readyRr);
       }
@@ -1543,14 +1552,49 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private tailDue: Session[] | null = null;
 
   /**
-   * The end of a stream just went out with nothing else left to send: the transfer
-   * completes when its last byte arrives, and bytes still in flight on a slower path
+   * Streams whose send buffer emptied without a FIN: a response on a kept-alive
+   * connection, the end of a burst. What the application wrote so far waits on its last
+   * bytes just as at a FIN, but the application may be about to write more (a bulk
+   * source slower than the paths empties the buffer between its writes), so the tail is
+   * looked at only once the buffer stayed empty for IDLE_TAIL_MS (checkIdleTails).
+   */
+  private drained: Session[] = [];
+
+  /** `session` just sent all it had: its FIN (tail now), or the end of a burst (idle tail). */
+  private noteTail(session: Session, fin: boolean, now: number): void {
+    if (fin) (this.tailDue ??= []).push(session);
+    else if (session.drainedAt < 0) {
+      session.drainedAt = now;
+      this.drained.push(session);
+    }
+  }
+
+  /** Reinjects the tails of streams whose send buffer stayed empty for IDLE_TAIL_MS. */
+  private checkIdleTails(now: number): void {
+    let kept = 0;
+    for (const s of this.drained) {
+      // A write or the end since (drainedAt reset), or a session gone: not a tail now.
+      if (s.drainedAt < 0 || s.isDone) continue;
+      if (s.drainedAt + IDLE_TAIL_MS > now) {
+        this.drained[kept++] = s;
+        continue;
+      }
+      s.drainedAt = -1;
+      if (!s.tailChecked && !s.send.hasPending) this.reinjectTail(s, now);
+    }
+    this.drained.length = kept;
+  }
+
+  /**
+   * The end of a stream (its FIN) or of a burst (checkIdleTails) went out with nothing
+   * else left to send: the transfer or the response completes when its last byte
+   * arrives, and bytes still in flight on a slower path
    * arrive after what the fastest path could deliver now. Those bytes are queued once
    * more (as repairs, so they go on the path where they arrive first); the receiver
    * keeps whichever copy comes first. This is opportunistic reinjection at the tail
    * (Raiciu et al., NSDI 2012; the tail case of ECF/BLEST): in the lab's 1 MB
    * downloads the last bytes trailed on LTE (60 ms, 10 ms jitter) or the tether
-   * (100 ms) behind an idle Wi-Fi. Done once per stream, costing at most what the
+   * (100 ms) behind an idle Wi-Fi. Done once per tail, costing at most what the
    * slower paths had in flight of it.
    */
   private reinjectTail(session: Session, now: number): void {
@@ -1706,6 +1750,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     for (const s of this.heldSessions) at = Math.min(at, s.msg!.recv.nextDeadline);
     if (this.sessions.size > 0) at = Math.min(at, this.nextTickAt);
     if (dataWaiting && this.schedRetryAt > now) at = Math.min(at, this.schedRetryAt);
+    for (const s of this.drained)
+      if (s.drainedAt >= 0) at = Math.min(at, s.drainedAt + IDLE_TAIL_MS);
     at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
     if (this.state_ === 'orphaned') at = Math.min(at, this.orphanedAt + this.config.idleTimeoutMs);
     if (at >= this.timerAt - 0.25 && this.timer !== undefined) return;

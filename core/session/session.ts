@@ -125,8 +125,14 @@ export class Session {
   holSince = 0;
   /** Stream bytes queued again on a stuck prefix (SendStream.reinjectHead). */
   holReinjectedBytes = 0;
-  /** The end of the stream went out and its tail was looked at (association reinjectTail). */
+  /**
+   * The tail of what was written went out and was looked at (association reinjectTail):
+   * at the FIN, or once the send buffer stayed empty for a moment. A write or the end
+   * starts a new tail.
+   */
   tailChecked = false;
+  /** When the send buffer emptied without a FIN (association idle tails); -1 when not. */
+  drainedAt = -1;
   /** Stream bytes in flight on slower paths sent again on the fastest at the end of the stream. */
   tailReinjectedBytes = 0;
   /** Stream payload bytes this session sent on each path (fresh and retransmitted). */
@@ -527,6 +533,8 @@ export class Session {
       });
     }
     this.send.write(chunk);
+    this.tailChecked = false;
+    this.drainedAt = -1;
     this.syncSendHeld();
     this.host.wake(this);
   }
@@ -537,6 +545,8 @@ export class Session {
       this.closing = true;
     } else {
       this.send.end();
+      this.tailChecked = false;
+      this.drainedAt = -1;
     }
     this.host.wake(this);
   }

@@ -63,3 +63,76 @@ describe('tail reinjection', () => {
     assoc.close();
   });
 });
+
+describe('idle tail reinjection (a burst without a FIN)', () => {
+  type Internals = {
+    noteTail(s: Session, fin: boolean, now: number): void;
+    checkIdleTails(now: number): void;
+  };
+
+  /** A session that wrote 4000 bytes, all sent: 2000-4000 just now on the slow path. */
+  function burst(): { clock: ManualClock; assoc: Internals; session: Session; close(): void } {
+    const clock = new ManualClock(1000);
+    const assoc = bareAssociation(clock);
+    const fast = assoc.addPath(0, sinkSubflow('10.0.0.1'), 'active');
+    const slow = assoc.addPath(1, sinkSubflow('10.0.0.2'), 'active');
+    measured(clock, fast, 10);
+    measured(clock, slow, 100);
+    const session = assoc.openSession();
+    session.send.write(Buffer.alloc(4000));
+    while (session.send.nextRange(1000) !== undefined);
+    expect(session.send.hasPending).toBe(false);
+    carry(fast, session, 0, 2000);
+    carry(slow, session, 2000, 1000);
+    carry(slow, session, 3000, 1000);
+    const internals = assoc as unknown as Internals;
+    internals.noteTail(session, false, clock.now());
+    return { clock, assoc: internals, session, close: () => assoc.close() };
+  }
+
+  it('reinjects what the slower path carries once the send buffer stayed empty for 2 ms', () => {
+    const { clock, assoc, session, close } = burst();
+    clock.advance(1);
+    assoc.checkIdleTails(clock.now());
+    expect(session.tailReinjectedBytes).toBe(0);
+    clock.advance(1);
+    assoc.checkIdleTails(clock.now());
+    expect(session.tailReinjectedBytes).toBe(2000);
+    expect(session.send.nextRange(5000)).toEqual({ offset: 2000, length: 2000, fin: false });
+    // Once per tail: a later check finds nothing new.
+    clock.advance(5);
+    assoc.checkIdleTails(clock.now());
+    expect(session.tailReinjectedBytes).toBe(2000);
+    close();
+  });
+
+  it('leaves a burst alone when the application writes again within those 2 ms', () => {
+    const { clock, assoc, session, close } = burst();
+    clock.advance(1);
+    session.write(Buffer.alloc(10));
+    clock.advance(5);
+    assoc.checkIdleTails(clock.now());
+    expect(session.tailReinjectedBytes).toBe(0);
+    expect(session.tailChecked).toBe(false);
+    close();
+  });
+
+  it('is noted when a flush sends all a stream had, and a FIN looks at its tail at once instead', async () => {
+    const clock = new ManualClock(1000);
+    const bare = bareAssociation(clock);
+    const sent: Buffer[] = [];
+    bare.addPath(0, sinkSubflow('10.0.0.1', sent), 'active');
+    const session = bare.openSession();
+    session.write(Buffer.alloc(3000));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sent.length).toBeGreaterThan(0);
+    expect(session.send.hasPending).toBe(false);
+    expect(session.drainedAt).toBe(clock.now());
+    expect(session.tailChecked).toBe(false);
+    session.end();
+    expect(session.drainedAt).toBe(-1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(session.tailChecked).toBe(true);
+    bare.close();
+  });
+});
