@@ -11,7 +11,10 @@ const quiet = createLogger({ level: 'error' });
 describe('the end of a stream does not wait for a slower path', () => {
   const serverOf = useListener();
 
-  const upload = async (slowMs: number | undefined) => {
+  const total = 4 * 1024 * 1024;
+
+  /** Uploads `total` bytes, ending the stream (a FIN) or leaving it open after them. */
+  const upload = async (slowMs: number | undefined, end = true) => {
     const received = new Promise<{ bytes: number; sha: string }>((resolve) => {
       serverOf().listener.once('stream', (stream) => {
         const hash = createHash('sha256');
@@ -19,10 +22,12 @@ describe('the end of a stream does not wait for a slower path', () => {
         stream.on('data', (d: Buffer) => {
           bytes += d.length;
           hash.update(d);
+          // Left open: all of it is the whole response.
+          if (!end && bytes === total) resolve({ bytes, sha: hash.digest('hex') });
         });
         stream.on('end', () => stream.end());
         // Both halves done before the client closes the association.
-        stream.on('close', () => resolve({ bytes, sha: hash.digest('hex') }));
+        if (end) stream.on('close', () => resolve({ bytes, sha: hash.digest('hex') }));
       });
     });
     const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
@@ -45,11 +50,17 @@ describe('the end of a stream does not wait for a slower path', () => {
     try {
       const stream = client.openStream();
       const session = [...client.association.sessions.values()][0]!;
-      const total = 4 * 1024 * 1024;
-      const sha = await writeNumberedBlocks(stream, total);
+      const sha = await writeNumberedBlocks(stream, total, end);
       const got = await received;
       expect(got.bytes).toBe(total);
       expect(got.sha).toBe(sha);
+      if (!end) {
+        // Nothing more was written: 2 ms after the buffer emptied the tail was looked at.
+        const until = Date.now() + 2000;
+        while (!session.tailChecked && Date.now() < until)
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(stream.writable).toBe(true);
+      }
       return { session, slowBytes: session.bytesByPath };
     } finally {
       client.close();
@@ -63,5 +74,13 @@ describe('the end of a stream does not wait for a slower path', () => {
     expect([...slowBytes.values()].every((b) => b > 0)).toBe(true);
     expect(session.tailChecked).toBe(true);
     console.info(`tail reinjected ${session.tailReinjectedBytes} bytes`);
+  });
+
+  it('looks at the tail of a burst left open without a FIN, and every byte arrives once', async () => {
+    const { session, slowBytes } = await upload(60, false);
+    expect([...slowBytes.values()].every((b) => b > 0)).toBe(true);
+    expect(session.tailChecked).toBe(true);
+    expect(session.drainedAt).toBe(-1);
+    console.info(`idle tail reinjected ${session.tailReinjectedBytes} bytes`);
   });
 });

@@ -10,7 +10,12 @@ export const NUMBERED_BLOCK_BYTES = 64 * 1024;
  * misplaced block changes the digest), waiting for 'drain', then ends the stream.
  * Returns the SHA-256 of what was written, for the receiver's digest to match.
  */
-export async function writeNumberedBlocks(stream: Writable, total: number): Promise<string> {
+export async function writeNumberedBlocks(
+  stream: Writable,
+  total: number,
+  /** false: leave the stream open after the last block (a response on a kept-alive stream). */
+  end = true,
+): Promise<string> {
   const hash = createHash('sha256');
   const block = randomBytes(NUMBERED_BLOCK_BYTES);
   for (let sent = 0; sent < total; sent += block.length) {
@@ -18,6 +23,6 @@ export async function writeNumberedBlocks(stream: Writable, total: number): Prom
     hash.update(block);
     if (!stream.write(Buffer.from(block))) await once(stream, 'drain');
   }
-  stream.end();
+  if (end) stream.end();
   return hash.digest('hex');
 }
