@@ -147,6 +147,12 @@ export interface SessionView {
   /** Bytes per second sent over the last window. */
   rateBps: number;
   split: SessionSplit[];
+  /**
+   * Of `bytes`, stream bytes sent again on the fastest path while their first copy was
+   * still in flight on a slower one: at the end of a stream or burst, and on a prefix
+   * stuck behind a slow path. What the striping's latency cost in extra traffic.
+   */
+  reinjectedBytes: number;
 }
 
 /** Where an app's traffic goes now. */

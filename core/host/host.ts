@@ -877,6 +877,7 @@ export class BraidHost extends EventEmitter<HostEvents> {
             uplinkId: pathViews.find((p) => p.id === pathId)?.uplinkId ?? String(pathId),
             share: splitSum > 0 ? s / splitSum : 0,
           })),
+        reinjectedBytes: session.tailReinjectedBytes + session.holReinjectedBytes,
       });
     }
     for (const id of this.sessionMarks.keys()) if (!seen.has(id)) this.sessionMarks.delete(id);

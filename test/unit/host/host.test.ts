@@ -78,6 +78,12 @@ describe('BraidHost in demo mode (embedded relay, loopback uplinks)', () => {
     expect(u.paths).toHaveLength(3);
     expect(u.apps.map((a) => a.route.kind)).toEqual(['association', 'association', 'association']);
     expect(u.sessions.map((s) => s.appName).sort()).toEqual(['Firefox', 'Syncthing', 'Zoom']);
+    for (const s of u.sessions) {
+      // Reinjected bytes are a part of what the session sent.
+      expect(Number.isSafeInteger(s.reinjectedBytes), s.appName).toBe(true);
+      expect(s.reinjectedBytes, s.appName).toBeGreaterThanOrEqual(0);
+      expect(s.reinjectedBytes, s.appName).toBeLessThanOrEqual(s.bytes);
+    }
     expect(u.association).toBe('active');
   });
 
