@@ -1426,14 +1426,19 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     let chunks: SentChunk[] | null = null;
     let control: Frame[] | null = null;
 
-    if (path.ackPending || path.ackNow) pos = this.writeAck(path, buf, pos, budgetEnd);
+    const closing = this.closingPackets;
+    if (path.ackPending || path.ackNow || closing) pos = this.writeAck(path, buf, pos, budgetEnd);
     // ACKs may travel on any path (DESIGN §3): those of a suspect path ride here, so
     // the peer learns what arrived on it even when its return direction is broken.
-    if (path.state === 'active') {
+    // Each closing packet carries every path's: the first to arrive closes the peer's
+    // end, and what it had sent last (a FIN) may have come in on another path, whose
+    // own closing packet is still on its way (the peer's stream then failed at a close
+    // after both ends had finished).
+    if (path.state === 'active' || closing) {
       for (const other of this.live) {
-        if (other !== path && other.state === 'suspect' && (other.ackPending || other.ackNow)) {
+        if (other === path) continue;
+        if (closing || (other.state === 'suspect' && (other.ackPending || other.ackNow)))
           pos = this.writeAck(other, buf, pos, budgetEnd);
-        }
       }
     }
     while (path.pending.length > 0) {
@@ -1932,6 +1937,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.fail(error, true, error === undefined);
   }
 
+  /** While fail() sends the closing packets: each carries every path's ACK. */
+  private closingPackets = false;
+
   private fail(error: BraidError | undefined, tellPeer: boolean, byApplication = false): void {
     if (this.state_ === 'closed') return;
     if (tellPeer) {
@@ -1939,6 +1947,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         error === undefined
           ? { type: 'error', code: 0, reason: 'closed' }
           : { type: 'error', code: error.wireCode, reason: error.message.slice(0, 200) };
+      this.closingPackets = true;
       for (const path of this.live) {
         if (path.state === 'active' || path.state === 'suspect') {
           path.pending.length = 0;
@@ -1946,6 +1955,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           this.sendPacket(path, this.clock.now(), false);
         }
       }
+      this.closingPackets = false;
     }
     this.closeError = error;
     this.transition('closed');
