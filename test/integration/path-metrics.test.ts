@@ -30,7 +30,12 @@ describe('a listener keeps what ended paths learned for the next path from the s
       })();
     });
     const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
-    const random = seededRandom(7);
+    // Lossy for the transfer only: the client's close is one packet (per path), and a
+    // dropped one left the server to learn of it at its idle timeout (a clean-clone CI
+    // run waited the 10 s below in vain).
+    const seeded = seededRandom(7);
+    let lossy = true;
+    const random = (): number => (lossy ? seeded() : 1);
     const first = await BraidClient.connect({
       invite,
       via: ['127.0.0.2'],
@@ -48,6 +53,7 @@ describe('a listener keeps what ended paths learned for the next path from the s
     expect(got).toBe(total);
     expect(counters.dropped).toBeGreaterThan(10);
     await serverDone;
+    lossy = false;
     const closed = new Promise((r) => first.client.association.once('closed', r));
     first.client.close();
     await closed;
