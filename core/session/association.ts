@@ -1415,10 +1415,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   /**
    * Builds and sends one packet on `path`: its ACK, its own pending frames, session
-   * control, and (if `withData`) stream data up to the packet size. Returns false
-   * when there was nothing to put in it.
+   * control, and (if `withData`) stream data up to the packet size. A `closing` packet
+   * (fail) carries every path's ACK. Returns false when there was nothing to put in it.
    */
-  private sendPacket(path: Path, now: number, withData: boolean): boolean {
+  private sendPacket(path: Path, now: number, withData: boolean, closing = false): boolean {
     const buf = this.scratch;
     const budgetEnd = payloadBudgetEnd(path);
     let pos = HEADER_ROOM;
@@ -1426,7 +1426,6 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     let chunks: SentChunk[] | null = null;
     let control: Frame[] | null = null;
 
-    const closing = this.closingPackets;
     if (path.ackPending || path.ackNow || closing) pos = this.writeAck(path, buf, pos, budgetEnd);
     // ACKs may travel on any path (DESIGN §3): those of a suspect path ride here, so
     // the peer learns what arrived on it even when its return direction is broken.
@@ -1937,9 +1936,6 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.fail(error, true, error === undefined);
   }
 
-  /** While fail() sends the closing packets: each carries every path's ACK. */
-  private closingPackets = false;
-
   private fail(error: BraidError | undefined, tellPeer: boolean, byApplication = false): void {
     if (this.state_ === 'closed') return;
     if (tellPeer) {
@@ -1947,15 +1943,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
         error === undefined
           ? { type: 'error', code: 0, reason: 'closed' }
           : { type: 'error', code: error.wireCode, reason: error.message.slice(0, 200) };
-      this.closingPackets = true;
       for (const path of this.live) {
         if (path.state === 'active' || path.state === 'suspect') {
           path.pending.length = 0;
           path.pending.push(frame);
-          this.sendPacket(path, this.clock.now(), false);
+          this.sendPacket(path, this.clock.now(), false, true);
         }
       }
-      this.closingPackets = false;
     }
     this.closeError = error;
     this.transition('closed');

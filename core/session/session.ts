@@ -533,10 +533,15 @@ export class Session {
       });
     }
     this.send.write(chunk);
-    this.tailChecked = false;
-    this.drainedAt = -1;
+    this.startTail();
     this.syncSendHeld();
     this.host.wake(this);
+  }
+
+  /** More was written, or the end: a new tail, not yet looked at nor waiting to be. */
+  private startTail(): void {
+    this.tailChecked = false;
+    this.drainedAt = -1;
   }
 
   end(): void {
@@ -545,8 +550,7 @@ export class Session {
       this.closing = true;
     } else {
       this.send.end();
-      this.tailChecked = false;
-      this.drainedAt = -1;
+      this.startTail();
     }
     this.host.wake(this);
   }

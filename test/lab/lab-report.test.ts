@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cpuBetween, sampleSched, type CpuShare } from './schedstat.js';
 import { cpuLine, transferCell } from './stats.js';
-import type { SystemReport } from './suite.js';
+import { emptySystemReport, type SystemReport } from './suite.js';
 import type { BulkResult } from './tools/bulk.js';
 
 describe('lab report: transfer cells', () => {
@@ -34,19 +34,7 @@ describe('lab report: transfer cells', () => {
 
 describe('lab report: endpoint CPU', () => {
   const system = (label: string, extra: Partial<SystemReport>): SystemReport => ({
-    system: label,
-    label,
-    paths: [],
-    links: [],
-    transfers: [],
-    integrity: {
-      checkedBytes: 0,
-      lostBytes: 0,
-      duplicatedBytes: 0,
-      corruptBytes: 0,
-      messagesLost: 0,
-      messagesDuplicated: 0,
-    },
+    ...emptySystemReport(label, label),
     ...extra,
   });
   const bulk = (cpu?: CpuShare): BulkResult => ({

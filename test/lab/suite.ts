@@ -86,6 +86,25 @@ export interface SystemReport {
   integrity: IntegrityCounts & { messagesLost: number; messagesDuplicated: number };
 }
 
+/** A system's report before any run: no results, nothing counted. */
+export function emptySystemReport(system: string, label: string): SystemReport {
+  return {
+    system,
+    label,
+    paths: [],
+    links: [],
+    transfers: [],
+    integrity: {
+      checkedBytes: 0,
+      lostBytes: 0,
+      duplicatedBytes: 0,
+      corruptBytes: 0,
+      messagesLost: 0,
+      messagesDuplicated: 0,
+    },
+  };
+}
+
 export interface SuiteReport {
   scenario: Scenario;
   congestionControl: string;
@@ -309,21 +328,7 @@ export async function runSuite(
 
     const reports: SystemReport[] = [];
     for (const sys of systems) {
-      const report: SystemReport = {
-        system: sys.system,
-        label: sys.label,
-        paths: [],
-        links: [],
-        transfers: [],
-        integrity: {
-          checkedBytes: 0,
-          lostBytes: 0,
-          duplicatedBytes: 0,
-          corruptBytes: 0,
-          messagesLost: 0,
-          messagesDuplicated: 0,
-        },
-      };
+      const report = emptySystemReport(sys.system, sys.label);
       const count = (i: IntegrityCounts | undefined): void => {
         if (i === undefined) return;
         report.integrity.checkedBytes += i.checkedBytes;

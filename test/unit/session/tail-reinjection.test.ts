@@ -28,20 +28,28 @@ function carry(path: Path, session: Session, offset: number, length: number, fin
   r.onPacketSent(r.nextPacketNumber(), length + 40, true, record);
 }
 
+/**
+ * A fast (10 ms) and a slow (100 ms) path, and a session that wrote 4000 bytes (and its
+ * end when `fin`), all taken for sending: nothing is left but the packets in flight.
+ */
+function sentOnTwoPaths(fin: boolean) {
+  const clock = new ManualClock(1000);
+  const assoc = bareAssociation(clock);
+  const fast = assoc.addPath(0, sinkSubflow('10.0.0.1'), 'active');
+  const slow = assoc.addPath(1, sinkSubflow('10.0.0.2'), 'active');
+  measured(clock, fast, 10);
+  measured(clock, slow, 100);
+  const session = assoc.openSession();
+  session.send.write(Buffer.alloc(4000));
+  if (fin) session.send.end();
+  while (session.send.nextRange(1000) !== undefined);
+  expect(session.send.hasPending).toBe(false);
+  return { clock, assoc, fast, slow, session };
+}
+
 describe('tail reinjection', () => {
   it('at the end of a stream, queues again what a slower path carries that would arrive after a copy on the fastest', () => {
-    const clock = new ManualClock(1000);
-    const assoc = bareAssociation(clock);
-    const fast = assoc.addPath(0, sinkSubflow('10.0.0.1'), 'active');
-    const slow = assoc.addPath(1, sinkSubflow('10.0.0.2'), 'active');
-    measured(clock, fast, 10);
-    measured(clock, slow, 100);
-    const session = assoc.openSession();
-    session.send.write(Buffer.alloc(4000));
-    session.send.end();
-    // Everything goes out: nothing is left to send but the packets in flight.
-    while (session.send.nextRange(1000) !== undefined);
-    expect(session.send.hasPending).toBe(false);
+    const { clock, assoc, fast, slow, session } = sentOnTwoPaths(true);
     // 0-1000 left on the slow path 90 ms ago: it arrived (about 50 ms after leaving).
     carry(slow, session, 0, 1000);
     clock.advance(85);
@@ -72,16 +80,7 @@ describe('idle tail reinjection (a burst without a FIN)', () => {
 
   /** A session that wrote 4000 bytes, all sent: 2000-4000 just now on the slow path. */
   function burst(): { clock: ManualClock; assoc: Internals; session: Session; close(): void } {
-    const clock = new ManualClock(1000);
-    const assoc = bareAssociation(clock);
-    const fast = assoc.addPath(0, sinkSubflow('10.0.0.1'), 'active');
-    const slow = assoc.addPath(1, sinkSubflow('10.0.0.2'), 'active');
-    measured(clock, fast, 10);
-    measured(clock, slow, 100);
-    const session = assoc.openSession();
-    session.send.write(Buffer.alloc(4000));
-    while (session.send.nextRange(1000) !== undefined);
-    expect(session.send.hasPending).toBe(false);
+    const { clock, assoc, fast, slow, session } = sentOnTwoPaths(false);
     carry(fast, session, 0, 2000);
     carry(slow, session, 2000, 1000);
     carry(slow, session, 3000, 1000);
