@@ -18,8 +18,10 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // ws's optional native helpers are loaded only if present.
-  external: ['electron', 'bufferutil', 'utf-8-validate'],
+  // ws's optional native helpers are loaded only if present; koffi (UDP segmentation
+  // offload, core/transport/udp-gso.ts) is a native module that electron-builder
+  // ships unpacked beside the bundle.
+  external: ['electron', 'bufferutil', 'utf-8-validate', 'koffi'],
   banner: {
     // Bundled CommonJS dependencies (ws) call require(); give the ES module one.
     js: "import { createRequire as __braidRequire } from 'node:module'; const require = __braidRequire(import.meta.url);",

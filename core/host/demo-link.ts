@@ -52,11 +52,13 @@ export function demoLink(
   const release = (): void => {
     timer = undefined;
     const now = clock.now();
+    inner.cork();
     while (queue.length > 0 && queue[0]!.at <= now + 0.5) {
       const item = queue.shift()!;
       queued -= item.packet.length;
       if (!inner.closed) inner.send(item.packet);
     }
+    inner.uncork();
     if (full && queued < QUEUE_LIMIT / 2) {
       full = false;
       onDrain();
@@ -115,6 +117,9 @@ export function demoLink(
       // The line holds whole packets; at demo rates one join per packet costs nothing.
       return wrapper.send(Buffer.concat(parts));
     },
+    // The line releases packets by their own times; each release is corked on `inner`.
+    cork(): void {},
+    uncork(): void {},
     get onPacket() {
       return onPacket;
     },

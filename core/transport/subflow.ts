@@ -31,6 +31,14 @@ export interface Subflow {
    * iovec on UDP, one record in a writev on TCP. The same reference rule applies.
    */
   sendParts(parts: readonly Buffer[]): boolean;
+  /**
+   * Holds what send() and sendParts() take until uncork(), so that a flush's packets
+   * leave together: on UDP in runs of one system call each (segmentation offload), on
+   * TCP in one writev. Sends return as they would uncorked. Not nested.
+   */
+  cork(): void;
+  /** Sends what cork() held, in order. */
+  uncork(): void;
   /** Bytes accepted by send() but not yet handed to the kernel. */
   readonly queuedBytes: number;
   readonly closed: boolean;

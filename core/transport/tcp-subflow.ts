@@ -170,6 +170,15 @@ class TcpSubflow implements Subflow {
     return this.endRecord();
   }
 
+  cork(): void {
+    if (!this.closed_) this.socket.cork();
+  }
+
+  /** The corked records leave in one writev. */
+  uncork(): void {
+    if (this.socket.writableCorked > 0) this.socket.uncork();
+  }
+
   /** Writes the length prefix of a record of `length` bytes; false when closed. */
   private startRecord(length: number): boolean {
     if (this.closed_) return false;

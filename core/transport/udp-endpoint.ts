@@ -4,6 +4,12 @@ import { BraidError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Subflow } from './subflow.js';
 import {
+  DatagramBatch,
+  SegmentingSender,
+  segmentationByDefault,
+  type SegmentationStats,
+} from './udp-gso.js';
+import {
   applySocketBuffers,
   checkAddress,
   transportLogger,
@@ -15,6 +21,8 @@ import {
 export interface UdpEndpointOptions {
   recvBufferSize?: number;
   sendBufferSize?: number;
+  /** As UdpSubflowOptions.segmentation: default on, unless BRAID_UDP_GSO=0. */
+  segmentation?: boolean;
   logger?: Logger;
 }
 
@@ -44,6 +52,8 @@ class VirtualUdpSubflow implements Subflow {
   onPacket: (packet: Buffer) => void = () => undefined;
   onDrain: () => void = () => undefined;
   onClose: (error: BraidError | undefined) => void = () => undefined;
+  private corked = false;
+  private readonly batch = new DatagramBatch();
 
   constructor(
     private readonly endpoint: UdpEndpoint,
@@ -67,9 +77,9 @@ class VirtualUdpSubflow implements Subflow {
     return this.endpoint.port;
   }
 
-  /** The shared socket's queue: the kernel took everything else. */
+  /** The shared socket's queue (the kernel took everything else) and what cork() holds. */
   get queuedBytes(): number {
-    return this.closed_ ? 0 : this.endpoint.queuedBytes;
+    return this.closed_ ? 0 : this.endpoint.queuedBytes + this.batch.bytes;
   }
 
   send(packet: Uint8Array): boolean {
@@ -80,17 +90,52 @@ class VirtualUdpSubflow implements Subflow {
     return this.transmit(parts);
   }
 
-  private transmit(packet: Uint8Array | readonly Buffer[]): boolean {
-    if (this.closed_) return false;
-    const error = this.invalid ?? this.endpoint.sendTo(packet, this.remoteAddress, this.remotePort);
-    if (error === undefined) return true;
-    this.endpoint.release(this, error);
-    return false;
+  cork(): void {
+    this.corked = true;
   }
 
+  uncork(): void {
+    this.corked = false;
+    if (this.batch.count === 0 || this.closed_) return;
+    const error =
+      this.invalid ?? this.endpoint.sendBatch(this.batch, this.remoteAddress, this.remotePort);
+    this.batch.clear();
+    if (error !== undefined) this.endpoint.release(this, error);
+  }
+
+  private transmit(packet: Uint8Array | readonly Buffer[]): boolean {
+    if (this.closed_) return false;
+    this.batch.add(packet);
+    if (!this.corked) this.uncork();
+    return !this.closed_;
+  }
+
+  /** Sends what cork() holds, then closes. */
   close(): void {
+    this.uncork();
     this.endpoint.release(this, undefined);
   }
+}
+
+/**
+ * dgram's lookup for IP literals, answering at once: node's default (dns.lookup)
+ * answers a literal on the next tick, so each send of an unconnected socket would
+ * leave after the caller's code, and the segment size it set (udp-gso.ts) could have
+ * changed by then. Names are refused: no send here starts a lookup.
+ */
+function literalLookup(
+  hostname: string,
+  _options: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  const err: NodeJS.ErrnoException = new Error(`not an IP literal: ${hostname}`);
+  err.code = 'EINVAL';
+  callback(err, '', 0);
 }
 
 /**
@@ -112,6 +157,7 @@ export class UdpEndpoint {
 
   private constructor(
     private readonly socket: dgram.Socket,
+    private readonly sender: SegmentingSender,
     readonly address: string,
     readonly port: number,
     readonly socketBuffers: SocketBuffers,
@@ -121,18 +167,21 @@ export class UdpEndpoint {
     socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
       if (!this.closed_) this.onDatagram(msg, rinfo.address, rinfo.port);
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== undefined && PER_PEER_ERRORS.has(err.code)) {
-        this.sendErrors++;
-        return;
-      }
-      this.shutdown(
-        new BraidError('BRAID_ERR_TRANSPORT', `UDP endpoint failed: ${err.code ?? err.message}`, {
-          path: `udp ${address}:${port}`,
-          cause: err,
-        }),
-      );
-    });
+    socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
+    sender.onSendError = (err) => this.onSocketError(err);
+  }
+
+  private onSocketError(err: NodeJS.ErrnoException): void {
+    if (err.code !== undefined && PER_PEER_ERRORS.has(err.code)) {
+      this.sendErrors++;
+      return;
+    }
+    this.shutdown(
+      new BraidError('BRAID_ERR_TRANSPORT', `UDP endpoint failed: ${err.code ?? err.message}`, {
+        path: `udp ${this.address}:${this.port}`,
+        cause: err,
+      }),
+    );
   }
 
   /**
@@ -148,7 +197,10 @@ export class UdpEndpoint {
     if (bad !== undefined) throw bad;
     const where = `udp ${address}:${port}`;
     const log = transportLogger(options.logger);
-    const socket = dgram.createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
+    const socket = dgram.createSocket({
+      type: isIP(address) === 6 ? 'udp6' : 'udp4',
+      lookup: literalLookup,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', (err) => {
         socket.close();
@@ -170,7 +222,13 @@ export class UdpEndpoint {
       log,
       where,
     );
-    return new UdpEndpoint(socket, bound.address, bound.port, buffers, log);
+    const sender = await SegmentingSender.create(
+      socket,
+      options.segmentation ?? segmentationByDefault(),
+      log,
+      where,
+    );
+    return new UdpEndpoint(socket, sender, bound.address, bound.port, buffers, log);
   }
 
   get closed(): boolean {
@@ -182,27 +240,29 @@ export class UdpEndpoint {
     return this.closed_ ? 0 : this.socket.getSendQueueSize();
   }
 
+  /** What segmentation offload did on this socket. */
+  segmentation(): SegmentationStats {
+    return this.sender.stats();
+  }
+
   /** Subflows from `subflowFor` that are still open. */
   get subflowCount(): number {
     return this.subflows.size;
   }
 
   /**
-   * Sends one datagram (from one buffer or gathered from several); returns a BraidError instead of throwing when node refuses the
-   * destination synchronously (a port of 0 from a forged source, a closed endpoint).
+   * Sends a batch's datagrams to `address`:`port`, in runs where it can (udp-gso.ts);
+   * returns a BraidError instead of throwing when node refuses the destination
+   * synchronously (a port of 0 from a forged source, a closed endpoint).
    */
-  sendTo(
-    packet: Uint8Array | readonly Buffer[],
-    address: string,
-    port: number,
-  ): BraidError | undefined {
+  sendBatch(batch: DatagramBatch, address: string, port: number): BraidError | undefined {
     if (this.closed_) {
       return new BraidError('BRAID_ERR_TRANSPORT', 'UDP endpoint closed', {
         path: `udp ${this.address}:${this.port}`,
       });
     }
     try {
-      this.socket.send(packet, port, address);
+      this.sender.sendBatch(batch, port, address);
       return undefined;
     } catch (err) {
       this.sendErrors++;

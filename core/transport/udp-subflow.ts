@@ -4,6 +4,12 @@ import { networkInterfaces } from 'node:os';
 import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import type { Subflow } from './subflow.js';
+import {
+  DatagramBatch,
+  SegmentingSender,
+  segmentationByDefault,
+  type SegmentationStats,
+} from './udp-gso.js';
 
 /** 1500-byte Ethernet MTU minus an IPv6 (40) and a UDP (8) header: fits either family. */
 export const UDP_DEFAULT_MAX_PAYLOAD = 1452;
@@ -117,6 +123,11 @@ export interface UdpSubflowOptions {
   device?: string;
   recvBufferSize?: number;
   sendBufferSize?: number;
+  /**
+   * Send a flush's equal-size packets in runs of one system call each (Linux
+   * UDP_SEGMENT; see udp-gso.ts). Default on, unless BRAID_UDP_GSO=0.
+   */
+  segmentation?: boolean;
   logger?: Logger;
 }
 
@@ -129,6 +140,8 @@ export interface UdpSubflow extends Subflow {
   readonly lastIcmpError: string | undefined;
   /** Socket buffers as granted by the kernel. */
   readonly socketBuffers: SocketBuffers;
+  /** What segmentation offload did on this socket. */
+  segmentation(): SegmentationStats;
 }
 
 /**
@@ -145,9 +158,12 @@ class ConnectedUdpSubflow implements UdpSubflow {
   onPacket: (packet: Buffer) => void = () => undefined;
   onDrain: () => void = () => undefined;
   onClose: (error: BraidError | undefined) => void = () => undefined;
+  private corked = false;
+  private readonly batch = new DatagramBatch();
 
   constructor(
     private readonly socket: dgram.Socket,
+    private readonly sender: SegmentingSender,
     readonly localAddress: string,
     readonly localPort: number,
     readonly remoteAddress: string,
@@ -160,6 +176,7 @@ class ConnectedUdpSubflow implements UdpSubflow {
       if (!this.closed_) this.onPacket(msg);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
+    sender.onSendError = (err) => this.onSocketError(err);
   }
 
   private describe(): string {
@@ -189,7 +206,11 @@ class ConnectedUdpSubflow implements UdpSubflow {
   }
 
   get queuedBytes(): number {
-    return this.closed_ ? 0 : this.socket.getSendQueueSize();
+    return this.closed_ ? 0 : this.socket.getSendQueueSize() + this.batch.bytes;
+  }
+
+  segmentation(): SegmentationStats {
+    return this.sender.stats();
   }
 
   send(packet: Uint8Array): boolean {
@@ -200,14 +221,18 @@ class ConnectedUdpSubflow implements UdpSubflow {
     return this.transmit(parts);
   }
 
-  private transmit(packet: Uint8Array | readonly Buffer[]): boolean {
-    if (this.closed_) return false;
-    // No callback: libuv then tries a synchronous sendmsg with no request object.
-    // Asynchronous send errors are lost, which for a datagram is just loss. The
-    // payload size is not checked against maxPacketSize: the session layer's PMTU
-    // probes go beyond it on purpose, and the kernel drops what does not fit.
+  cork(): void {
+    this.corked = true;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    if (this.batch.count === 0 || this.closed_) return;
+    // No callback (but for the first run, see udp-gso.ts): libuv then tries a
+    // synchronous sendmsg with no request object. Asynchronous send errors are lost,
+    // which for a datagram is just loss.
     try {
-      this.socket.send(packet);
+      this.sender.sendBatch(this.batch);
     } catch (err) {
       this.fail(
         new BraidError('BRAID_ERR_TRANSPORT', 'UDP send failed', {
@@ -215,19 +240,31 @@ class ConnectedUdpSubflow implements UdpSubflow {
           cause: err,
         }),
       );
-      return false;
+    } finally {
+      this.batch.clear();
     }
-    return true;
+  }
+
+  private transmit(packet: Uint8Array | readonly Buffer[]): boolean {
+    if (this.closed_) return false;
+    // The payload size is not checked against maxPacketSize: the kernel drops what
+    // does not fit.
+    this.batch.add(packet);
+    if (!this.corked) this.uncork();
+    return !this.closed_;
   }
 
   private fail(error: BraidError | undefined): void {
     if (this.closed_) return;
     this.closed_ = true;
+    this.batch.clear();
     this.socket.close();
     this.onClose(error);
   }
 
+  /** Sends what cork() holds, then closes. */
   close(): void {
+    this.uncork();
     this.fail(undefined);
   }
 }
@@ -313,8 +350,15 @@ export async function openUdpSubflow(options: UdpSubflowOptions): Promise<UdpSub
     log,
     where,
   );
+  const sender = await SegmentingSender.create(
+    socket,
+    options.segmentation ?? segmentationByDefault(),
+    log,
+    where,
+  );
   return new ConnectedUdpSubflow(
     socket,
+    sender,
     local.address,
     local.port,
     remoteAddress,

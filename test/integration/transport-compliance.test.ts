@@ -17,19 +17,10 @@ import {
   UDP_LOOPBACK_MAX_PAYLOAD,
 } from '../../core/transport/udp-subflow.js';
 import { UdpEndpoint } from '../../core/transport/udp-endpoint.js';
+import { tick, until } from '../support/wait.js';
 
 /** An address that is on no interface of this host (TEST-NET-3, RFC 5737). */
 const FOREIGN_ADDRESS = '203.0.113.77';
-
-const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await tick(2);
-  }
-}
 
 /** Records what arrives on a subflow and how it closes. */
 function watch(subflow: Subflow): {
@@ -237,6 +228,48 @@ describe.each(transports)('transport compliance: $kind', ({ kind, make }) => {
     await until(() => atServer.packets.length === sent.length, 'the burst');
     expect(atServer.packets.every(intact)).toBe(true);
     expect(hex(atServer.packets, harness!.ordered)).toEqual(hex(sent, harness!.ordered));
+  });
+
+  it('holds what it takes between cork and uncork, then sends it all whole, in both directions', async () => {
+    const { client, server } = await connect();
+    const atServer = watch(server);
+    const atClient = watch(client);
+    // What a flush makes (runs of full packets, a short end, an ACK alone), and sizes
+    // past the run size, which must not be cut at it.
+    const sizes = [
+      1452, 1452, 1452, 1452, 700, 80, 1452, 1452, 16384, 1452, 1452, 1452, 9000, 1452,
+    ];
+    for (const [from, at] of [
+      [client, atServer],
+      [server, atClient],
+    ] as const) {
+      const sent = sizes.map((n, i) => numbered(i, Math.min(n, from.maxPacketSize)));
+      from.cork();
+      for (let i = 0; i < sent.length; i++) {
+        const ok =
+          i % 2 === 0
+            ? from.send(sent[i]!)
+            : from.sendParts([sent[i]!.subarray(0, 9), sent[i]!.subarray(9)]);
+        expect(ok).toBe(true);
+      }
+      await tick(30);
+      expect(at.packets).toEqual([]);
+      from.uncork();
+      await until(() => at.packets.length === sent.length, 'the corked packets');
+      expect(at.packets.every(intact)).toBe(true);
+      expect(hex(at.packets, harness!.ordered)).toEqual(hex(sent, harness!.ordered));
+    }
+    // A close sends what is held first (an association's last packets are its close),
+    // and nothing leaves afterwards.
+    client.cork();
+    client.send(numbered(99, 1452));
+    client.close();
+    expect(client.send(numbered(100, 1452))).toBe(false);
+    client.uncork();
+    await until(() => atServer.packets.length === sizes.length + 1, 'the held packet');
+    await tick(30);
+    expect(atServer.packets.map((p) => p.readUInt32BE(0))).toContain(99);
+    expect(atServer.packets.length).toBe(sizes.length + 1);
   });
 
   it('reports its own close to its owner once, without an error, and refuses to send afterwards', async () => {

@@ -38,6 +38,8 @@ export function sinkSubflow(localAddress: string, sent?: Buffer[], maxPacketSize
     maxPacketSize,
     send: (p: Uint8Array) => keep(Buffer.from(p)),
     sendParts: (parts: readonly Buffer[]) => keep(Buffer.concat(parts)),
+    cork: () => undefined,
+    uncork: () => undefined,
     queuedBytes: 0,
     closed: false,
     onPacket: () => undefined,

@@ -126,6 +126,12 @@ export function impair(inner: Subflow, imp: Impairment, counters: ImpairmentCoun
       // The emulated link works on whole packets; joining costs nothing that matters here.
       return wrapper.send(Buffer.concat(parts));
     },
+    cork(): void {
+      inner.cork();
+    },
+    uncork(): void {
+      inner.uncork();
+    },
     get onPacket() {
       return onPacket;
     },

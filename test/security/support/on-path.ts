@@ -92,6 +92,12 @@ export function tapSubflow(inner: Subflow, keep = 64): { wrapped: Subflow; tap: 
       // The attacker works on whole packets.
       return wrapped.send(Buffer.concat(parts));
     },
+    cork(): void {
+      inner.cork();
+    },
+    uncork(): void {
+      inner.uncork();
+    },
     get onPacket() {
       return onPacket;
     },
