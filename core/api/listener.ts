@@ -199,10 +199,9 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
       if (session.isMessage) this.emit('messages', new BraidMessageSocket(session), association);
       else this.emit('stream', new BraidStream(session), association);
     });
-    association.on('closed', () => {
-      this.associations.delete(key);
-      est.control.destroy();
-    });
+    association.on('closed', () => est.control.destroy());
+    // Still routed to while closing, so that late packets get the close again.
+    association.on('released', () => this.associations.delete(key));
     // The association outlives its control connection (DESIGN §3.4); note its loss only.
     est.control.on('close', () => this.log.info('control connection closed', { assoc: key }));
     est.control.on('error', (err: Error) =>

@@ -369,6 +369,11 @@ export class PathRecovery<T> implements CoupledPath {
   }
 
   /** Consecutive probe timeouts without an ACK (RFC 9002 §6.2). */
+  /** The probe timeout now (RFC 9002 §6.2.1), without backoff: ms. */
+  get probeTimeoutMs(): number {
+    return this.pto();
+  }
+
   get probeTimeouts(): number {
     return this.ptoCount;
   }

@@ -144,6 +144,27 @@ export interface AssociationEvents {
   session: [Session];
   path: [Path, PathLifecycle];
   closed: [BraidError | undefined];
+  /** After `closed`, when the closing period ended and the last transport closed. */
+  released: [];
+}
+
+/**
+ * After sending its close, an association keeps its UDP paths open for three probe
+ * timeouts (RFC 9000 §10.2.1, the closing state), within these bounds: a close is one
+ * datagram per path, and a peer whose copies were all lost would otherwise learn of it
+ * only at its idle timeout. Each authentic packet that still arrives is answered with
+ * the close again, at most once per CLOSING_ANSWER_MIN_MS per path, the gap doubling.
+ */
+const CLOSING_MIN_MS = 100;
+const CLOSING_MAX_MS = 3000;
+const CLOSING_ANSWER_MIN_MS = 10;
+
+interface ClosingState {
+  frame: Frame;
+  paths: Set<Path>;
+  /** Per path: when it may answer next, and the gap after that. */
+  nextAnswer: Map<Path, { at: number; gap: number }>;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 export class Association extends EventEmitter<AssociationEvents> implements SessionHost {
@@ -212,6 +233,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
   private readonly coupling: CoupledGroup | undefined;
   private readonly pathMetrics: PathMetricsCache | undefined;
   private flushScheduled = false;
+  /** Set from the close until the closing period ends (see ClosingState). */
+  private closing: ClosingState | undefined;
+  /** Closes sent again in the closing state, in answer to late packets. */
+  closingAnswers = 0;
   /** Bound once, so scheduling a flush or a timer allocates no closure. */
   private readonly flushCallback = (): void => this.flushNow();
   private readonly timerCallback = (): void => this.onTimer();
@@ -786,8 +811,12 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   /** A packet for `path` whose header was parsed; authenticates and dispatches it. */
   receive(path: Path, packet: Buffer, header: PacketHeader, headerLen: number): void {
-    if (this.state_ === 'closed' || !path.alive) return;
     const pn = header.packetNumber;
+    if (this.state_ === 'closed') {
+      this.answerClosing(path, packet, headerLen, pn);
+      return;
+    }
+    if (!path.alive) return;
     if (path.replay.has(pn)) {
       path.stats.replaysDropped++;
       return;
@@ -1951,8 +1980,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   private fail(error: BraidError | undefined, tellPeer: boolean, byApplication = false): void {
     if (this.state_ === 'closed') return;
+    const told = new Set<Path>();
+    let frame: Frame | undefined;
     if (tellPeer) {
-      const frame: Frame =
+      frame =
         error === undefined
           ? { type: 'error', code: 0, reason: 'closed' }
           : { type: 'error', code: error.wireCode, reason: error.message.slice(0, 200) };
@@ -1961,6 +1992,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
           path.pending.length = 0;
           path.pending.push(frame);
           this.sendPacket(path, this.clock.now(), false, true);
+          if (path.kind === 'udp' && !path.subflow.closed) told.add(path);
         }
       }
     }
@@ -1974,13 +2006,72 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       new BraidError('BRAID_ERR_ASSOCIATION_CLOSED', 'association closed', { peer: this.peer });
     for (const session of [...this.sessions.values()]) session.fail(sessionError, byApplication);
     const now = this.clock.now();
+    let closingMs = 0;
     for (const path of this.live) {
       if (path.alive) path.transition('closed');
-      path.subflow.close();
+      if (told.has(path)) closingMs = Math.max(closingMs, 3 * path.recovery.probeTimeoutMs);
+      else path.subflow.close();
       this.rememberPath(path, now);
     }
     this.live = [];
+    if (frame !== undefined && told.size > 0) this.startClosing(frame, told, closingMs);
     this.emit('closed', error);
+    if (this.closing === undefined) this.emit('released');
+  }
+
+  /** Keeps `paths` open to answer late packets with `frame` (see ClosingState). */
+  private startClosing(frame: Frame, paths: Set<Path>, ms: number): void {
+    const period = Math.min(CLOSING_MAX_MS, Math.max(CLOSING_MIN_MS, ms));
+    const timer = setTimeout(() => this.endClosing(), period);
+    // A closing association does not keep the process alive.
+    timer.unref();
+    this.closing = { frame, paths, nextAnswer: new Map(), timer };
+    for (const path of paths) {
+      path.subflow.onDrain = () => undefined;
+      path.subflow.onClose = () => {
+        this.closing?.paths.delete(path);
+        if (this.closing?.paths.size === 0) this.endClosing();
+      };
+    }
+  }
+
+  private endClosing(): void {
+    const closing = this.closing;
+    if (closing === undefined) return;
+    this.closing = undefined;
+    clearTimeout(closing.timer);
+    for (const path of closing.paths) path.subflow.close();
+    this.emit('released');
+  }
+
+  /**
+   * A packet that arrived after the close: if it is authentic, the peer has not
+   * learned of the close yet, and `path` sends it again (rate-limited); if it carries
+   * the peer's own close, the closing period ends.
+   */
+  private answerClosing(path: Path, packet: Buffer, headerLen: number, pn: number): void {
+    const closing = this.closing;
+    if (closing === undefined || !closing.paths.has(path) || path.replay.has(pn)) return;
+    const plain = path.protection.open(packet, headerLen, pn);
+    if (plain instanceof BraidError) {
+      path.stats.decryptFailures++;
+      return;
+    }
+    path.replay.add(pn);
+    const decoded = decodeFrames(plain);
+    if (decoded.ok && decoded.value.some((f) => f.type === 'error')) {
+      // The peer closed too: nothing more to tell it (RFC 9000 §10.2.2, draining).
+      this.endClosing();
+      return;
+    }
+    const now = this.clock.now();
+    const next = closing.nextAnswer.get(path) ?? { at: now, gap: CLOSING_ANSWER_MIN_MS };
+    if (now < next.at) return;
+    closing.nextAnswer.set(path, { at: now + next.gap, gap: next.gap * 2 });
+    path.pending.length = 0;
+    path.pending.push(closing.frame);
+    this.sendPacket(path, now, false, true);
+    this.closingAnswers++;
   }
 
   // ---------------------------------------------------------------- inspection
