@@ -226,10 +226,26 @@ describe('dashboard (headless server, demo engine, Chromium)', () => {
       const path = await dashboard.screenshot(view.toLowerCase());
       expect(statSync(path).size).toBeGreaterThan(5000);
     }
-    // The Sessions view lists the live sessions with their split.
+    // The Sessions view lists the live sessions with their split, and what each sent
+    // again on the fastest path (at most what it sent).
     await dashboard.show('Sessions');
     await vi.waitFor(async () => {
       expect(await page.locator('tr[data-session]').count()).toBeGreaterThanOrEqual(2);
     });
+    expect(await page.locator('th', { hasText: 'Sent again' }).count()).toBe(1);
+    const rowLocators = await page.locator('tr[data-session]').all();
+    const rows: Array<{ bytes: number; again: number; text: string }> = [];
+    for (const tr of rowLocators) {
+      rows.push({
+        bytes: Number(await tr.locator('[data-bytes]').getAttribute('data-bytes')),
+        again: Number(await tr.locator('[data-reinjected]').getAttribute('data-reinjected')),
+        text: (await tr.locator('[data-reinjected]').textContent()) ?? '',
+      });
+    }
+    for (const row of rows) {
+      expect(Number.isInteger(row.again) && row.again >= 0 && row.again <= row.bytes).toBe(true);
+      expect(row.text).toMatch(/^\d+(\.\d+)? (B|kB|MB|GB)/);
+      if (row.again < 1000) expect(row.text.startsWith(`${row.again} B`)).toBe(true);
+    }
   });
 });

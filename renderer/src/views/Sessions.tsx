@@ -1,4 +1,4 @@
-import { formatBytes, formatRate } from '../format';
+import { formatBytes, formatPercent, formatRate } from '../format';
 import { selectSessions, useBraid } from '../store';
 
 export function Sessions() {
@@ -16,6 +16,12 @@ export function Sessions() {
           <th scope="col">Semantics</th>
           <th scope="col">State</th>
           <th scope="col">Sent</th>
+          <th
+            scope="col"
+            title="Bytes sent again on the fastest path while their first copy was still on its way over a slower one: what striping cost this session in extra traffic"
+          >
+            Sent again
+          </th>
           <th scope="col">Rate</th>
           <th scope="col">Split over paths</th>
         </tr>
@@ -23,7 +29,7 @@ export function Sessions() {
       <tbody>
         {sessions.length === 0 && (
           <tr>
-            <td colSpan={8}>No session is open.</td>
+            <td colSpan={9}>No session is open.</td>
           </tr>
         )}
         {sessions.map((s) => {
@@ -37,7 +43,16 @@ export function Sessions() {
               <td>{s.target}</td>
               <td>{s.semantics}</td>
               <td>{s.state}</td>
-              <td>{formatBytes(s.bytes)}</td>
+              <td data-bytes={s.bytes}>{formatBytes(s.bytes)}</td>
+              <td data-reinjected={s.reinjectedBytes}>
+                {formatBytes(s.reinjectedBytes)}
+                {s.reinjectedBytes > 0 && s.bytes > 0 && (
+                  <span className="small muted">
+                    {' '}
+                    ({formatPercent(s.reinjectedBytes / s.bytes)})
+                  </span>
+                )}
+              </td>
               <td>{formatRate(s.rateBps)}</td>
               <td>
                 <div className="split" role="img" aria-label={text}>
