@@ -58,6 +58,10 @@ export interface LinkRunStats {
   downDropPackets: number;
   lateMeanMs: number;
   lateMaxMs: number;
+  /** The link's idle time between packets during the run, and of it in gaps over 5 ms (DirectionStats). */
+  idleMs: number;
+  idleLongMs: number;
+  idleLongGaps: number;
 }
 
 export interface SystemRun {
@@ -357,6 +361,9 @@ export async function linkRunStats(
     downDropPackets: d.downDropPackets,
     lateMeanMs: d.deliveredPackets > 0 ? d.lateMsSum / d.deliveredPackets : 0,
     lateMaxMs: d.lateMsMax,
+    idleMs: d.idleMs,
+    idleLongMs: d.idleLongMs,
+    idleLongGaps: d.idleLongGaps,
   };
 }
 

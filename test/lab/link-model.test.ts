@@ -150,6 +150,23 @@ describe('link model: rate and drop-tail queue', () => {
     expect(dir.offer(9, MTU)).toBe('queue-full');
   });
 
+  it('counts the time the serialiser stood idle between packets, and the gaps over 5 ms', () => {
+    // 12 Mbit/s: a 1500-byte packet takes 1 ms to serialise.
+    const { dir, clock } = link({ rateBps: 12e6, queueBytes: 0 });
+    dir.offer(1, 1500); // busy until 1 ms
+    clock.advance(0.5);
+    dir.offer(2, 1500); // queued behind it: busy until 2 ms, no idle time
+    clock.advance(3.5); // t = 4: idle 2 ms
+    dir.offer(3, 1500);
+    clock.advance(11); // t = 15: idle 10 ms, a long gap
+    dir.offer(4, 1500);
+    expect(dir.stats.idleMs).toBeCloseTo(12, 6);
+    expect(dir.stats.idleLongMs).toBeCloseTo(10, 6);
+    expect(dir.stats.idleLongGaps).toBe(1);
+    dir.resetStats();
+    expect(dir.stats.idleMs).toBe(0);
+  });
+
   it('queues without limit when queueBytes is 0 and serialises instantly when rate is 0', () => {
     const { dir } = link({ rateBps: 12e6, queueBytes: 0 });
     for (let i = 0; i < 1000; i++) expect(dir.offer(i, MTU)).toBe('queued');

@@ -74,7 +74,18 @@ export interface DirectionStats {
   /** Sum and maximum of (release time - due time) over delivered packets, ms: the I/O shell's lateness (negative: early). */
   lateMsSum: number;
   lateMsMax: number;
+  /**
+   * Time the serialiser stood idle between two accepted packets, ms (a rate-limited
+   * link only): capacity the sender left unused. Of it, what fell in gaps over
+   * IDLE_GAP_MS, and how many such gaps: a stalled sender, not a paced one.
+   */
+  idleMs: number;
+  idleLongMs: number;
+  idleLongGaps: number;
 }
+
+/** Idle gaps longer than this count as long (see DirectionStats.idleMs). */
+export const IDLE_GAP_MS = 5;
 
 export const defaultDirectionParams: Readonly<DirectionParams> = {
   delayMs: 0,
@@ -169,6 +180,9 @@ export class LinkDirection<T> {
     maxBacklogBytes: 0,
     lateMsSum: 0,
     lateMsMax: 0,
+    idleMs: 0,
+    idleLongMs: 0,
+    idleLongGaps: 0,
   };
 
   constructor(params: Partial<DirectionParams>, clock: Clock, random: Random) {
@@ -218,6 +232,7 @@ export class LinkDirection<T> {
     s.offeredPackets = s.offeredBytes = s.deliveredPackets = s.deliveredBytes = 0;
     s.lostPackets = s.queueDropPackets = s.downDropPackets = 0;
     s.maxBacklogBytes = s.lateMsSum = s.lateMsMax = 0;
+    s.idleMs = s.idleLongMs = s.idleLongGaps = 0;
   }
 
   /** Bytes accepted but not yet serialised at `now`. */
@@ -252,6 +267,14 @@ export class LinkDirection<T> {
       if (this.params.queueBytes > 0 && backlog + size > this.params.queueBytes) {
         stats.queueDropPackets++;
         return 'queue-full';
+      }
+      if (this.busyUntil > 0 && this.busyUntil < now) {
+        const idle = now - this.busyUntil;
+        stats.idleMs += idle;
+        if (idle > IDLE_GAP_MS) {
+          stats.idleLongMs += idle;
+          stats.idleLongGaps++;
+        }
       }
       const start = this.busyUntil > now ? this.busyUntil : now;
       sent = start + (size * 8000) / this.rateBps;
