@@ -4,10 +4,10 @@ import { BraidError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Subflow } from './subflow.js';
 import {
-  DatagramBatch,
+  DatagramCork,
   SegmentingSender,
   segmentationByDefault,
-  type SegmentationStats,
+  type DatagramBatch,
 } from './udp-gso.js';
 import {
   applySocketBuffers,
@@ -52,8 +52,11 @@ class VirtualUdpSubflow implements Subflow {
   onPacket: (packet: Buffer) => void = () => undefined;
   onDrain: () => void = () => undefined;
   onClose: (error: BraidError | undefined) => void = () => undefined;
-  private corked = false;
-  private readonly batch = new DatagramBatch();
+  private readonly held = new DatagramCork((batch) => {
+    const error =
+      this.invalid ?? this.endpoint.sendBatch(batch, this.remoteAddress, this.remotePort);
+    if (error !== undefined) this.endpoint.release(this, error);
+  });
 
   constructor(
     private readonly endpoint: UdpEndpoint,
@@ -79,7 +82,7 @@ class VirtualUdpSubflow implements Subflow {
 
   /** The shared socket's queue (the kernel took everything else) and what cork() holds. */
   get queuedBytes(): number {
-    return this.closed_ ? 0 : this.endpoint.queuedBytes + this.batch.bytes;
+    return this.closed_ ? 0 : this.endpoint.queuedBytes + this.held.bytes;
   }
 
   send(packet: Uint8Array): boolean {
@@ -91,22 +94,16 @@ class VirtualUdpSubflow implements Subflow {
   }
 
   cork(): void {
-    this.corked = true;
+    this.held.cork();
   }
 
   uncork(): void {
-    this.corked = false;
-    if (this.batch.count === 0 || this.closed_) return;
-    const error =
-      this.invalid ?? this.endpoint.sendBatch(this.batch, this.remoteAddress, this.remotePort);
-    this.batch.clear();
-    if (error !== undefined) this.endpoint.release(this, error);
+    if (!this.closed_) this.held.uncork();
   }
 
   private transmit(packet: Uint8Array | readonly Buffer[]): boolean {
     if (this.closed_) return false;
-    this.batch.add(packet);
-    if (!this.corked) this.uncork();
+    this.held.add(packet);
     return !this.closed_;
   }
 
@@ -238,11 +235,6 @@ export class UdpEndpoint {
   /** Bytes handed to send() that the kernel did not take yet (libuv's queue). */
   get queuedBytes(): number {
     return this.closed_ ? 0 : this.socket.getSendQueueSize();
-  }
-
-  /** What segmentation offload did on this socket. */
-  segmentation(): SegmentationStats {
-    return this.sender.stats();
   }
 
   /** Subflows from `subflowFor` that are still open. */

@@ -152,6 +152,47 @@ export class DatagramBatch {
 
 const EMPTY: readonly Buffer[] = [];
 
+/**
+ * A UDP subflow's side of Subflow.cork(): datagrams added while corked wait in a
+ * batch; uncorked, each goes at once. `flush` sends a batch, which is cleared after.
+ */
+export class DatagramCork {
+  private corked = false;
+  private readonly batch = new DatagramBatch();
+
+  constructor(private readonly flush: (batch: DatagramBatch) => void) {}
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.batch.bytes;
+  }
+
+  cork(): void {
+    this.corked = true;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    if (this.batch.count === 0) return;
+    try {
+      this.flush(this.batch);
+    } finally {
+      this.batch.clear();
+    }
+  }
+
+  add(packet: Uint8Array | readonly Buffer[]): void {
+    this.batch.add(packet);
+    if (!this.corked) this.uncork();
+  }
+
+  /** Forgets what is held (the subflow closed). */
+  drop(): void {
+    this.corked = false;
+    this.batch.clear();
+  }
+}
+
 export type SegmentationMode = 'off' | 'untested' | 'on';
 
 /** What a socket's segmentation did, for diagnostics and tests. */

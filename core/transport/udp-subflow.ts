@@ -4,12 +4,7 @@ import { networkInterfaces } from 'node:os';
 import { BraidError } from '../util/errors.js';
 import { createLogger, errorFields, type Logger } from '../util/log.js';
 import type { Subflow } from './subflow.js';
-import {
-  DatagramBatch,
-  SegmentingSender,
-  segmentationByDefault,
-  type SegmentationStats,
-} from './udp-gso.js';
+import { DatagramCork, SegmentingSender, segmentationByDefault } from './udp-gso.js';
 
 /** 1500-byte Ethernet MTU minus an IPv6 (40) and a UDP (8) header: fits either family. */
 export const UDP_DEFAULT_MAX_PAYLOAD = 1452;
@@ -140,8 +135,6 @@ export interface UdpSubflow extends Subflow {
   readonly lastIcmpError: string | undefined;
   /** Socket buffers as granted by the kernel. */
   readonly socketBuffers: SocketBuffers;
-  /** What segmentation offload did on this socket. */
-  segmentation(): SegmentationStats;
 }
 
 /**
@@ -158,8 +151,23 @@ class ConnectedUdpSubflow implements UdpSubflow {
   onPacket: (packet: Buffer) => void = () => undefined;
   onDrain: () => void = () => undefined;
   onClose: (error: BraidError | undefined) => void = () => undefined;
-  private corked = false;
-  private readonly batch = new DatagramBatch();
+  /**
+   * Sends without a callback (but for a socket's first run, see udp-gso.ts): libuv
+   * then tries a synchronous sendmsg with no request object. Asynchronous send errors
+   * are lost, which for a datagram is just loss.
+   */
+  private readonly held = new DatagramCork((batch) => {
+    try {
+      this.sender.sendBatch(batch);
+    } catch (err) {
+      this.fail(
+        new BraidError('BRAID_ERR_TRANSPORT', 'UDP send failed', {
+          path: this.describe(),
+          cause: err,
+        }),
+      );
+    }
+  });
 
   constructor(
     private readonly socket: dgram.Socket,
@@ -206,11 +214,7 @@ class ConnectedUdpSubflow implements UdpSubflow {
   }
 
   get queuedBytes(): number {
-    return this.closed_ ? 0 : this.socket.getSendQueueSize() + this.batch.bytes;
-  }
-
-  segmentation(): SegmentationStats {
-    return this.sender.stats();
+    return this.closed_ ? 0 : this.socket.getSendQueueSize() + this.held.bytes;
   }
 
   send(packet: Uint8Array): boolean {
@@ -222,42 +226,25 @@ class ConnectedUdpSubflow implements UdpSubflow {
   }
 
   cork(): void {
-    this.corked = true;
+    this.held.cork();
   }
 
   uncork(): void {
-    this.corked = false;
-    if (this.batch.count === 0 || this.closed_) return;
-    // No callback (but for the first run, see udp-gso.ts): libuv then tries a
-    // synchronous sendmsg with no request object. Asynchronous send errors are lost,
-    // which for a datagram is just loss.
-    try {
-      this.sender.sendBatch(this.batch);
-    } catch (err) {
-      this.fail(
-        new BraidError('BRAID_ERR_TRANSPORT', 'UDP send failed', {
-          path: this.describe(),
-          cause: err,
-        }),
-      );
-    } finally {
-      this.batch.clear();
-    }
+    if (!this.closed_) this.held.uncork();
   }
 
   private transmit(packet: Uint8Array | readonly Buffer[]): boolean {
     if (this.closed_) return false;
     // The payload size is not checked against maxPacketSize: the kernel drops what
     // does not fit.
-    this.batch.add(packet);
-    if (!this.corked) this.uncork();
+    this.held.add(packet);
     return !this.closed_;
   }
 
   private fail(error: BraidError | undefined): void {
     if (this.closed_) return;
     this.closed_ = true;
-    this.batch.clear();
+    this.held.drop();
     this.socket.close();
     this.onClose(error);
   }
