@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { ENGINE_NODE_FLAGS } from '../../core/util/engine-flags.js';
 import { BraidError } from '../../core/util/errors.js';
 import { repoRoot, type LinkHandle } from './link.js';
 import {
@@ -94,8 +95,13 @@ export function mptcpizeAvailable(): boolean {
   return spawnSync('mptcpize', ['--help']).error === undefined;
 }
 
+/**
+ * Node arguments of a lab tool: the engine's V8 flags (core/util/engine-flags.ts), so
+ * that Braid runs in the lab as its launchers start it, and tsx's loader. The TCP and
+ * MPTCP tools take the same flags; their data path is the kernel's.
+ */
 export function nodeArgs(tool = bulkPath): string[] {
-  return ['--import', 'tsx', tool];
+  return [...ENGINE_NODE_FLAGS, '--import', 'tsx', tool];
 }
 
 /** Starts `braid relay` (through the lab's braid-bulk tool) in the server namespace; resolves with its invite. */
