@@ -72,8 +72,17 @@ const CUBIC_BETA = 0.7;
 const CUBIC_RENO_ALPHA = (3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA);
 /** Received ranges kept for ACKs (older ones are dropped). */
 const MAX_RECEIVED_RANGES = 64;
-/** Ranges sent in one ACK. */
-const MAX_ACK_RANGES = 32;
+/**
+ * Ranges sent in one ACK, newest first (RFC 9000 §13.2.4 lets a receiver limit them).
+ * Each gap is a loss the sender has long declared by the time six newer losses have
+ * followed it (its loss detection needs three later packets acknowledged), and every
+ * ACK since reported it again: at 1% loss that is some 600 packets, 300 ACKs. More
+ * ranges cost every ACK wire bytes and both ends allocation: with 32, an ACK-only
+ * packet on a path losing 0.6% was about 160 bytes on the uplink, and decoding ACKs was 14%
+ * of what the lab's Braid relay allocated (scenario a). 6 instead of 32: 46.63 against
+ * 46.40 Mbit/s there (5 interleaved pairs, 4 better), both ends' CPU 5–10% lower.
+ */
+export const MAX_ACK_RANGES = 6;
 /** Delivery rate: windowed max over this many RTTs (BBR's bandwidth filter). */
 const RATE_WINDOW_RTTS = 10;
 /**
@@ -1016,9 +1025,12 @@ export class PathRecovery<T> implements CoupledPath {
   buildAck(pathId: number): AckFrame | undefined {
     if (this.received.length === 0) return undefined;
     const now = this.clock.now();
-    const ranges = this.received
-      .slice(0, MAX_ACK_RANGES)
-      .map((r) => ({ first: r.first, last: r.last }));
+    const n = Math.min(this.received.length, MAX_ACK_RANGES);
+    const ranges: AckRange[] = new Array<AckRange>(n);
+    for (let i = 0; i < n; i++) {
+      const r = this.received[i]!;
+      ranges[i] = { first: r.first, last: r.last };
+    }
     this.unackedEliciting = 0;
     this.firstUnackedElicitingTime = undefined;
     this.ackNeeded = false;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PathRecovery } from '../../../core/paths/path-recovery.js';
+import { MAX_ACK_RANGES, PathRecovery } from '../../../core/paths/path-recovery.js';
 import { ManualClock } from '../../../core/util/clock.js';
 import { BraidError } from '../../../core/util/errors.js';
 import { seededRandom } from '../../support/impaired-subflow.js';
@@ -350,6 +350,19 @@ describe('PathRecovery: receive side (RFC 9000 §13.2)', () => {
       { first: 3, last: 5 },
       { first: 0, last: 1 },
     ]);
+  });
+
+  it('reports at most MAX_ACK_RANGES ranges, the newest', () => {
+    const { r } = sender();
+    // Every third packet lost: 20 ranges of two packets each.
+    for (let pn = 0; pn < 60; pn++) if (pn % 3 !== 2) r.onPacketReceived(pn, true);
+    const ack = r.buildAck(0)!;
+    expect(ack.ranges).toHaveLength(MAX_ACK_RANGES);
+    expect(ack.ranges[0]).toEqual({ first: 57, last: 58 });
+    expect(ack.ranges[MAX_ACK_RANGES - 1]).toEqual({
+      first: 57 - 3 * (MAX_ACK_RANGES - 1),
+      last: 58 - 3 * (MAX_ACK_RANGES - 1),
+    });
   });
 
   it('sets a delayed-ACK deadline of max_ack_delay after the first unacknowledged packet', () => {
