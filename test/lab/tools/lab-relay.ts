@@ -15,8 +15,9 @@ import type { Logger } from '../../../core/util/log.js';
  * The server side shared by the lab's Braid tools (braid-bulk.ts, braid-messages.ts):
  * a Braid listener with a fresh identity and one client key in a temporary folder,
  * `attach` wires its sessions before any client can arrive, then one line
- * {"event":"listening","invite":...} on stdout; the end of stdin closes it and removes
- * the folder (the runner ends stdin when the scenario is done).
+ * {"event":"listening","invite":...} on stdout; the end of stdin closes it (the runner
+ * ends stdin when the scenario is done). The folder goes when the process exits: at the
+ * end of stdin, on SIGTERM or SIGINT (a runner that gives up, Ctrl-C), on an error.
  */
 export async function serveLabRelay(options: {
   host: string;
@@ -26,6 +27,9 @@ export async function serveLabRelay(options: {
   attach: (listener: BraidListener) => void;
 }): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'braid-lab-relay-'));
+  process.once('exit', () => rmSync(stateDir, { recursive: true, force: true }));
+  process.once('SIGTERM', () => process.exit(143));
+  process.once('SIGINT', () => process.exit(130));
   const identity = loadOrCreateServerIdentity(stateDir);
   const key = addClientKey(stateDir, 'lab');
   const listener = await BraidListener.listen({
@@ -48,7 +52,6 @@ export async function serveLabRelay(options: {
   process.stdout.write(JSON.stringify({ event: 'listening', invite }) + '\n');
   process.stdin
     .on('end', () => {
-      rmSync(stateDir, { recursive: true, force: true });
       void listener.close().then(() => process.exit(0));
     })
     .resume();
