@@ -78,9 +78,10 @@ const MAX_RECEIVED_RANGES = 64;
  * followed it (its loss detection needs three later packets acknowledged), and every
  * ACK since reported it again: at 1% loss that is some 600 packets, 300 ACKs. More
  * ranges cost every ACK wire bytes and both ends allocation: with 32, an ACK-only
- * packet on a path losing 0.6% was about 160 bytes on the uplink, and decoding ACKs was 14%
- * of what the lab's Braid relay allocated (scenario a). 6 instead of 32: 46.63 against
- * 46.40 Mbit/s there (5 interleaved pairs, 4 better), both ends' CPU 5–10% lower.
+ * packet on a path losing 0.6% was about 160 bytes on the uplink, and decoding ACKs
+ * was 14% of what the lab's Braid relay allocated (scenario a). 6 instead of 32: 46.63
+ * against 46.40 Mbit/s there (5 interleaved pairs, 4 better), both ends' CPU 5–10%
+ * lower.
  */
 export const MAX_ACK_RANGES = 6;
 /** Delivery rate: windowed max over this many RTTs (BBR's bandwidth filter). */
@@ -377,12 +378,12 @@ export class PathRecovery<T> implements CoupledPath {
     };
   }
 
-  /** Consecutive probe timeouts without an ACK (RFC 9002 §6.2). */
   /** The probe timeout now (RFC 9002 §6.2.1), without backoff: ms. */
   get probeTimeoutMs(): number {
     return this.pto();
   }
 
+  /** Consecutive probe timeouts without an ACK (RFC 9002 §6.2). */
   get probeTimeouts(): number {
     return this.ptoCount;
   }

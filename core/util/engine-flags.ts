@@ -6,10 +6,10 @@
  * shebang, the relay's systemd unit (assets/braid-relay.service), the relay that
  * `braid demo` spawns (it inherits execArgv) and the lab's Braid processes
  * (test/lab/baselines.ts). test/unit/util/engine-flags.test.ts keeps the launchers and
- * this list in step. The Electron app's main process is not covered:
- * Electron takes V8 flags for its main process only on its own command line
- * (`--js-flags`), which a tray app started by the desktop does not get; running the
- * engine in a utilityProcess started with these flags is the way there (to do).
+ * this list in step. The Electron app's main process is not covered: Electron takes V8
+ * flags for its main process only on its own command line (`--js-flags`), which a
+ * tray app started by the desktop does not get; running the engine in a utilityProcess
+ * started with these flags is the way there (to do).
  *
  * `--max-semi-space-size=4` (MB; Node 20's V8 lets a semi-space grow to 16 MB). The
  * engine allocates per packet (a cipher context, the sealed buffer, frames), nearly all
