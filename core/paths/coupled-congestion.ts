@@ -37,7 +37,8 @@
  * at stake (core/session/config.ts).
  *
  * Which paths are linked: only those found to share a bottleneck (shared-bottleneck.ts,
- * RFC 8382's idea; paths start linked and unlink once their queues are seen to part).
+ * RFC 8382's idea; paths start linked, unlink once their queues are seen to part, and
+ * show the link when one path's cut drains the other's queue too: congestionEvent).
  * RFC 6356 links every subflow, which costs disjoint paths the halving for nothing: in
  * the lab's scenario a (Wi-Fi and cable, disjoint) Braid made 46.37 and 46.72 Mbit/s
  * with detection against kernel MPTCP's 46.95 and 46.79 in the same runs, where with
@@ -79,7 +80,7 @@ export interface CongestionCoupling {
   /**
    * Whether `member` was measured to share a bottleneck with another member that takes
    * part now (always true with detection off: RFC 6356 links every path). Pairs start
-   * linked before their first judged window; until a link is shown, a linked path takes
+   * linked before their first verdict; until a link is shown, a linked path takes
    * LIA's increase but CUBIC's own decrease, and 'auto' may still move it to BBR
    * (path-recovery.ts onCongestionEvent).
    */
@@ -89,6 +90,12 @@ export interface CongestionCoupling {
    * congestion avoidance: what shared-bottleneck detection judges by.
    */
   observeQueueDelay(member: CoupledPath, queueDelayMs: number, now: number): void;
+  /**
+   * `member` cut its window for a congestion event at `now` (a loss-based cut, not a
+   * move to BBR): shared-bottleneck detection watches whether the other paths' queues
+   * drain with it.
+   */
+  congestionEvent(member: CoupledPath, now: number): void;
 }
 
 export interface CoupledGroupOptions {
@@ -130,6 +137,10 @@ export class CoupledGroup implements CongestionCoupling {
 
   observeQueueDelay(member: CoupledPath, queueDelayMs: number, now: number): void {
     this.detector?.observe(member, queueDelayMs, now);
+  }
+
+  congestionEvent(member: CoupledPath, now: number): void {
+    this.detector?.congestionEvent(member, now, member.srtt);
   }
 
   /** Couples a path (UDP paths only: TCP paths have the kernel's congestion control). */

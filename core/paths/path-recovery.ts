@@ -325,7 +325,7 @@ export class PathRecovery<T> implements CoupledPath {
 
   /**
    * Takes the group's linked increase now, and Reno's halving once the link was shown
-   * (CongestionCoupling.linkShown: pairs start linked before their first judged window):
+   * (CongestionCoupling.linkShown: pairs start linked before their first verdict):
    * coupled, with another coupled path in the group. Linked, a CUBIC path grows by
    * CUBIC_RENO_ALPHA (0.53) of LIA's increase and halves on loss (once shown):
    * AIMD(0.53, ½), about 0.73 of one Reno flow's share (an AIMD flow's rate goes as
@@ -789,10 +789,13 @@ export class PathRecovery<T> implements CoupledPath {
     // Slow start's window at its loss overshot by up to a round trip of doubling; a
     // loss in congestion avoidance finds the window the path holds.
     if (this.cwnd >= this.ssthresh) this.lossWindow = this.cwnd;
+    // The cut below drains this path's queue: whether the other paths' queues drain
+    // with it is what shows a shared bottleneck (shared-bottleneck.ts, cut trials).
+    this.coupling?.congestionEvent(this, now);
     if (this.congestion === 'newreno' || shown) {
       // RFC 6356's halving on a linked path (see linked) once the link was shown: a pair
-      // is linked from the start, but until its first judged window CUBIC keeps its own
-      // β (linkShown). CUBIC resumes from here with a fresh epoch if the path is left
+      // is linked from the start, but until a cut trial shows the link CUBIC keeps its
+      // own β (linkShown). CUBIC resumes from here with a fresh epoch if the path is left
       // alone in its group.
       this.wMax = this.cwnd;
       this.epochStart = undefined;

@@ -1,6 +1,5 @@
 /**
- * Shared-bottleneck detection for the paths of one association, in the manner of
- * RFC 8382 (passive detection from one-way-delay statistics), cut down to the one
+ * Shared-bottleneck detection for the paths of one association, cut down to the one
  * question coupled congestion control needs: do two paths queue at the same place?
  *
  * Why: LIA's linked increase and halving (coupled-congestion.ts, path-recovery.ts
@@ -9,42 +8,52 @@
  * usual laptop: Wi-Fi and a phone, each with its own queue). RFC 8382 §1 and RFC 8699
  * couple only flows found to share a bottleneck; this does the same for paths.
  *
- * The signal: a queue that two paths share adds the same delay to both at the same
- * moment, so their queueing delays (RTT sample − the path's minimum RTT) move together
- * and stay level with each other. Disjoint queues fill and drain on their own, so the
- * two series part. Each path's samples are reduced to the smallest queueing delay per
- * BIN_MS bin, which strips most of the host's scheduling noise (it only ever adds
- * delay); over each WINDOW_MS window, for every pair of paths with enough common bins:
- * - lvl = mean of (q₁ + q₂)/2, how much queue there is to judge by;
- * - r = mean |q₁ − q₂| / lvl, how far apart the two queues sit;
- * - ρ = Pearson correlation of q₁ and q₂, whether they move together.
- * A window looks shared when r < SHARED_MAX_SPREAD and ρ ≥ SHARED_MIN_CORRELATION, and
- * disjoint when r > DISJOINT_MIN_SPREAD or ρ < DISJOINT_MAX_CORRELATION; a window with
- * less than MIN_QUEUE_MS of queue says nothing (two idle queues look alike).
+ * Both signals come from RTT samples' queueing delay (the sample less the path's
+ * minimum RTT), fed in congestion avoidance only (two slow starts overshoot at different
+ * moments even where they fill one queue).
  *
- * The thresholds come from the lab's RTT samples (per 1 s window, traced at b3c6ded):
- * at g's shared bottleneck, with and without a competing TCP flow, r was 0.04–0.35 with
- * ρ 0.67–0.98 once both paths had left slow start; on the disjoint paths of a, b, c and f
- * r was 0.28–1.9, and the windows with r < 0.35 had ρ ≤ 0.75 (the host's scheduling
- * delay, common to every path, keeps ρ above 0 on disjoint paths too). Live, a few
- * disjoint windows still look shared: 1 of 9 in one run of a (r 0.18, ρ 0.85), 2 of 72
- * over two runs each of a and c. So a pair's score moves one step per verdict within
- * ±SCORE_LIMIT: it links at +SCORE_LIMIT and unlinks at UNLINK_SCORE, so one odd window
- * neither relinks an unlinked pair nor unlinks a pair that has shown shared windows (no
- * disjoint pair relinked in those runs).
+ * 1. Cut trials: the experiment every loss-based path runs anyway. A path that cuts its
+ *    window for a congestion event drains its own queue within a round trip. A queue
+ *    that another path shares drains for that path too, and by as much (it is the same
+ *    queue); a disjoint queue does not (it holds, or grows as the scheduler moves data
+ *    onto that path). So at each cut (congestionEvent) the detector takes every path's
+ *    median queueing delay over the round trip before it (the cut path's srtt), and
+ *    again over the round trip after the next one, when the drain shows. Where the cut
+ *    path's own queue fell clearly (by TRIAL_MIN_DRAIN_MS and TRIAL_MIN_DRAIN_SHARE of
+ *    it), the other path's fall over that one says shared (≥ TRIAL_SHARED_MIN_RATIO) or
+ *    disjoint (≤ TRIAL_DISJOINT_MAX_RATIO). Two cuts within two round trips of each other
+ *    judge nothing for that pair: both queues were cut. Traced in the lab (every trial
+ *    of 2 coupled fairness rounds of g and 4 runs of a): at g's shared bottleneck the
+ *    ratio was 0.91–1.07 (7 trials), on a's disjoint pair −0.90–0.39 (43 trials, all but
+ *    one ≤ 0.3); every cut path's own queue fell by 5.8–17.7 ms.
+ * 2. Windows, in the manner of RFC 8382's passive statistics: each path's samples are
+ *    reduced to the smallest queueing delay per BIN_MS bin (the host's scheduling noise
+ *    only ever adds delay); over each WINDOW_MS window, for every pair with enough common
+ *    bins: lvl = mean of (q₁ + q₂)/2, r = mean |q₁ − q₂| / lvl (how far apart the queues
+ *    sit) and ρ, the Pearson correlation of q₁ and q₂. A window looks disjoint when
+ *    r > DISJOINT_MIN_SPREAD or ρ < DISJOINT_MAX_CORRELATION (and shared when
+ *    r < SHARED_MAX_SPREAD and ρ ≥ SHARED_MIN_CORRELATION; less than MIN_QUEUE_MS of
+ *    queue says nothing). Windows only part pairs: they cannot tell one shared queue
+ *    from one sender's two disjoint queues of the same depth that it keeps full while
+ *    the host's stalls drain both at once. In a (20 ms queues on both links) such windows
+ *    looked shared (r 0.09–0.3, ρ 0.8–0.97) about as often as g's did, and when windows
+ *    still linked pairs, 3 of 8 runs of a kept the pair linked and shown for most of the
+ *    run (those made 46.30 Mbit/s mean, the 5 others 46.81).
+ *
+ * A pair's score moves one step per verdict within ±SCORE_LIMIT: it links at
+ * +SCORE_LIMIT and unlinks at UNLINK_SCORE, so one odd verdict neither relinks an
+ * unlinked pair nor unlinks a pair that has shown shared trials.
  *
  * Paths start linked, as RFC 6356 links every subflow, and a pair unlinks at its first
- * net disjoint window: where fairness is at stake, coupling holds from the start. Until
- * a pair's first shared window shows the link (sharedShown), its paths take LIA's
+ * net disjoint verdict: where fairness is at stake, coupling holds from the start. Until
+ * a pair's first shared trial shows the link (sharedShown), its paths take LIA's
  * increase but keep CUBIC's own decrease: on the lab's disjoint pair (a) the linked
- * halving in the second before the first verdict cut Wi-Fi's window below its BDP for
- * most of that second (interleaved quick runs: 46.27 against 45.88 Mbit/s mean), and
- * 8 fairness rounds at g gave a median of 1.16 × the competing TCP flow. Started
- * unlinked (as the kernel's MPTCP, which never couples), the pair at g was linked only
- * from the 2nd window, and 4 rounds of `npm run bench -- lab --fairness-only` at c5995dc
- * gave 1.30, 1.52, 1.49 and 1.50 × the competing TCP flow. Samples from slow start are
- * not fed: two ramps that overshoot at different times look disjoint even where the
- * queue is shared.
+ * halving before the first verdict cut Wi-Fi's window below its BDP (interleaved quick
+ * runs: 46.27 against 45.88 Mbit/s mean), and 8 fairness rounds at g gave a median of
+ * 1.16 × the competing TCP flow. Started unlinked (as the kernel's MPTCP, which never
+ * couples), the pair at g was linked only from the 2nd window, and 4 rounds of
+ * `npm run bench -- lab --fairness-only` at c5995dc gave 1.30, 1.52, 1.49 and 1.50 × the
+ * competing TCP flow.
  */
 
 /** Width of the bins whose smallest queueing delay stands for the path, ms. */
@@ -63,6 +72,18 @@ export const DISJOINT_MAX_CORRELATION = 0.3;
 export const SCORE_LIMIT = 2;
 /** A linked pair unlinks when its score falls to this. */
 export const UNLINK_SCORE = -1;
+/** RTT samples kept per member for cut trials (several round trips at a fast path's ACK rate). */
+export const TRIAL_SAMPLES = 1024;
+/** A trial needs this many samples in each of its windows, per path. */
+export const TRIAL_MIN_SAMPLES = 3;
+/** A cut tells something only when its own path's queue fell by this much, ms… */
+export const TRIAL_MIN_DRAIN_MS = 3;
+/** …and by this share of the queue it had before the cut. */
+export const TRIAL_MIN_DRAIN_SHARE = 0.3;
+/** The other path's queue fell by at least this share of the cut path's fall: shared. */
+export const TRIAL_SHARED_MIN_RATIO = 0.6;
+/** At most this share: disjoint (a fall of the other's queue can only be so much chance). */
+export const TRIAL_DISJOINT_MAX_RATIO = 0.3;
 
 export type WindowVerdict = 'shared' | 'disjoint' | 'unknown';
 
@@ -119,35 +140,118 @@ export function pairWindow(x: Float64Array, y: Float64Array): PairWindow | undef
   };
 }
 
+/** What one cut trial (SharedBottleneckDetector.congestionEvent) found for one pair. */
+export type TrialVerdict = 'shared' | 'disjoint' | 'unknown';
+
+/**
+ * A cut trial's verdict from the medians of the two paths' queueing delays in the round
+ * trip before the cut (pre) and in the round trip after the drain (post), ms: the cut
+ * path's own fall must be clear, and the other path's fall is judged against it.
+ */
+export function judgeTrial(
+  cutPre: number,
+  cutPost: number,
+  otherPre: number,
+  otherPost: number,
+): TrialVerdict {
+  const own = cutPre - cutPost;
+  if (own < TRIAL_MIN_DRAIN_MS || own < TRIAL_MIN_DRAIN_SHARE * cutPre) return 'unknown';
+  const ratio = (otherPre - otherPost) / own;
+  if (ratio >= TRIAL_SHARED_MIN_RATIO) return 'shared';
+  if (ratio <= TRIAL_DISJOINT_MAX_RATIO) return 'disjoint';
+  return 'unknown';
+}
+
+/** The newest RTT samples of one member: time and queueing delay, ms. */
+class SampleRing {
+  private readonly times = new Float64Array(TRIAL_SAMPLES);
+  private readonly values = new Float64Array(TRIAL_SAMPLES);
+  private next = 0;
+  private count = 0;
+
+  push(t: number, v: number): void {
+    this.times[this.next] = t;
+    this.values[this.next] = v;
+    this.next = (this.next + 1) % TRIAL_SAMPLES;
+    if (this.count < TRIAL_SAMPLES) this.count++;
+  }
+
+  /** Median of the samples taken in [from, to), or undefined with fewer than TRIAL_MIN_SAMPLES. */
+  median(from: number, to: number, scratch: Float64Array): number | undefined {
+    let n = 0;
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.next - 1 - k + TRIAL_SAMPLES) % TRIAL_SAMPLES;
+      const t = this.times[i]!;
+      if (t < from) break; // pushed in time order: older ones are older still
+      if (t < to) scratch[n++] = this.values[i]!;
+    }
+    if (n < TRIAL_MIN_SAMPLES) return undefined;
+    const sorted = scratch.subarray(0, n).sort();
+    return n % 2 === 1 ? sorted[n >> 1]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+  }
+}
+
+/** A cut whose drain is still to be seen: its time, round trip and the queues before it. */
+interface Trial<M> {
+  readonly member: M;
+  readonly at: number;
+  readonly rtt: number;
+  readonly cutPre: number;
+  /** Each other member's median before the cut; removed when that member cuts too. */
+  readonly otherPre: Map<M, number>;
+}
+
 interface Pair<M> {
   readonly a: M;
   readonly b: M;
   score: number;
   linked: boolean;
+  /** The last window's verdict (only a disjoint one moves the score). */
   last: WindowVerdict;
+  /** The last cut trial's verdict. */
+  lastTrial: TrialVerdict;
 }
 
 export class SharedBottleneckDetector<M extends object> {
   private readonly bins = Math.round(WINDOW_MS / BIN_MS);
   private readonly series = new Map<M, Float64Array>();
+  private readonly samples = new Map<M, SampleRing>();
+  /** Each member's last cut (congestionEvent), ms. */
+  private readonly lastCut = new Map<M, number>();
+  private trials: Trial<M>[] = [];
+  private readonly scratch = new Float64Array(TRIAL_SAMPLES);
   private pairs: Pair<M>[] = [];
   private windowStart: number | undefined;
   /** Member → index of its set of paths that share a bottleneck (linked pairs, transitively). */
   private readonly clusters = new Map<M, number>();
   /** Windows judged so far (diagnostics and tests). */
   windowsJudged = 0;
+  /** Cut trials that gave a verdict so far (diagnostics and tests). */
+  trialsJudged = 0;
 
   add(member: M): void {
     if (this.series.has(member)) return;
     for (const other of this.series.keys()) {
-      this.pairs.push({ a: other, b: member, score: 0, linked: true, last: 'unknown' });
+      this.pairs.push({
+        a: other,
+        b: member,
+        score: 0,
+        linked: true,
+        last: 'unknown',
+        lastTrial: 'unknown',
+      });
     }
     this.series.set(member, new Float64Array(this.bins).fill(Infinity));
+    this.samples.set(member, new SampleRing());
     this.recluster();
   }
 
   remove(member: M): void {
     if (!this.series.delete(member)) return;
+    this.samples.delete(member);
+    this.lastCut.delete(member);
+    this.trials = this.trials.filter((t) => t.member !== member);
+    for (const t of this.trials) t.otherPre.delete(member);
     this.pairs = this.pairs.filter((p) => p.a !== member && p.b !== member);
     this.recluster();
   }
@@ -168,6 +272,33 @@ export class SharedBottleneckDetector<M extends object> {
     const i = Math.floor((now - this.windowStart) / BIN_MS);
     if (i >= 0 && i < series.length && queueDelayMs < series[i]!)
       series[i] = Math.max(0, queueDelayMs);
+    this.samples.get(member)!.push(now, Math.max(0, queueDelayMs));
+    if (this.trials.length > 0) this.settleTrials(now);
+  }
+
+  /**
+   * `member` cut its window for a congestion event at `now` (its smoothed RTT `rttMs`):
+   * starts a cut trial against every other member that did not cut within two round
+   * trips, judged once the drain shows (settleTrials).
+   */
+  congestionEvent(member: M, now: number, rttMs: number): void {
+    const ring = this.samples.get(member);
+    if (ring === undefined) return;
+    const rtt = Math.max(rttMs, BIN_MS / 5);
+    // A cut of this member inside another's trial makes that pair's drain ambiguous.
+    for (const t of this.trials) if (now <= t.at + 2 * t.rtt) t.otherPre.delete(member);
+    this.lastCut.set(member, now);
+    const cutPre = ring.median(now - rtt, now, this.scratch);
+    if (cutPre === undefined) return;
+    const otherPre = new Map<M, number>();
+    for (const [other, r] of this.samples) {
+      if (other === member) continue;
+      const last = this.lastCut.get(other);
+      if (last !== undefined && last >= now - 2 * rtt) continue;
+      const pre = r.median(now - rtt, now, this.scratch);
+      if (pre !== undefined) otherPre.set(other, pre);
+    }
+    if (otherPre.size > 0) this.trials.push({ member, at: now, rtt, cutPre, otherPre });
   }
 
   /** Whether two members were found to share a bottleneck (directly or through a third). */
@@ -193,14 +324,63 @@ export class SharedBottleneckDetector<M extends object> {
   }
 
   /** Every pair's state (tests and diagnostics). */
-  pairStates(): Array<{ a: M; b: M; linked: boolean; score: number; last: WindowVerdict }> {
+  pairStates(): Array<{
+    a: M;
+    b: M;
+    linked: boolean;
+    score: number;
+    last: WindowVerdict;
+    lastTrial: TrialVerdict;
+  }> {
     return this.pairs.map((p) => ({
       a: p.a,
       b: p.b,
       linked: p.linked,
       score: p.score,
       last: p.last,
+      lastTrial: p.lastTrial,
     }));
+  }
+
+  /** Judges the trials whose drain has been seen: the round trip after the cut's first one. */
+  private settleTrials(now: number): void {
+    let changed = false;
+    let kept = 0;
+    for (const t of this.trials) {
+      if (now < t.at + 2 * t.rtt) {
+        this.trials[kept++] = t;
+        continue;
+      }
+      const from = t.at + t.rtt;
+      const to = t.at + 2 * t.rtt;
+      const cutPost = this.samples.get(t.member)?.median(from, to, this.scratch);
+      if (cutPost === undefined) continue;
+      for (const [other, otherPre] of t.otherPre) {
+        const otherPost = this.samples.get(other)?.median(from, to, this.scratch);
+        const pair = this.pairOf(t.member, other);
+        if (otherPost === undefined || pair === undefined) continue;
+        const verdict = judgeTrial(t.cutPre, cutPost, otherPre, otherPost);
+        if (verdict === 'unknown') continue;
+        this.trialsJudged++;
+        pair.lastTrial = verdict;
+        if (this.vote(pair, verdict === 'shared' ? 1 : -1)) changed = true;
+      }
+    }
+    this.trials.length = kept;
+    if (changed) this.recluster();
+  }
+
+  private pairOf(a: M, b: M): Pair<M> | undefined {
+    return this.pairs.find((p) => (p.a === a && p.b === b) || (p.a === b && p.b === a));
+  }
+
+  /** Moves a pair's score one step; true when that links or unlinks it. */
+  private vote(p: Pair<M>, step: 1 | -1): boolean {
+    p.score = Math.max(-SCORE_LIMIT, Math.min(SCORE_LIMIT, p.score + step));
+    const linked = p.linked ? p.score > UNLINK_SCORE : p.score >= SCORE_LIMIT;
+    if (linked === p.linked) return false;
+    p.linked = linked;
+    return true;
   }
 
   private judge(): void {
@@ -209,13 +389,9 @@ export class SharedBottleneckDetector<M extends object> {
     for (const p of this.pairs) {
       const verdict = judgeWindow(pairWindow(this.series.get(p.a)!, this.series.get(p.b)!));
       p.last = verdict;
-      if (verdict === 'shared') p.score = Math.min(SCORE_LIMIT, p.score + 1);
-      else if (verdict === 'disjoint') p.score = Math.max(-SCORE_LIMIT, p.score - 1);
-      const linked = p.linked ? p.score > UNLINK_SCORE : p.score >= SCORE_LIMIT;
-      if (linked !== p.linked) {
-        p.linked = linked;
-        changed = true;
-      }
+      // Windows only part pairs: one sender's two disjoint queues of the same depth, both
+      // kept full and drained together by the host's stalls, look shared (see above).
+      if (verdict === 'disjoint' && this.vote(p, -1)) changed = true;
     }
     for (const s of this.series.values()) s.fill(Infinity);
     if (changed) this.recluster();

@@ -108,7 +108,7 @@ export const defaultConfig = {
   coupledCongestion: true as boolean,
   /**
    * Link only the UDP paths found to share a bottleneck (core/paths/shared-bottleneck.ts:
-   * their queueing delays move together and sit level), so that paths with disjoint
+   * one path's window cut drains the other's queue too), so that paths with disjoint
    * bottlenecks each keep CUBIC's own response. false links every coupled path, as
    * RFC 6356 links an MPTCP connection's subflows. Has no effect without coupledCongestion.
    */

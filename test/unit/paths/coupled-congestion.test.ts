@@ -231,12 +231,23 @@ describe('Loss response of a linked path', () => {
     expect(a.cwnd / before).toBeLessThan(0.71);
   });
 
-  it('with shared-bottleneck detection, two CUBIC paths halve once their queues are seen to move together', () => {
+  it('with shared-bottleneck detection, two CUBIC paths halve once a cut of one is seen to drain the other’s queue too', () => {
     const clock = new ManualClock(0);
     const { g, a, b } = pair(clock);
-    // Two windows of one queue seen from both paths (the same sawtooth up to 20 ms).
+    // Two windows of one queue seen from both paths (the same sawtooth up to 20 ms) keep
+    // the link, but do not show it: one sender's disjoint queues can look like that.
     for (let t = 0; t <= 2 * WINDOW_MS; t += 5) {
       const q = ((t % 250) / 250) * 20;
+      g.observeQueueDelay(a, q, t);
+      g.observeQueueDelay(b, q, t);
+    }
+    expect(g.sharesBottleneck(a, b)).toBe(true);
+    expect(g.linkShown(a)).toBe(false);
+    // a cuts its window (srtt 20 ms), and one queue falls from 18 to 8 ms for both.
+    const start = 2 * WINDOW_MS + 5;
+    for (let t = start; t <= start + 200; t += 2) {
+      if (t === start + 100) g.congestionEvent(a, t);
+      const q = t < start + 110 ? 18 : 8;
       g.observeQueueDelay(a, q, t);
       g.observeQueueDelay(b, q, t);
     }

@@ -269,9 +269,10 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
   });
 
   it('keeps a path whose queue was shown to be shared with another path loss-based, however random its losses look', () => {
-    const run = (shown: boolean): string => {
+    const run = (shown: boolean): [string, number] => {
       const clock = new ManualClock(1000);
       const r = cleanAutoPath(clock);
+      let cuts = 0;
       // Linked with one other path (the coupling's side is a stub: shared-bottleneck.ts
       // and coupled-congestion.test.ts test the judgement).
       r.coupling = {
@@ -279,15 +280,18 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
         linkedCount: () => 2,
         linkShown: () => shown,
         observeQueueDelay: () => undefined,
+        congestionEvent: () => void cuts++,
       };
       // One loss from a queue couples the path (under 'auto'), then random-looking ones.
       queueLoss(clock, r);
       expect(r.linked).toBe(true);
       for (let k = 1; k <= 10; k++) randomLoss(clock, r);
-      return r.controller;
+      return [r.controller, cuts];
     };
-    expect(run(false)).toBe('bbr');
-    expect(run(true)).toBe('cubic');
+    // The coupling hears of every cut (what its cut trials judge by), not of the event
+    // that moves the path to BBR (the sixth random-looking one), nor of BBR's losses.
+    expect(run(false)).toEqual(['bbr', 6]);
+    expect(run(true)).toEqual(['cubic', 11]);
   });
 
   it('moves a path back from BBR to coupled CUBIC once its queue is shown to be shared, and keeps it there', () => {
@@ -300,6 +304,7 @@ describe("PathRecovery: 'auto' after a queue overflow", () => {
       linkedCount: () => 2,
       linkShown: () => shown,
       observeQueueDelay: () => void observed++,
+      congestionEvent: () => undefined,
     };
     for (let k = 1; k <= 10 && r.controller !== 'bbr'; k++) randomLoss(clock, r);
     expect(r.controller).toBe('bbr');
@@ -608,6 +613,7 @@ describe('PathRecovery: BBR (core/paths/bbr.ts)', () => {
       linkedCount: () => 2,
       linkShown: () => true,
       observeQueueDelay: () => undefined,
+      congestionEvent: () => undefined,
     };
     run(r, clock, 1000);
     expect(calls).toBe(0);

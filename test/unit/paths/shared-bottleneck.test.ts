@@ -3,6 +3,7 @@ import {
   BIN_MS,
   SharedBottleneckDetector,
   WINDOW_MS,
+  judgeTrial,
   judgeWindow,
   pairWindow,
 } from '../../../core/paths/shared-bottleneck.js';
@@ -58,6 +59,21 @@ describe('one window of two paths’ queueing delays', () => {
   });
 });
 
+describe('one cut trial', () => {
+  it('finds one queue where the other path drains with the cut one, two where it does not', () => {
+    // The lab's figures (median queueing delay a round trip before the cut → a round
+    // trip after the drain, ms): g's shared bottleneck, then a's disjoint pair.
+    expect(judgeTrial(24.9, 12.7, 22.7, 10.7)).toBe('shared');
+    expect(judgeTrial(23.3, 14.7, 20.8, 11.6)).toBe('shared');
+    expect(judgeTrial(17.9, 8.1, 15.5, 15.9)).toBe('disjoint');
+    expect(judgeTrial(15.5, 8.5, 9.6, 15.9)).toBe('disjoint'); // the other took the load
+    expect(judgeTrial(18, 8, 15, 10)).toBe('unknown'); // half: neither
+    // A cut that drained little (under 3 ms, or under 30 % of its queue) tells nothing.
+    expect(judgeTrial(18, 16, 15, 15)).toBe('unknown');
+    expect(judgeTrial(40, 30, 15, 15)).toBe('unknown');
+  });
+});
+
 describe('SharedBottleneckDetector', () => {
   /** Feeds `ms` of RTT samples every 5 ms to each member from its queue function. */
   function feed(
@@ -73,45 +89,202 @@ describe('SharedBottleneckDetector', () => {
     return from + ms + 5;
   }
 
-  it('starts linked, keeps the link through shared windows, unlinks after its queues part, and relinks only after two net shared windows', () => {
+  /**
+   * One cut trial: `cut` cuts at `from` + 2 RTTs (RTT 40 ms) and its queue falls from 18
+   * to 8 ms a round trip later; each other member's queue is 15 ms before and `after`
+   * after, from its own entry in `others` (18 → 8 too where the queue is the cut one's).
+   */
+  function cutTrial(
+    d: SharedBottleneckDetector<object>,
+    cut: object,
+    others: Array<[object, number]>,
+    from: number,
+    noise: () => number,
+  ): number {
+    const rtt = 40;
+    const at = from + 2 * rtt;
+    const q =
+      (before: number, after: number) =>
+      (t: number): number =>
+        t < at + rtt / 2 ? before : after;
+    let t = feed(
+      d,
+      [
+        [cut, q(18, 8)],
+        ...others.map(([m, after]): [object, (t: number) => number] => [
+          m,
+          q(after === 8 ? 18 : 15, after),
+        ]),
+      ],
+      from,
+      2 * rtt - 5,
+      noise,
+    );
+    d.congestionEvent(cut, at, rtt);
+    t = feed(
+      d,
+      [
+        [cut, q(18, 8)],
+        ...others.map(([m, after]): [object, (t: number) => number] => [
+          m,
+          q(after === 8 ? 18 : 15, after),
+        ]),
+      ],
+      t,
+      2 * rtt + 20,
+      noise,
+    );
+    return t;
+  }
+
+  it('starts linked, shows the link when a cut drains both queues, unlinks when a cut drains only its own, and relinks only after two net shared trials', () => {
     const random = seededRandom(11);
-    const noise = (): number => random() * random() * 6;
+    const noise = (): number => random() * 1.5;
     const d = new SharedBottleneckDetector<object>();
     const a = {};
     const b = {};
     d.add(a);
     d.add(b);
-    const shared = sawtooth(25, 900);
     expect(d.sharesWith(a, b)).toBe(true); // linked until shown otherwise (RFC 6356)
-    const both: Array<[object, (t: number) => number]> = [
-      [a, shared],
-      [b, shared],
-    ];
-    let t = feed(d, both, 0, WINDOW_MS, noise);
-    t = feed(d, both, t, WINDOW_MS, noise);
-    expect(d.windowsJudged).toBe(2);
-    expect(d.sharesWith(a, b)).toBe(true);
-    expect(d.pairStates()[0]).toMatchObject({ linked: true, last: 'shared', score: 2 });
+    expect(d.sharedShown(a, b)).toBe(false);
+    // a's cut drains b's queue as much as its own: one queue.
+    let t = cutTrial(d, a, [[b, 8]], 0, noise);
+    expect(d.trialsJudged).toBe(1);
+    expect(d.pairStates()[0]).toMatchObject({ linked: true, lastTrial: 'shared', score: 1 });
+    expect(d.sharedShown(a, b)).toBe(true);
+    t = cutTrial(d, b, [[a, 8]], t + 200, noise);
+    expect(d.pairStates()[0]).toMatchObject({ linked: true, score: 2 });
 
-    // The bottleneck moves: each path now queues on its own. Hysteresis keeps the link
-    // through two disjoint windows and drops it at the third.
-    const apart: Array<[object, (t: number) => number]> = [
-      [a, sawtooth(20, 1000)],
-      [b, sawtooth(15, 1000, 450)],
-    ];
+    // The bottleneck moves: each path now queues on its own, and a cut drains only the
+    // cutting path's queue (the other's holds, or grows as the scheduler moves data
+    // onto it). Hysteresis keeps the link through two disjoint trials, drops it at the third.
     const parted: boolean[] = [];
-    for (let i = 0; i < 3; i++) {
-      t = feed(d, apart, t, WINDOW_MS, noise);
+    for (const [cut, other, after] of [
+      [a, b, 15],
+      [b, a, 16],
+      [a, b, 15],
+    ] as const) {
+      t = cutTrial(d, cut, [[other, after]], t + 200, noise);
       parted.push(d.sharesWith(a, b));
     }
     expect(parted).toEqual([true, true, false]);
-    // Shared again: one window is not enough (score -1 -> 0 -> 1), the third relinks.
+    expect(d.pairStates()[0]).toMatchObject({ lastTrial: 'disjoint', score: -1 });
+    // Shared again: one trial is not enough (score -1 -> 0 -> 1), the third relinks.
     const back: boolean[] = [];
     for (let i = 0; i < 3; i++) {
-      t = feed(d, both, t, WINDOW_MS, noise);
+      t = cutTrial(d, i % 2 === 0 ? a : b, [[i % 2 === 0 ? b : a, 8]], t + 200, noise);
       back.push(d.sharesWith(a, b));
     }
     expect(back).toEqual([false, false, true]);
+  });
+
+  it('judges no trial where both paths cut within two round trips, or where the cut drained little', () => {
+    const random = seededRandom(5);
+    const noise = (): number => random() * 1.5;
+    const d = new SharedBottleneckDetector<object>();
+    const [a, b] = [{}, {}];
+    d.add(a);
+    d.add(b);
+    // b cut just before a: whatever drains, both windows moved.
+    let t = feed(
+      d,
+      [
+        [a, () => 18],
+        [b, () => 15],
+      ],
+      0,
+      100,
+      noise,
+    );
+    d.congestionEvent(b, t + 10, 40); // 70 ms before a's cut in cutTrial
+    t = cutTrial(d, a, [[b, 15]], t, noise);
+    // b cuts again while a's trial waits for its drain.
+    const at = t + 80;
+    t = feed(
+      d,
+      [
+        [a, () => 18],
+        [b, () => 15],
+      ],
+      t,
+      80,
+      noise,
+    );
+    d.congestionEvent(a, at, 40);
+    d.congestionEvent(b, at + 20, 40);
+    t = feed(
+      d,
+      [
+        [a, () => 8],
+        [b, () => 15],
+      ],
+      t,
+      200,
+      noise,
+    );
+    // A cut whose own queue hardly moved (18 -> 16 ms) says nothing either.
+    const at2 = t + 80;
+    t = feed(
+      d,
+      [
+        [a, () => 18],
+        [b, () => 15],
+      ],
+      t + 400,
+      80,
+      noise,
+    );
+    d.congestionEvent(a, at2 + 400, 40);
+    feed(
+      d,
+      [
+        [a, () => 16],
+        [b, () => 15],
+      ],
+      t,
+      200,
+      noise,
+    );
+    expect(d.trialsJudged).toBe(0);
+    expect(d.pairStates()[0]).toMatchObject({ lastTrial: 'unknown' });
+  });
+
+  it('does not link two disjoint queues that look alike: windows only part pairs', () => {
+    // The lab's scenario a: one sender keeps two disjoint 20 ms queues full, and the
+    // host's stalls drain both at once, so their windows look shared; every cut drains
+    // only its own queue.
+    const random = seededRandom(9);
+    const noise = (): number => random() * 1.5;
+    const d = new SharedBottleneckDetector<object>();
+    const [a, b] = [{}, {}];
+    d.add(a);
+    d.add(b);
+    const alike = (t: number): number => (t % 400 < 50 ? 1 : 16);
+    let t = feed(
+      d,
+      [
+        [a, alike],
+        [b, alike],
+      ],
+      0,
+      2 * WINDOW_MS,
+      noise,
+    );
+    expect(d.pairStates()[0]).toMatchObject({ last: 'shared', score: 0, linked: true });
+    expect(d.sharedShown(a, b)).toBe(false);
+    t = cutTrial(d, a, [[b, 15]], t, noise);
+    expect(d.pairStates()[0]).toMatchObject({ lastTrial: 'disjoint', linked: false });
+    feed(
+      d,
+      [
+        [a, alike],
+        [b, alike],
+      ],
+      t,
+      5 * WINDOW_MS,
+      noise,
+    );
+    expect(d.pairStates()[0]).toMatchObject({ last: 'shared', score: -1, linked: false });
   });
 
   it('unlinks disjoint queues and never relinks them; a linked pair stays one set', () => {
