@@ -68,9 +68,11 @@ describe('one cut trial', () => {
     expect(judgeTrial(17.9, 8.1, 15.5, 15.9)).toBe('disjoint');
     expect(judgeTrial(15.5, 8.5, 9.6, 15.9)).toBe('disjoint'); // the other took the load
     expect(judgeTrial(18, 8, 15, 10)).toBe('unknown'); // half: neither
-    // A cut that drained little (under 3 ms, or under 30 % of its queue) tells nothing.
+    // A cut that drained little (under 3 ms, or under 10 % of its queue) tells nothing.
     expect(judgeTrial(18, 16, 15, 15)).toBe('unknown');
-    expect(judgeTrial(40, 30, 15, 15)).toBe('unknown');
+    expect(judgeTrial(40, 36.5, 15, 15)).toBe('unknown');
+    // At a shared queue that a TCP flow keeps filling, a cut drains little, for both.
+    expect(judgeTrial(22.9, 19.8, 26.4, 23.3)).toBe('shared');
   });
 });
 
