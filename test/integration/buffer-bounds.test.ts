@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import type { Association } from '../../core/session/association.js';
 import { createLogger } from '../../core/util/log.js';
-import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { impair, newCounters, seededRandom } from '../support/impaired-subflow.js';
 import { NUMBERED_BLOCK_BYTES, writeNumberedBlocks } from '../support/hashed-upload.js';
 import { useListener } from '../support/listener-fixture.js';
 
@@ -41,7 +41,7 @@ describe('reorder buffer and send queue stay within their configured bounds', ()
   it('under loss on one path and delay on another, with small bounds, nothing exceeds them and every byte arrives', async () => {
     const window = 1 << 20;
     const sendLimit = 512 * 1024;
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     const random = seededRandom(21);
     let serverAssoc: Association | undefined;
     // The server's stream may not fail, not even when the client closes the association

@@ -3,12 +3,7 @@ import { BraidClient } from '../../core/api/client.js';
 import type { BraidStream } from '../../core/api/braid-stream.js';
 import type { Association } from '../../core/session/association.js';
 import { createLogger } from '../../core/util/log.js';
-import {
-  impair,
-  seededRandom,
-  type Impairment,
-  type ImpairmentCounters,
-} from '../support/impaired-subflow.js';
+import { impair, type Impairment, newCounters, seededRandom } from '../support/impaired-subflow.js';
 import { useListener } from '../support/listener-fixture.js';
 import { until } from '../support/wait.js';
 
@@ -24,7 +19,7 @@ describe('the closing state', () => {
 
   it('answers a peer that missed every copy of the close, which then closes at once, not at its idle timeout', async () => {
     const impairments: Impairment[] = [];
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     const accepted = new Promise<{ stream: BraidStream; association: Association }>((resolve) =>
       serverOf().listener.once('stream', (stream: BraidStream, association: Association) =>
         resolve({ stream, association }),

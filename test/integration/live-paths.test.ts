@@ -8,7 +8,7 @@ import { LivePaths } from '../../core/api/live-paths.js';
 import { runTransfer } from '../../core/cli/transfer.js';
 import { InterfaceWatcher } from '../../core/iface/index.js';
 import { createLogger } from '../../core/util/log.js';
-import { impair, type Impairment, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { impair, type Impairment, newCounters } from '../support/impaired-subflow.js';
 import { useRelay } from '../support/relay-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
@@ -83,7 +83,7 @@ describe('live path set on loopback: uplinks added and removed while a transfer 
   });
 
   it('a stalled TCP path is marked suspect, its data reinjected, and the connection replaced', async () => {
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     const stall: Impairment = { random: Math.random };
     let impaired = 0;
     const r = await BraidClient.connect({

@@ -6,6 +6,7 @@ import {
   seededRandom,
   type Impairment,
   type ImpairmentCounters,
+  newCounters,
 } from '../support/impaired-subflow.js';
 import { useRelay } from '../support/relay-fixture.js';
 
@@ -54,12 +55,7 @@ describe('objectives drive the choice of path', () => {
     return r.client;
   }
 
-  const counters = (): ImpairmentCounters => ({
-    dropped: 0,
-    reordered: 0,
-    duplicated: 0,
-    tampered: 0,
-  });
+  const counters = newCounters;
 
   /** Sends `n` small messages at `intervalMs` and returns bytes per local address. */
   async function trickle(

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import { runTransfer } from '../../core/cli/transfer.js';
 import { createLogger } from '../../core/util/log.js';
-import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { impair, newCounters, seededRandom } from '../support/impaired-subflow.js';
 import { useRelay } from '../support/relay-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
-const fresh = (): ImpairmentCounters => ({ dropped: 0, reordered: 0, duplicated: 0, tampered: 0 });
+const fresh = newCounters;
 
 describe('paths that fail', () => {
   const relayOf = useRelay();

@@ -4,7 +4,7 @@ import { BraidClient } from '../../core/api/client.js';
 import { PathMetricsCache } from '../../core/paths/path-metrics-cache.js';
 import type { Association } from '../../core/session/association.js';
 import { createLogger } from '../../core/util/log.js';
-import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { impair, newCounters, seededRandom } from '../support/impaired-subflow.js';
 import { useListener } from '../support/listener-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
@@ -29,7 +29,7 @@ describe('a listener keeps what ended paths learned for the next path from the s
         stream.end();
       })();
     });
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     // Lossy for the transfer only: the client's close is one packet (per path), and a
     // dropped one left the server to learn of it at its idle timeout (a clean-clone CI
     // run waited the 10 s below in vain).

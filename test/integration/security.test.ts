@@ -10,7 +10,7 @@ import { writeHeader } from '../../core/wire/packet-header.js';
 import { encodeFrames } from '../../core/wire/encode.js';
 import { PacketProtection } from '../../core/transport/packet-protection.js';
 import type { Association } from '../../core/session/association.js';
-import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { impair, newCounters, seededRandom } from '../support/impaired-subflow.js';
 import { useRelay } from '../support/relay-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
@@ -144,7 +144,7 @@ describe('hostile input against a running relay', () => {
     client.close();
 
     // Replays and bit flips on the wire: dropped by the replay window and the AEAD.
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     const random = seededRandom(7);
     const seen: Association[] = [];
     const onAssociation = (a: Association): void => void seen.push(a);

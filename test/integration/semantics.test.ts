@@ -7,9 +7,10 @@ import type { TransportKind } from '../../core/wire/frame.js';
 import { createLogger } from '../../core/util/log.js';
 import {
   impair,
-  seededRandom,
   type Impairment,
   type ImpairmentCounters,
+  newCounters,
+  seededRandom,
 } from '../support/impaired-subflow.js';
 import { useListener } from '../support/listener-fixture.js';
 
@@ -89,7 +90,7 @@ describe('message semantics over real paths on loopback', () => {
     deadlineMs?: number,
     size = 200,
   ): Promise<{ remote: Received; local: BraidMessageSocket; counters: ImpairmentCounters }> {
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     const client = await connect(['127.0.0.2', '127.0.0.3'], ['udp', 'udp'], impairment, counters);
     const remoteP = nextRemote();
     const local = client.openMessages({ semantics, deadlineMs });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runTransfer } from '../../core/cli/transfer.js';
 import { createLogger } from '../../core/util/log.js';
-import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { impair, newCounters, seededRandom } from '../support/impaired-subflow.js';
 import { useRelay } from '../support/relay-fixture.js';
 
 const quiet = createLogger({ level: 'error' });
@@ -28,7 +28,7 @@ describe('striping a reliable-ordered session over several paths on loopback', (
   });
 
   it('delivers every byte exactly once and in order when one path drops 5% of its packets and another reorders', async () => {
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     const random = seededRandom(42);
     const result = await runTransfer({
       invite: relayOf().invite,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BraidClient } from '../../core/api/client.js';
 import { createLogger } from '../../core/util/log.js';
-import { impair, seededRandom, type ImpairmentCounters } from '../support/impaired-subflow.js';
+import { impair, newCounters, seededRandom } from '../support/impaired-subflow.js';
 import { writeNumberedBlocks } from '../support/hashed-upload.js';
 import { useListener } from '../support/listener-fixture.js';
 
@@ -30,7 +30,7 @@ describe('the end of a stream does not wait for a slower path', () => {
         if (end) stream.on('close', () => resolve({ bytes, sha: hash.digest('hex') }));
       });
     });
-    const counters: ImpairmentCounters = { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+    const counters = newCounters();
     const random = seededRandom(5);
     const r = await BraidClient.connect({
       invite: serverOf().invite,

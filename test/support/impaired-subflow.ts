@@ -26,6 +26,11 @@ export interface ImpairmentCounters {
   tampered: number;
 }
 
+/** Counters at zero, for one impaired subflow or a set of them. */
+export function newCounters(): ImpairmentCounters {
+  return { dropped: 0, reordered: 0, duplicated: 0, tampered: 0 };
+}
+
 /** Deterministic PRNG (mulberry32). */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
