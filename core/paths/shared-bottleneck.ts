@@ -80,6 +80,8 @@ export const SCORE_LIMIT = 2;
 export const UNLINK_SCORE = -1;
 /** RTT samples kept per member for cut trials (several round trips at a fast path's ACK rate). */
 export const TRIAL_SAMPLES = 1024;
+/** A trial's round trip is at least this, ms: below it a median window holds too few ACKs. */
+export const TRIAL_MIN_RTT_MS = 10;
 /** A trial needs this many samples in each of its windows, per path. */
 export const TRIAL_MIN_SAMPLES = 3;
 /** A cut tells something only when its own path's queue fell by this much, ms… */
@@ -290,7 +292,7 @@ export class SharedBottleneckDetector<M extends object> {
   congestionEvent(member: M, now: number, rttMs: number): void {
     const ring = this.samples.get(member);
     if (ring === undefined) return;
-    const rtt = Math.max(rttMs, BIN_MS / 5);
+    const rtt = Math.max(rttMs, TRIAL_MIN_RTT_MS);
     // A cut of this member inside another's trial makes that pair's drain ambiguous.
     for (const t of this.trials) if (now <= t.at + 2 * t.rtt) t.otherPre.delete(member);
     this.lastCut.set(member, now);

@@ -109,34 +109,16 @@ describe('SharedBottleneckDetector', () => {
       (before: number, after: number) =>
       (t: number): number =>
         t < at + rtt / 2 ? before : after;
-    let t = feed(
-      d,
-      [
-        [cut, q(18, 8)],
-        ...others.map(([m, after]): [object, (t: number) => number] => [
-          m,
-          q(after === 8 ? 18 : 15, after),
-        ]),
-      ],
-      from,
-      2 * rtt - 5,
-      noise,
-    );
+    const members: Array<[object, (t: number) => number]> = [
+      [cut, q(18, 8)],
+      ...others.map(([m, after]): [object, (t: number) => number] => [
+        m,
+        q(after === 8 ? 18 : 15, after),
+      ]),
+    ];
+    const t = feed(d, members, from, 2 * rtt - 5, noise);
     d.congestionEvent(cut, at, rtt);
-    t = feed(
-      d,
-      [
-        [cut, q(18, 8)],
-        ...others.map(([m, after]): [object, (t: number) => number] => [
-          m,
-          q(after === 8 ? 18 : 15, after),
-        ]),
-      ],
-      t,
-      2 * rtt + 20,
-      noise,
-    );
-    return t;
+    return feed(d, members, t, 2 * rtt + 20, noise);
   }
 
   it('starts linked, shows the link when a cut drains both queues, unlinks when a cut drains only its own, and relinks only after two net shared trials', () => {
@@ -187,66 +169,31 @@ describe('SharedBottleneckDetector', () => {
     const [a, b] = [{}, {}];
     d.add(a);
     d.add(b);
+    /** Steady queues of `qa` and `qb` ms for `ms` from `from`. */
+    const hold = (qa: number, qb: number, from: number, ms: number): number =>
+      feed(
+        d,
+        [
+          [a, () => qa],
+          [b, () => qb],
+        ],
+        from,
+        ms,
+        noise,
+      );
     // b cut just before a: whatever drains, both windows moved.
-    let t = feed(
-      d,
-      [
-        [a, () => 18],
-        [b, () => 15],
-      ],
-      0,
-      100,
-      noise,
-    );
+    let t = hold(18, 15, 0, 100);
     d.congestionEvent(b, t + 10, 40); // 70 ms before a's cut in cutTrial
     t = cutTrial(d, a, [[b, 15]], t, noise);
     // b cuts again while a's trial waits for its drain.
-    const at = t + 80;
-    t = feed(
-      d,
-      [
-        [a, () => 18],
-        [b, () => 15],
-      ],
-      t,
-      80,
-      noise,
-    );
-    d.congestionEvent(a, at, 40);
-    d.congestionEvent(b, at + 20, 40);
-    t = feed(
-      d,
-      [
-        [a, () => 8],
-        [b, () => 15],
-      ],
-      t,
-      200,
-      noise,
-    );
+    t = hold(18, 15, t, 80);
+    d.congestionEvent(a, t, 40);
+    d.congestionEvent(b, t + 20, 40);
+    t = hold(8, 15, t, 200);
     // A cut whose own queue hardly moved (18 -> 16 ms) says nothing either.
-    const at2 = t + 80;
-    t = feed(
-      d,
-      [
-        [a, () => 18],
-        [b, () => 15],
-      ],
-      t + 400,
-      80,
-      noise,
-    );
-    d.congestionEvent(a, at2 + 400, 40);
-    feed(
-      d,
-      [
-        [a, () => 16],
-        [b, () => 15],
-      ],
-      t,
-      200,
-      noise,
-    );
+    t = hold(18, 15, t + 400, 80);
+    d.congestionEvent(a, t, 40);
+    hold(16, 15, t, 200);
     expect(d.trialsJudged).toBe(0);
     expect(d.pairStates()[0]).toMatchObject({ lastTrial: 'unknown' });
   });
