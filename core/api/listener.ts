@@ -73,8 +73,8 @@ export class BraidListener extends EventEmitter<ListenerEvents> {
   private refusal: string | undefined;
   /**
    * What ended paths learned, for new paths from the same client address (RFC 9040
-   * temporal sharing, as the kernel's tcp_metrics does for TCP): the next download to
-   * the same uplink need not find the bottleneck by overflowing it again.
+   * temporal sharing, path-metrics-cache.ts): the next download to the same uplink need
+   * not find the bottleneck by overflowing it again.
    */
   readonly pathMetrics = new PathMetricsCache();
 

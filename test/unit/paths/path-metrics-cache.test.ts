@@ -86,5 +86,27 @@ describe('PathRecovery: what a path learns and what the next one starts from', (
     round(clock, r, Math.floor(r.cwnd / MSS), true);
     expect(r.learnedSsthresh).toBeGreaterThan(0.84 * before);
     expect(r.learnedSsthresh).toBeLessThan(0.9 * before);
+    // Later cuts at smaller windows (a busy spell at the end of a download) do not
+    // lower it: the next path starts from the largest window a cut found.
+    const learned = r.learnedSsthresh!;
+    for (let k = 0; k < 4; k++) round(clock, r, Math.floor(r.cwnd / MSS), true);
+    expect(r.cwnd).toBeLessThan(0.5 * before);
+    expect(r.learnedSsthresh).toBe(learned);
+  });
+});
+
+describe('PathMetricsCache: merging what successive paths learned', () => {
+  it('takes a higher threshold at once and moves halfway towards a lower one', () => {
+    const c = new PathMetricsCache({ ttlMs: 1000 });
+    c.record(key, 200_000, 0);
+    c.record(key, 40_000, 10);
+    expect(c.ssthresh(key, 10)).toBe(120_000);
+    c.record(key, 40_000, 20);
+    expect(c.ssthresh(key, 20)).toBe(80_000);
+    c.record(key, 300_000, 30);
+    expect(c.ssthresh(key, 30)).toBe(300_000);
+    // An expired entry is not merged: the new threshold stands alone.
+    c.record(key, 40_000, 1031);
+    expect(c.ssthresh(key, 1031)).toBe(40_000);
   });
 });
