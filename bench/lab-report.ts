@@ -1,4 +1,4 @@
-import { cpuLine, transferCell } from '../test/lab/stats.js';
+import { cpuLine, goodputCell, transferCell } from '../test/lab/stats.js';
 import { describeUplink } from '../test/lab/scenario.js';
 import type { SuiteReport, SystemReport } from '../test/lab/suite.js';
 
@@ -69,6 +69,7 @@ function noteCell(s: SystemReport): string {
 
 export function formatSuite(report: SuiteReport): string {
   const s = report.scenario;
+  const rounds = Math.max(0, ...report.systems.map((x) => x.bulkRunsBps?.length ?? 0));
   const nominal = s.uplinks.reduce((sum, u) => sum + (u.downRateMbps ?? u.rateMbps), 0);
   const sizes = [...new Set(report.systems[0]?.transfers.map((t) => t.bytes) ?? [])];
   const runsOf = (b: number): number =>
@@ -92,7 +93,7 @@ export function formatSuite(report: SuiteReport): string {
           `100 ms bins of bytes delivered) reaches ${failover.share * 100}% of the mean over the ` +
           `2 s before it went down (${(failover.downAtMs / 1000).toFixed(1)} s); "never": not within the run.`),
     '',
-    `| system | goodput Mbit/s | / sum of singles | / best single | ${sizes
+    `| system | ${rounds > 1 ? `goodput Mbit/s (median of ${rounds} windows)` : 'goodput Mbit/s'} | / sum of singles | / best single | ${sizes
       .map((b) =>
         runsOf(b) > 1 ? `${megabytes(b)} s (median of ${runsOf(b)})` : `${megabytes(b)} s`,
       )
@@ -106,7 +107,7 @@ export function formatSuite(report: SuiteReport): string {
     const g = sys.bulk?.goodputBps;
     const cells = [
       label,
-      g === undefined ? 'failed' : mbps(g),
+      g === undefined ? 'failed' : goodputCell(g, sys.bulkRunsBps),
       g === undefined ? '-' : ratio(g, report.sumSinglesBps),
       g === undefined || best === undefined ? '-' : ratio(g, best.goodputBps),
       ...sizes.map((b) => transferCell(sys.transfers.filter((x) => x.bytes === b))),

@@ -20,7 +20,7 @@ import { exactlyOnce, formatSuite } from './lab-report.js';
 /**
  * `npm run bench` / `npm run bench -- lab [scenario ...] [--ms N] [--cc cubic]
  * [--messages 300] [--no-mptcp] [--no-objectives | --objectives-only | --fairness-only]
- * [--fair-rounds 9] [--out dir]`: the
+ * [--fair-rounds 9] [--bulk-rounds 3] [--out dir]`: the
  * emulator fidelity check, then every
  * scenario (or the named ones) with Braid, each single-path TCP and kernel MPTCP on
  * the same links (and, where a scenario asks, the shared-bottleneck fairness test, and
@@ -52,6 +52,8 @@ export async function runLabBench(argv: string[]): Promise<number> {
       // (the bottleneck's drop-tail phase decides who loses first), so a median of 5
       // landed either side of the 1.3 bound; 9 rounds narrow it at ~4 minutes more.
       'fair-rounds': { type: 'string', default: '9' },
+      // Bulk windows per system, in rounds; the table gives each system's median.
+      'bulk-rounds': { type: 'string', default: '3' },
     },
   });
   const reason = labUnavailableReason();
@@ -132,6 +134,7 @@ export async function runLabBench(argv: string[]): Promise<number> {
           congestionControl: values.cc,
           mptcp: !skipMptcp,
           messages: Number(values.messages),
+          bulkRounds: Number(values['bulk-rounds']),
           progress,
           ...(values.ms === undefined ? {} : { bulkMs: Number(values.ms) }),
         });

@@ -1,8 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { cpuBetween, sampleSched, type CpuShare } from './schedstat.js';
-import { cpuLine, transferCell } from './stats.js';
+import { cpuLine, goodputCell, medianItem, transferCell } from './stats.js';
 import { emptySystemReport, type SystemReport } from './suite.js';
 import type { BulkResult } from './tools/bulk.js';
+
+describe('lab report: repeated bulk windows', () => {
+  it('reports the window whose goodput is the median, as a whole run', () => {
+    const runs = [
+      { bps: 46.8e6, at: 0 },
+      { bps: 47.2e6, at: 1 },
+      { bps: 46.9e6, at: 2 },
+    ];
+    expect(medianItem(runs, (r) => r.bps)).toBe(runs[2]);
+    // An even count takes the lower middle window (a run that happened, not a mean).
+    expect(medianItem(runs.slice(0, 2), (r) => r.bps)).toBe(runs[0]);
+    expect(medianItem([], (r: number) => r)).toBeUndefined();
+  });
+
+  it('gives the median with every window beside it, in the order run', () => {
+    expect(goodputCell(46.9e6, [46.8e6, 47.2e6, 46.9e6])).toBe('46.90 (46.80, 47.20, 46.90)');
+    expect(goodputCell(47.05e6, [47.05e6])).toBe('47.05');
+    expect(goodputCell(47.05e6, undefined)).toBe('47.05');
+  });
+});
 
 describe('lab report: transfer cells', () => {
   it('gives the median of repeated transfers with every run beside it', () => {

@@ -10,7 +10,24 @@ export function median(values: readonly number[]): number | undefined {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * The item whose value is the median (the lower of the middle two for an even count):
+ * a whole run, so that its series, link figures and CPU go with the figure reported.
+ */
+export function medianItem<T>(items: readonly T[], value: (item: T) => number): T | undefined {
+  if (items.length === 0) return undefined;
+  const sorted = [...items].sort((a, b) => value(a) - value(b));
+  return sorted[(sorted.length - 1) >> 1];
+}
+
 const seconds = (ms: number): string => (ms / 1000).toFixed(2);
+
+/** Bulk goodput, Mbit/s: the median window's, with every window's beside it when several. */
+export function goodputCell(medianBps: number, runsBps: readonly number[] | undefined): string {
+  const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
+  if (runsBps === undefined || runsBps.length < 2) return mbps(medianBps);
+  return `${mbps(medianBps)} (${runsBps.map(mbps).join(', ')})`;
+}
 
 /**
  * Completion time of the runs of one size: the median, with every run beside it when
