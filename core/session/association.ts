@@ -1141,7 +1141,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       now,
       target.recovery,
       result.acked.length,
-      result.lost.length,
+      result.lost.length - result.startupLost,
       result.rttSample,
     );
     if (result.acked.length > 0 && target.state === 'suspect') {
@@ -1853,7 +1853,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       const deadline = path.recovery.timerDeadline();
       if (deadline !== undefined && deadline <= now) {
         const result = path.recovery.onTimer();
-        path.estimator.onLost(now, result.lost.length);
+        path.estimator.onLost(now, result.lost.length - result.startupLost);
         for (const record of result.lost) this.onLost(record);
         if (result.lost.length > 0) this.freeSendRoom();
         if (result.probe > 0) path.probesDue += result.probe;

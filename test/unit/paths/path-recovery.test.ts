@@ -76,6 +76,45 @@ describe('PathRecovery: loss detection (RFC 9002 §6)', () => {
     expect(r.packetsLost).toBe(2);
   });
 
+  it("reports which losses are startup's overshoot: sent before the first loss was detected or in the round trip after", () => {
+    const { clock, r } = sender();
+    // Startup: ten packets out, the first two dropped at a full queue.
+    sendMany(r, 10);
+    clock.advance(30);
+    const first = ok(r.onAck([{ first: 2, last: 5 }], 0));
+    expect(first.lost).toEqual([0, 1]);
+    expect(first.startupLost).toBe(2);
+    // The round trip after the cut is still startup: its window may still overshoot.
+    const after = sendMany(r, 6);
+    clock.advance(30);
+    const second = ok(
+      r.onAck(
+        [
+          { first: after[2]!, last: after[5]! },
+          { first: 7, last: 9 },
+        ],
+        0,
+      ),
+    );
+    expect(second.lost).toEqual([6, after[0], after[1]]);
+    expect(second.startupLost).toBe(3);
+    // A packet sent after the cut was acknowledged: from now on every loss counts.
+    const steady = sendMany(r, 6);
+    clock.advance(30);
+    const third = ok(r.onAck([{ first: steady[2]!, last: steady[5]! }], 0));
+    expect(third.lost).toEqual([steady[0], steady[1]]);
+    expect(third.startupLost).toBe(0);
+    // A timer's losses are told apart the same way.
+    const tail = sendMany(r, 2);
+    clock.advance(30);
+    ok(r.onAck([{ first: tail[1]!, last: tail[1]! }], 0));
+    clock.set(r.timerDeadline()!);
+    const timed = r.onTimer();
+    expect(timed.lost).toEqual([tail[0]]);
+    expect(timed.startupLost).toBe(0);
+    expect(r.packetsLost).toBe(8);
+  });
+
   it('declares a packet lost after 9/8 RTT when too few packets follow it', () => {
     const { clock, r } = sender();
     sendMany(r, 2);
