@@ -1,4 +1,4 @@
-import { cpuLine, goodputCell, transferCell } from '../test/lab/stats.js';
+import { cpuLine, goodputCell, mbps, transferCell } from '../test/lab/stats.js';
 import { describeUplink } from '../test/lab/scenario.js';
 import type { SuiteReport, SystemReport } from '../test/lab/suite.js';
 
@@ -11,7 +11,6 @@ import type { SuiteReport, SystemReport } from '../test/lab/suite.js';
 /** Release lateness beyond this means the emulator, not the link, shaped the traffic. */
 const STALL_WARN_MS = 20;
 
-const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
 const ms = (v: number | undefined): string =>
   v === undefined || Number.isNaN(v) ? '-' : v < 100 ? v.toFixed(1) : v.toFixed(0);

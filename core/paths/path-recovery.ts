@@ -478,7 +478,7 @@ export class PathRecovery<T> implements CoupledPath {
           : this.bytesInFlight + bytes < this.cwnd / 2,
       txInFlight: this.bytesInFlight + bytes,
       dark: this.dark,
-      startup: !this.startupOver,
+      startup: this.largestAcked < this.startupEndPn,
     };
     // Packet numbers are dense per path; index = pn - base.
     if (this.outstanding === 0) {
@@ -572,7 +572,6 @@ export class PathRecovery<T> implements CoupledPath {
       }
     }
     if (first.last > this.largestAcked) this.largestAcked = first.last;
-    if (this.largestAcked >= this.startupEndPn) this.startupOver = true;
     let rttSample: number | undefined;
     if (largestNewly !== undefined && largestNewly.pn === first.last && ackedEliciting) {
       rttSample = now - largestNewly.time;
@@ -690,9 +689,12 @@ export class PathRecovery<T> implements CoupledPath {
    * nothing for the rest of the 10 s window: 19.5 Mbit/s, below Wi-Fi alone.
    */
   private detectedStartupLost = 0;
-  /** Startup ends once a packet sent after its first detected loss is acknowledged. */
+  /**
+   * The next packet number when the first loss was detected: startup ends once this
+   * packet or a later one is acknowledged (packets are startup while largestAcked is
+   * below it).
+   */
   private startupEndPn = Infinity;
-  private startupOver = false;
 
   private detectLoss(now: number): T[] {
     // RFC 9002 §6.1

@@ -5,6 +5,7 @@ import { mptcpizeAvailable, runBaselines, type ScenarioReport } from './baseline
 import { formatFidelity, measureFidelity, type FidelityResult } from './fidelity.js';
 import { labUnavailableReason } from './netns.js';
 import { describeUplink, listScenarios, loadScenario } from './scenario.js';
+import { mbps } from './stats.js';
 
 /**
  * `npx tsx test/lab/run.ts [scenario ...|all] [--cc cubic] [--ms 10000] [--json out.json]`
@@ -14,7 +15,6 @@ import { describeUplink, listScenarios, loadScenario } from './scenario.js';
 
 /** Release lateness beyond this means the emulator, not the link, shaped the traffic. */
 const STALL_WARN_MS = 20;
-const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
 
 /** Longest run of empty 100 ms bins after the first byte, ms. */

@@ -22,9 +22,11 @@ export function medianItem<T>(items: readonly T[], value: (item: T) => number): 
 
 const seconds = (ms: number): string => (ms / 1000).toFixed(2);
 
+/** Bit/s as Mbit/s with two decimals. */
+export const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
+
 /** Bulk goodput, Mbit/s: the median window's, with every window's beside it when several. */
 export function goodputCell(medianBps: number, runsBps: readonly number[] | undefined): string {
-  const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
   if (runsBps === undefined || runsBps.length < 2) return mbps(medianBps);
   return `${mbps(medianBps)} (${runsBps.map(mbps).join(', ')})`;
 }

@@ -406,7 +406,6 @@ export async function runSuite(
     }
     for (const [k, sys] of systems.entries()) {
       const report = reports[k]!;
-      const countRun = (i: IntegrityCounts | undefined): void => count(report, i);
       await flushTcpMetrics(topo);
       for (const bytes of transfers) {
         try {
@@ -423,7 +422,7 @@ export async function runSuite(
             ...(r.connectMs === undefined ? {} : { connectMs: r.connectMs }),
             ...(r.integrity === undefined ? {} : { integrity: r.integrity }),
           });
-          countRun(r.integrity);
+          count(report, r.integrity);
         } catch (err) {
           report.transfers.push({
             bytes,
