@@ -170,6 +170,14 @@ export class PathRecovery<T> implements CoupledPath {
   /** The last packet sent left no room in the window: the gap after it was the window's doing. */
   private windowFull = false;
   private lastSendTime = -Infinity;
+  /**
+   * The most bytes in flight in this round trip and the one before (a round ends when a
+   * packet sent after it began is acknowledged): whether the window is being used
+   * (windowUsed).
+   */
+  private usedThisRound = 0;
+  private usedLastRound = 0;
+  private roundEndPn = 0;
   private readonly maxAckDelay: number;
   private readonly inflightCap: number;
 
@@ -489,6 +497,7 @@ export class PathRecovery<T> implements CoupledPath {
     this.sent[pn - this.base] = packet;
     this.outstanding++;
     this.bytesInFlight += bytes;
+    if (this.bytesInFlight > this.usedThisRound) this.usedThisRound = this.bytesInFlight;
     this.lastAckElicitingSent = now;
     if (this.bytesInFlight === bytes) this.lastProgress = now;
     if (this.bbr !== undefined) {
@@ -572,6 +581,11 @@ export class PathRecovery<T> implements CoupledPath {
       }
     }
     if (first.last > this.largestAcked) this.largestAcked = first.last;
+    if (this.largestAcked >= this.roundEndPn) {
+      this.usedLastRound = this.usedThisRound;
+      this.usedThisRound = this.bytesInFlight;
+      this.roundEndPn = this.nextPn;
+    }
     let rttSample: number | undefined;
     if (largestNewly !== undefined && largestNewly.pn === first.last && ackedEliciting) {
       rttSample = now - largestNewly.time;
@@ -749,10 +763,26 @@ export class PathRecovery<T> implements CoupledPath {
     return 2 * this.mss;
   }
 
+  /**
+   * RFC 9002 §7.8: a window the sender does not use is not grown. Used means at least
+   * half of it was in flight at some point in this round trip or the last, the rule of
+   * Linux's slow start (tcp_is_cwnd_limited: cwnd < 2 x max_packets_out), taken for
+   * congestion avoidance too, which Linux grows only when the window was full: a paced
+   * path's flight stays below its window. Else a path that the scheduler, the host's
+   * CPU or the app holds back grows its window with every byte acknowledged (12-30 MB
+   * windows with 1-3 MB in flight on loopback), and the schedulers, which read cwnd/RTT
+   * as what a path could carry, give whichever path was acknowledged more a still
+   * larger share.
+   */
+  private windowUsed(): boolean {
+    return 2 * Math.max(this.usedThisRound, this.usedLastRound) >= this.cwnd;
+  }
+
   private onCongestionAck(p: SentPacket<T>, now: number): void {
     // BBR's window follows its model, per ACK (onAck), not per packet.
     if (this.kind === 'tcp' || this.bbr !== undefined || !p.inFlight) return;
     if (p.time <= this.recoveryStart) return;
+    if (!this.windowUsed()) return;
     if (this.cwnd < this.ssthresh) {
       this.cwnd += this.hystart.growth(p.bytes);
       return;

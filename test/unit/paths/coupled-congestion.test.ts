@@ -154,12 +154,13 @@ describe('CoupledGroup members that take no part', () => {
 });
 
 describe('Loss response of a linked path', () => {
-  // Sends 10 packets and acknowledges the last 6: packets 0 and 1 are lost (RFC 9002
-  // packet threshold), one congestion event.
+  // Fills the window and acknowledges packets 4-9: packets 0-3 are lost (RFC 9002
+  // packet threshold), one congestion event. The window is full, so the six ACKs grow
+  // it (an unused window is not grown, RFC 9002 §7.8).
   const loseTwo = (clock: ManualClock, r: PathRecovery<number>): void => {
     const first = r.nextPacketNumber();
     r.onPacketSent(first, MSS, true, first);
-    for (let i = 1; i < 10; i++) {
+    for (let i = 1; i < Math.max(10, r.cwnd / MSS); i++) {
       const pn = r.nextPacketNumber();
       r.onPacketSent(pn, MSS, true, pn);
     }

@@ -188,13 +188,42 @@ describe('PathRecovery: congestion control', () => {
     ok(r.onAck([{ first: 0, last: pns.at(-1)! }], 0));
     expect(r.cwnd).toBe(initial + 10 * MSS);
     const before = r.cwnd;
-    sendMany(r, 8);
+    // Over half the window in flight: it is in use, so ACKs grow it (RFC 9002 §7.8).
+    sendMany(r, 12);
     clock.advance(50);
     ok(r.onAck([{ first: 14, last: 17 }], 0));
     // RFC 9002 §A.7: the four acknowledged packets grow the window first, then the
-    // two lost ones (10 and 11) cut it to beta_cubic = 0.7 of that (RFC 9438 §4.6).
+    // lost ones (10 and 11) cut it to beta_cubic = 0.7 of that (RFC 9438 §4.6).
     expect(r.cwnd).toBeCloseTo((before + 4 * MSS) * 0.7, 6);
     expect(r.ssthresh).toBeCloseTo((before + 4 * MSS) * 0.7, 6);
+  });
+
+  it('grows only a window that is used: half of it in flight in this round trip or the last (RFC 9002 §7.8)', () => {
+    for (const phase of ['slow start', 'congestion avoidance'] as const) {
+      const { clock, r } = sender('udp', 'cubic');
+      if (phase === 'congestion avoidance') r.ssthresh = r.cwnd;
+      const initial = r.cwnd;
+      // A path held to a trickle (the scheduler gave it little): 3 of 10 packets' room.
+      for (let round = 0; round < 20; round++) {
+        const pns = sendMany(r, 3);
+        clock.advance(50);
+        ok(r.onAck([{ first: pns[0]!, last: pns.at(-1)! }], 0));
+      }
+      expect(r.cwnd, phase).toBe(initial);
+      // Given half its window, it grows, to at most twice what it uses.
+      let pns = sendMany(r, 5);
+      clock.advance(50);
+      ok(r.onAck([{ first: pns[0]!, last: pns.at(-1)! }], 0));
+      expect(r.cwnd, phase).toBeGreaterThan(initial);
+      expect(r.cwnd, phase).toBeLessThanOrEqual(initial + MSS);
+      // Given its whole window, it grows with every ACK: slow start doubles it.
+      const full = r.cwnd;
+      pns = sendMany(r, full / MSS);
+      clock.advance(50);
+      ok(r.onAck([{ first: pns[0]!, last: pns.at(-1)! }], 0));
+      if (phase === 'slow start') expect(r.cwnd).toBe(2 * full);
+      else expect(r.cwnd).toBeGreaterThan(full);
+    }
   });
 
   it('halves the window once per recovery period with NewReno', () => {
@@ -203,7 +232,7 @@ describe('PathRecovery: congestion control', () => {
     clock.advance(50);
     ok(r.onAck([{ first: 0, last: 9 }], 0));
     const before = r.cwnd;
-    sendMany(r, 10);
+    sendMany(r, 15);
     clock.advance(50);
     ok(r.onAck([{ first: 15, last: 19 }], 0));
     const halved = (before + 5 * MSS) / 2;
