@@ -68,15 +68,35 @@ describe('ThroughputScheduler (DRR with rate quanta, ECF)', () => {
       if (probe.pick(bulk, [fast, slow], 1200, 0).pathId === 2) {
         expect(probe.ecfRedirects).toBe(0);
         const credit = s.credit(2);
+        const fastCredit = s.credit(1);
         moved = s.pick(tail, [fast, slow], 1200, 0).pathId;
-        // The slow path keeps its credit for when the backlog grows again.
-        expect(s.credit(2)).toBe(credit);
+        // The packet took the slow path's turn: its credit pays, not the fast path's.
+        expect(s.credit(2)).toBe(credit - 1200);
+        expect(s.credit(1)).toBe(fastCredit);
       } else s.pick(bulk, [fast, slow], 1200, 0);
     }
     // The fast path delivers all 30 KB (8 ms + 10 ms) long before a packet queued
     // behind 40 KB on the phone arrives (about 60 ms): it goes on Wi-Fi.
     expect(moved).toBe(1);
     expect(s.ecfRedirects).toBe(1);
+  });
+
+  it('keeps the rounds going while ECF moves every packet of a slow path: a third path keeps its share', () => {
+    // The fast path delivers a 100 KB backlog in about 13 ms; a packet on path 3 arrives
+    // in about 6 ms, on the slow path in about 50: ECF moves each of the slow path's
+    // packets to the fast one, never path 3's.
+    const fast = view(1, { srtt: 4, minRtt: 4, rttvar: 1, deliveryRate: 10e6, cwnd: 1e9 });
+    const slow = view(2, { srtt: 100, minRtt: 100, rttvar: 1, deliveryRate: 5e6, cwnd: 1e9 });
+    const third = view(3, { srtt: 10, minRtt: 10, rttvar: 1, deliveryRate: 5e6, cwnd: 1e9 });
+    const s = new ThroughputScheduler();
+    const m = shares(s, { ...reliable, backlogBytes: 100_000 }, [fast, slow, third], 30_000);
+    expect(s.ecfRedirects).toBeGreaterThan(5000);
+    expect(fraction(m, 2)).toBe(0);
+    // Path 3's quantum is a quarter of each round's; the fast path takes its own and the slow one's.
+    expect(fraction(m, 3)).toBeCloseTo(0.25, 2);
+    expect(fraction(m, 1)).toBeCloseTo(0.75, 2);
+    // Nobody runs up a debt: each credit stays within a round's quanta.
+    for (const id of [1, 2, 3]) expect(Math.abs(s.credit(id))).toBeLessThan(2 * 64 * 1024);
   });
 
   /**
