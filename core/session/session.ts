@@ -413,9 +413,15 @@ export class Session {
     return this.msg === undefined && this.send.repairPending;
   }
 
-  /** Bytes waiting to be sent (the ECF scheduler's backlog). */
+  /**
+   * Bytes waiting to be sent (the ECF scheduler's backlog): unbounded while the send
+   * buffer is full, for then the application holds more than the buffer and waits on
+   * us. Else ECF took a buffer smaller than the paths' bandwidth-delay product (4 MB at
+   * loopback's 2 Gbit/s and 20 ms) for the tail of a transfer all the way through, and
+   * gave the fastest path every packet DRR meant for the others.
+   */
   get backlogBytes(): number {
-    return this.msg !== undefined ? this.msg.send.bufferedBytes : this.send.bufferedBytes;
+    return this.writableNow ? this.sendBuffered : Infinity;
   }
 
   // ------------------------------------------------------------- message sessions

@@ -79,6 +79,9 @@ describe('session flow control over real paths', () => {
       expect(sending.nextOffset).toBeLessThanOrEqual(receiving.maxOffset);
       expect(sending.flowBlocked).toBe(true);
       expect(stream.writableNeedDrain).toBe(true);
+      // The application waits on a full send buffer: the scheduler's backlog (ECF's k) is
+      // unbounded, not the buffer's size.
+      expect(stream.session.backlogBytes).toBe(Infinity);
       // And the sender holds what it may: its send buffer limit plus the stream's own buffer.
       expect(sending.bufferedBytes).toBeLessThanOrEqual(WINDOW + 256 * 1024);
       expect(written).toBeLessThan(2 * WINDOW + 3 * 1024 * 1024);
@@ -98,6 +101,8 @@ describe('session flow control over real paths', () => {
       await rest();
       await ended;
       expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+      // Written out: the backlog is what is left in the buffer.
+      expect(stream.session.backlogBytes).toBeLessThanOrEqual(WINDOW);
     } finally {
       client.close();
       await listener.close();
