@@ -7,6 +7,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { BraidError } from '../util/errors.js';
+import { NativeAeadContext, nativeAead } from './native-aead.js';
 
 /** Key and IV of one direction of one path (from the TLS exporter, core/handshake/keys.ts). */
 export interface PathKey {
@@ -80,23 +81,39 @@ function isPacketNumber(pn: number): boolean {
  * replay window before `open` and records the packet number only after `open`
  * succeeded (replay-window.ts), so forged packets cannot move the window.
  *
- * One cipher context per packet: node:crypto cannot rekey or reuse a finished
- * context, and creating one is about a quarter of the cost of sealing 1200 bytes.
+ * With OpenSSL reachable (native-aead.ts) each direction keeps one cipher context for
+ * the path's life. Otherwise one node:crypto context per packet: node:crypto cannot
+ * rekey or reuse a finished context, and creating one is about a quarter of the cost
+ * of sealing 1200 bytes.
  */
 export class PacketProtection {
   private readonly tx: Direction;
   private readonly rx: Direction;
+  private readonly nativeTx: NativeAeadContext | undefined;
+  private readonly nativeRx: NativeAeadContext | undefined;
 
   constructor(
     send: PathKey,
     receive: PathKey,
     readonly algorithm: AeadAlgorithm = 'aes-256-gcm',
+    /** native false keeps node:crypto even where OpenSSL is reachable (tests, benchmarks). */
+    options: { native?: boolean } = {},
   ) {
     if (!AEAD_ALGORITHMS.includes(algorithm)) {
       throw new BraidError('BRAID_ERR_USAGE', 'unknown AEAD algorithm', { value: algorithm });
     }
     this.tx = direction(send, 'send');
     this.rx = direction(receive, 'receive');
+    const native = options.native === false ? undefined : nativeAead();
+    if (native !== undefined && 'evp' in native) {
+      this.nativeTx = new NativeAeadContext(native.evp, algorithm, send.key, true);
+      this.nativeRx = new NativeAeadContext(native.evp, algorithm, receive.key, false);
+    }
+  }
+
+  /** Whether packets go through OpenSSL contexts kept per direction (native-aead.ts). */
+  get native(): boolean {
+    return this.nativeTx !== undefined;
   }
 
   /**
@@ -107,10 +124,21 @@ export class PacketProtection {
    * peer input).
    */
   seal(packet: Buffer, headerLength: number, payloadLength: number, packetNumber: number): Buffer {
-    const cipher = this.cipherFor(packet, headerLength, payloadLength, packetNumber);
+    this.checkSeal(packet, headerLength, payloadLength, packetNumber);
     const end = headerLength + payloadLength;
     const out = Buffer.allocUnsafe(end + TAG_LENGTH);
     packet.copy(out, 0, 0, headerLength);
+    if (this.nativeTx !== undefined) {
+      this.nativeTx.seal(
+        nonceFor(this.tx, packetNumber),
+        out.subarray(0, headerLength),
+        packet.subarray(headerLength, end),
+        out.subarray(headerLength, end),
+        out.subarray(end),
+      );
+      return out;
+    }
+    const cipher = this.cipherFor(packetNumber);
     cipher.setAAD(out.subarray(0, headerLength), { plaintextLength: payloadLength });
     // node:crypto has no update-into-buffer, so the ciphertext is copied once into `out`.
     cipher.update(packet.subarray(headerLength, end)).copy(out, headerLength);
@@ -132,20 +160,34 @@ export class PacketProtection {
     payloadLength: number,
     packetNumber: number,
   ): [Buffer, Buffer, Buffer] {
-    const cipher = this.cipherFor(packet, headerLength, payloadLength, packetNumber);
+    this.checkSeal(packet, headerLength, payloadLength, packetNumber);
     const header = Buffer.from(packet.subarray(0, headerLength));
+    if (this.nativeTx !== undefined) {
+      const sealed = Buffer.allocUnsafe(payloadLength + TAG_LENGTH);
+      const body = sealed.subarray(0, payloadLength);
+      const tag = sealed.subarray(payloadLength);
+      this.nativeTx.seal(
+        nonceFor(this.tx, packetNumber),
+        header,
+        packet.subarray(headerLength, headerLength + payloadLength),
+        body,
+        tag,
+      );
+      return [header, body, tag];
+    }
+    const cipher = this.cipherFor(packetNumber);
     cipher.setAAD(header, { plaintextLength: payloadLength });
     const body = cipher.update(packet.subarray(headerLength, headerLength + payloadLength));
     cipher.final();
     return [header, body, cipher.getAuthTag()];
   }
 
-  private cipherFor(
+  private checkSeal(
     packet: Buffer,
     headerLength: number,
     payloadLength: number,
     packetNumber: number,
-  ): CipherGCM | CipherChaCha20Poly1305 {
+  ): void {
     if (
       !isPacketNumber(packetNumber) ||
       !(headerLength >= 0 && payloadLength >= 0 && headerLength + payloadLength <= packet.length)
@@ -154,6 +196,9 @@ export class PacketProtection {
         value: `pn ${packetNumber} header ${headerLength} payload ${payloadLength} of ${packet.length}`,
       });
     }
+  }
+
+  private cipherFor(packetNumber: number): CipherGCM | CipherChaCha20Poly1305 {
     const nonce = nonceFor(this.tx, packetNumber);
     return this.algorithm === 'aes-256-gcm'
       ? createCipheriv('aes-256-gcm', this.tx.key, nonce)
@@ -173,6 +218,23 @@ export class PacketProtection {
       });
     }
     const nonce = nonceFor(this.rx, packetNumber);
+    if (this.nativeRx !== undefined) {
+      const plaintext = Buffer.allocUnsafe(end - headerLength);
+      if (
+        this.nativeRx.open(
+          nonce,
+          packet.subarray(0, headerLength),
+          packet.subarray(headerLength, end),
+          packet.subarray(end),
+          plaintext,
+        )
+      ) {
+        return plaintext;
+      }
+      return new BraidError('BRAID_ERR_DECRYPT', 'packet failed authentication', {
+        value: packetNumber,
+      });
+    }
     // authTagLength pins the tag size: setAuthTag would otherwise accept shorter tags.
     const decipher =
       this.algorithm === 'aes-256-gcm'

@@ -11,11 +11,29 @@ import { BraidError } from '../../../core/util/errors.js';
 
 const newKey = (): PathKey => ({ key: randomBytes(32), iv: randomBytes(12) });
 
-/** Both ends of one path: a's send key is b's receive key and the other way round. */
-function ends(alg: AeadAlgorithm): { a: PacketProtection; b: PacketProtection } {
+type Backend = 'openssl' | 'node:crypto';
+const BACKENDS: readonly Backend[] = ['openssl', 'node:crypto'];
+/** Every algorithm with every pairing of the sealer's and the opener's backend. */
+const CASES = AEAD_ALGORITHMS.flatMap((alg) =>
+  BACKENDS.flatMap((sealer) => BACKENDS.map((opener) => [alg, sealer, opener] as const)),
+);
+
+/**
+ * Both ends of one path: a's send key is b's receive key and the other way round; a
+ * seals with `sealer`'s backend, b opens with `opener`'s (native-aead.ts or
+ * node:crypto), so every test also checks that the two produce the same packets.
+ */
+function ends(
+  alg: AeadAlgorithm,
+  sealer: Backend = 'openssl',
+  opener: Backend = 'openssl',
+): { a: PacketProtection; b: PacketProtection } {
   const k1 = newKey();
   const k2 = newKey();
-  return { a: new PacketProtection(k1, k2, alg), b: new PacketProtection(k2, k1, alg) };
+  return {
+    a: new PacketProtection(k1, k2, alg, { native: sealer === 'openssl' }),
+    b: new PacketProtection(k2, k1, alg, { native: opener === 'openssl' }),
+  };
 }
 
 const header = Buffer.from('01aabbccddeeff0011020a', 'hex');
@@ -37,11 +55,19 @@ function referenceNonce(iv: Buffer, pn: number): Buffer {
   return nonce;
 }
 
-describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
+describe.each(CASES)('PacketProtection (%s, sealed by %s, opened by %s)', (alg, sealer, opener) => {
+  const seal = { native: sealer === 'openssl' };
+  const open = { native: opener === 'openssl' };
+  it('uses the backend asked for', () => {
+    const { a, b } = ends(alg, sealer, opener);
+    expect(a.native).toBe(sealer === 'openssl');
+    expect(b.native).toBe(opener === 'openssl');
+  });
+
   it.each([0, 1, 1200, 16384, 65536])(
     'opens a %i-byte payload the peer sealed, with the header in clear and a 16-byte tag',
     (size) => {
-      const { a, b } = ends(alg);
+      const { a, b } = ends(alg, sealer, opener);
       const payload = randomBytes(size);
       const input = plain(payload);
       const copy = Buffer.from(input);
@@ -59,7 +85,7 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
   );
 
   it('seals only the given range of a larger scratch buffer', () => {
-    const { a, b } = ends(alg);
+    const { a, b } = ends(alg, sealer, opener);
     const payload = randomBytes(300);
     const scratch = Buffer.concat([plain(payload), randomBytes(100)]);
     const sealed = a.seal(scratch, header.length, payload.length, 5);
@@ -68,7 +94,7 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
   });
 
   it('refuses the packet when any single byte of header, ciphertext or tag is changed', () => {
-    const { a, b } = ends(alg);
+    const { a, b } = ends(alg, sealer, opener);
     const payload = randomBytes(64);
     const sealed = a.seal(plain(payload), header.length, payload.length, 7);
     for (let index = 0; index < sealed.length; index++) {
@@ -81,10 +107,20 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
 
   it('refuses a packet opened with a wrong key or a wrong IV', () => {
     const send = newKey();
-    const a = new PacketProtection(send, newKey(), alg);
-    const wrongKey = new PacketProtection(newKey(), { key: randomBytes(32), iv: send.iv }, alg);
-    const wrongIv = new PacketProtection(newKey(), { key: send.key, iv: randomBytes(12) }, alg);
-    const right = new PacketProtection(newKey(), send, alg);
+    const a = new PacketProtection(send, newKey(), alg, seal);
+    const wrongKey = new PacketProtection(
+      newKey(),
+      { key: randomBytes(32), iv: send.iv },
+      alg,
+      open,
+    );
+    const wrongIv = new PacketProtection(
+      newKey(),
+      { key: send.key, iv: randomBytes(12) },
+      alg,
+      open,
+    );
+    const right = new PacketProtection(newKey(), send, alg, open);
     const sealed = a.seal(plain(randomBytes(100)), header.length, 100, 9);
     expectDecryptError(wrongKey.open(sealed, header.length, 9));
     expectDecryptError(wrongIv.open(sealed, header.length, 9));
@@ -92,14 +128,14 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
   });
 
   it('refuses a packet sealed with its own send key (a reflected packet)', () => {
-    const { a } = ends(alg);
+    const { a } = ends(alg, sealer, opener);
     const sealed = a.seal(plain(randomBytes(50)), header.length, 50, 3);
     expectDecryptError(a.open(sealed, header.length, 3));
   });
 
   it('derives the nonce as IV xor packet number (RFC 9001 §5.3) over the whole 2^53 range', () => {
     const key = newKey();
-    const p = new PacketProtection(key, newKey(), alg);
+    const p = new PacketProtection(key, newKey(), alg, seal);
     const payload = randomBytes(40);
     for (const pn of [0, 1, 255, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER]) {
       const cipher = createCipheriv(alg as 'aes-256-gcm', key.key, referenceNonce(key.iv, pn));
@@ -115,7 +151,7 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
   });
 
   it('gives each packet number its own nonce: same payload, different bytes, and only its own number opens it', () => {
-    const { a, b } = ends(alg);
+    const { a, b } = ends(alg, sealer, opener);
     const payload = randomBytes(200);
     const pns = [0, 1, 2, 2 ** 32, 2 ** 32 + 1, 2 ** 52, Number.MAX_SAFE_INTEGER];
     const sealed = pns.map((pn) => a.seal(plain(payload), header.length, payload.length, pn));
@@ -128,7 +164,7 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
   });
 
   it('refuses packets shorter than header and tag, and packet numbers outside 0..2^53-1', () => {
-    const { a, b } = ends(alg);
+    const { a, b } = ends(alg, sealer, opener);
     const sealed = a.seal(plain(randomBytes(10)), header.length, 10, 1);
     expectDecryptError(
       b.open(sealed.subarray(0, header.length + TAG_LENGTH - 1), header.length, 1),
@@ -145,7 +181,7 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
   });
 
   it('throws BRAID_ERR_USAGE when asked to seal lengths outside the buffer or a bad packet number', () => {
-    const { a } = ends(alg);
+    const { a } = ends(alg, sealer, opener);
     const input = plain(randomBytes(10));
     const cases: Array<[number, number, number]> = [
       [header.length, 11, 0],
@@ -162,7 +198,7 @@ describe.each(AEAD_ALGORITHMS)('PacketProtection (%s)', (alg) => {
   });
 
   it('produces with sealParts exactly the bytes of seal, in three pieces, with the header copied', () => {
-    const { a, b } = ends(alg);
+    const { a, b } = ends(alg, sealer, opener);
     const payload = randomBytes(5000);
     const whole = plain(payload);
     const parts = a.sealParts(whole, header.length, payload.length, 99);
