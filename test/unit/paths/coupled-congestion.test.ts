@@ -157,7 +157,7 @@ describe('Loss response of a linked path', () => {
   // Fills the window and acknowledges packets 4-9: packets 0-3 are lost (RFC 9002
   // packet threshold), one congestion event. The window is full, so the six ACKs grow
   // it (an unused window is not grown, RFC 9002 §7.8).
-  const loseTwo = (clock: ManualClock, r: PathRecovery<number>): void => {
+  const loseFour = (clock: ManualClock, r: PathRecovery<number>): void => {
     const first = r.nextPacketNumber();
     r.onPacketSent(first, MSS, true, first);
     for (let i = 1; i < Math.max(10, r.cwnd / MSS); i++) {
@@ -192,14 +192,14 @@ describe('Loss response of a linked path', () => {
   it('a coupled CUBIC path halves (RFC 6356); alone in its group it cuts to CUBIC 0.7', () => {
     const clock = new ManualClock(0);
     const { a } = pair(clock, EVERY_PATH_LINKED);
-    loseTwo(clock, a);
+    loseFour(clock, a);
     // The window grew by the six acknowledged packets' linked increase, then halved.
     expect(a.cwnd / MSS).toBeGreaterThan(50);
     expect(a.cwnd / MSS).toBeLessThan(50.1);
     const alone = inAvoidance(clock, 100, 20, 'cubic');
     const solo = new CoupledGroup(EVERY_PATH_LINKED);
     solo.add(alone);
-    loseTwo(clock, alone);
+    loseFour(clock, alone);
     expect(alone.cwnd / MSS).toBeGreaterThan(70);
     expect(alone.cwnd / MSS).toBeLessThan(70.5);
   });
@@ -212,7 +212,7 @@ describe('Loss response of a linked path', () => {
     // Linked from the start (LIA's increase), but nothing shows the link yet.
     expect(g.linkShown(a)).toBe(false);
     let before = a.cwnd;
-    loseTwo(clock, a);
+    loseFour(clock, a);
     expect(a.cwnd / before).toBeGreaterThan(0.7);
     expect(a.cwnd / before).toBeLessThan(0.71);
     // Two windows of queues that fill and drain apart (sawtooths up to 20 and 15 ms).
@@ -227,7 +227,7 @@ describe('Loss response of a linked path', () => {
     expect(g.linkedCount(a)).toBe(1);
     clock.advance(1000); // out of the last recovery period
     before = a.cwnd;
-    loseTwo(clock, a);
+    loseFour(clock, a);
     expect(a.cwnd / before).toBeGreaterThan(0.7);
     expect(a.cwnd / before).toBeLessThan(0.71);
   });
@@ -256,7 +256,7 @@ describe('Loss response of a linked path', () => {
     expect(g.linkShown(a)).toBe(true);
     expect(g.linkShown(b)).toBe(true);
     const before = a.cwnd;
-    loseTwo(clock, a);
+    loseFour(clock, a);
     expect(a.cwnd / before).toBeGreaterThan(0.5);
     expect(a.cwnd / before).toBeLessThan(0.51);
     joinThird(clock, g);

@@ -193,7 +193,7 @@ describe('PathRecovery: congestion control', () => {
     clock.advance(50);
     ok(r.onAck([{ first: 14, last: 17 }], 0));
     // RFC 9002 §A.7: the four acknowledged packets grow the window first, then the
-    // lost ones (10 and 11) cut it to beta_cubic = 0.7 of that (RFC 9438 §4.6).
+    // four lost ones (10-13) cut it to beta_cubic = 0.7 of that (RFC 9438 §4.6).
     expect(r.cwnd).toBeCloseTo((before + 4 * MSS) * 0.7, 6);
     expect(r.ssthresh).toBeCloseTo((before + 4 * MSS) * 0.7, 6);
   });
