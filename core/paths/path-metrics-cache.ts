@@ -1,4 +1,5 @@
 import { BraidError } from '../util/errors.js';
+import type { ResumeSaved } from './careful-resume.js';
 
 /**
  * Temporal sharing of congestion state between paths to the same peer address (RFC
@@ -17,7 +18,8 @@ import { BraidError } from '../util/errors.js';
  * only moves the kept one halfway (record).
  *
  * Only thresholds that a loss set are kept (a path still in slow start, or under BBR,
- * has none). Entries age out after `ttlMs` (an uplink's capacity changes), and the
+ * has none). With them go the path's capacity and min RTT, from which the next path's
+ * window may jump after one round trip (Careful Resume, careful-resume.ts). Entries age out after `ttlMs` (an uplink's capacity changes), and the
  * table holds at most `maxEntries` (the oldest goes first): no memory grows with the
  * number of peers seen.
  */
@@ -29,8 +31,18 @@ export interface PathMetricsCacheOptions {
 }
 
 interface Entry {
-  ssthresh: number;
+  ssthresh: number | undefined;
+  /** Careful Resume's saved_cwnd and saved_rtt, when the path measured them. */
+  resume: ResumeSaved | undefined;
   at: number;
+}
+
+/** What an ending path learned (PathRecovery.learned). */
+export interface LearnedPath {
+  /** Slow start's threshold for the next path (bytes). */
+  ssthresh?: number;
+  /** The window at the capacity it measured (bytes) and its min RTT (ms). */
+  resume?: ResumeSaved;
 }
 
 export class PathMetricsCache {
@@ -68,20 +80,36 @@ export class PathMetricsCache {
   }
 
   /**
-   * Keeps `ssthresh` (bytes) for `key`; a threshold that is not finite and positive is
+   * Keeps what a path learned for `key`. A threshold that is not finite and positive is
    * ignored. A higher one replaces the kept one; a lower one moves it halfway down (as
    * Linux's tcp_metrics merged thresholds before it stopped keeping them, 5.6's
    * tcp_no_ssthresh_metrics_save): a short path's window says little about what the
    * link holds. In lab f one 1 MB download's random loss at a 40 KB window replaced the
    * 205 KB a 20 s download had learned, and each 1 MB download after it took 0.60 s
-   * instead of 0.37.
+   * instead of 0.37. The resume figures merge the same way (the capacity; the RTT is
+   * the newest): the jump is half the kept capacity, and a safe retreat corrects one
+   * that is too high within a round trip.
    */
-  record(key: string, ssthresh: number, now: number): void {
-    if (!(ssthresh > 0) || !Number.isFinite(ssthresh)) return;
-    const kept = this.ssthresh(key, now);
-    const value = kept !== undefined && ssthresh < kept ? (kept + ssthresh) / 2 : ssthresh;
+  record(key: string, l: LearnedPath, now: number): void {
+    const ssthresh = usable(l.ssthresh) ? l.ssthresh : undefined;
+    const resume =
+      l.resume !== undefined && usable(l.resume.cwnd) && usable(l.resume.rttMs)
+        ? l.resume
+        : undefined;
+    if (ssthresh === undefined && resume === undefined) return;
+    const kept = this.live(key, now);
+    const merge = (old: number | undefined, value: number): number =>
+      old !== undefined && value < old ? (old + value) / 2 : value;
+    const entry: Entry = {
+      ssthresh: ssthresh === undefined ? kept?.ssthresh : merge(kept?.ssthresh, ssthresh),
+      resume:
+        resume === undefined
+          ? kept?.resume
+          : { cwnd: merge(kept?.resume?.cwnd, resume.cwnd), rttMs: resume.rttMs },
+      at: now,
+    };
     this.entries.delete(key);
-    this.entries.set(key, { ssthresh: value, at: now });
+    this.entries.set(key, entry);
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
@@ -90,12 +118,25 @@ export class PathMetricsCache {
 
   /** The threshold kept for `key`, if one was recorded within ttlMs. */
   ssthresh(key: string, now: number): number | undefined {
+    return this.live(key, now)?.ssthresh;
+  }
+
+  /** Careful Resume's saved figures for `key`, if recorded within ttlMs. */
+  resume(key: string, now: number): ResumeSaved | undefined {
+    return this.live(key, now)?.resume;
+  }
+
+  private live(key: string, now: number): Entry | undefined {
     const e = this.entries.get(key);
     if (e === undefined) return undefined;
     if (now - e.at > this.ttlMs) {
       this.entries.delete(key);
       return undefined;
     }
-    return e.ssthresh;
+    return e;
   }
+}
+
+function usable(v: number | undefined): v is number {
+  return v !== undefined && v > 0 && Number.isFinite(v);
 }

@@ -1,3 +1,4 @@
+import { CarefulResume, type ResumeSaved } from './careful-resume.js';
 import { HyStart } from './hystart.js';
 import type { AckFrame, AckRange } from '../wire/frame.js';
 import { systemRandom, type Clock, type Random } from '../util/clock.js';
@@ -229,6 +230,13 @@ export class PathRecovery<T> implements CoupledPath {
   private ackedInAvoidance = 0;
   /** Ends slow start on a rising RTT instead of a burst of queue drops (RFC 9406). */
   readonly hystart = new HyStart();
+  /**
+   * Careful Resume (RFC 9959, careful-resume.ts): a jump from what an earlier path
+   * between the same addresses measured (seedResume); off until seeded.
+   */
+  resume = new CarefulResume(undefined);
+  /** The window the path started with (RFC 9002 §7.2): reconnaissance sends this much. */
+  private readonly initialWindow: number;
 
   // --- pacing (RFC 9002 §7.7)
   private tokens: number;
@@ -271,6 +279,7 @@ export class PathRecovery<T> implements CoupledPath {
       this.kind === 'tcp'
         ? this.inflightCap
         : Math.min(10 * this.mss, Math.max(14720, 2 * this.mss));
+    this.initialWindow = this.cwnd;
     this.tokens = this.cwnd;
     const now = clock.now();
     this.bbr =
@@ -307,6 +316,33 @@ export class PathRecovery<T> implements CoupledPath {
     if (this.kind === 'tcp' || this.bbr !== undefined || this.packetsSent > 0) return;
     if (!(bytes > 0) || !Number.isFinite(bytes)) return;
     this.ssthresh = Math.max(bytes, this.minWindow());
+  }
+
+  /**
+   * Lets the path's window jump, after one round trip at the initial window, to half
+   * of what an earlier path between the same addresses carried (Careful Resume, RFC
+   * 9959). Only before the path sent anything; ignored under BBR (its startup measures
+   * the path itself) and on TCP paths (the kernel's window).
+   */
+  seedResume(saved: ResumeSaved): void {
+    if (this.kind === 'tcp' || this.bbr !== undefined || this.packetsSent > 0) return;
+    this.resume = new CarefulResume(saved);
+  }
+
+  /**
+   * What the next path between the same addresses may resume from (RFC 9959 §4.1):
+   * the window at the capacity this one measured and its min RTT. Under CUBIC/NewReno
+   * the window learnedSsthresh keeps (below where the queue overflowed); under BBR
+   * twice its bandwidth-delay product (BBR's own window gain), so that a path 'auto'
+   * moves to BBR still leaves its capacity behind. Undefined before either is known.
+   */
+  get learnedResume(): ResumeSaved | undefined {
+    if (this.kind === 'tcp' || !Number.isFinite(this.minRtt)) return undefined;
+    const b = this.bbr;
+    const cwnd =
+      b === undefined ? this.learnedSsthresh : LEARNED_OF_LOSS_WINDOW * 2 * b.bw * b.minRtt;
+    if (cwnd === undefined || !(cwnd > 0) || !Number.isFinite(cwnd)) return undefined;
+    return { cwnd, rttMs: this.minRtt };
   }
 
   /**
@@ -429,7 +465,8 @@ export class PathRecovery<T> implements CoupledPath {
     const slowStart = this.cwnd < this.ssthresh;
     const smoothed = slowStart ? Math.min(this.srtt, this.latestRtt) : this.srtt;
     const rtt = this.hasRttSample ? Math.max(smoothed, 0.05) : 1;
-    const factor = slowStart ? 2 : 1.25;
+    // Careful Resume's jump goes out over a round trip (RFC 9959 §4.4).
+    const factor = this.resume.pacesJump ? 1 : slowStart ? 2 : 1.25;
     return (factor * this.cwnd) / rtt;
   }
 
@@ -495,6 +532,7 @@ export class PathRecovery<T> implements CoupledPath {
       this.base = pn;
     }
     this.sent[pn - this.base] = packet;
+    if (this.bbr === undefined) this.resume.onSent(pn);
     this.outstanding++;
     this.bytesInFlight += bytes;
     if (this.bytesInFlight > this.usedThisRound) this.usedThisRound = this.bytesInFlight;
@@ -577,6 +615,7 @@ export class PathRecovery<T> implements CoupledPath {
         if (sample === undefined || p.delivered > sample.delivered) sample = p;
         acked.push(p.token);
         this.removeAt(pn);
+        if (p.inFlight && this.bbr === undefined) this.resume.onPacketAcked(pn, p.bytes);
         this.onCongestionAck(p, now);
       }
     }
@@ -615,6 +654,20 @@ export class PathRecovery<T> implements CoupledPath {
     )
       this.ssthresh = this.cwnd;
     const lost = this.detectLoss(now);
+    // Careful Resume moves on after loss detection: a loss this ACK reveals among the
+    // jump's packets is a safe retreat even when the ACK acknowledges the rest.
+    if (this.bbr === undefined && this.resume.phase !== 'normal') {
+      const set = this.resume.onAckProcessed(this.bytesInFlight);
+      if (set !== undefined) this.cwnd = Math.max(set, this.minWindow());
+    }
+    if (this.resume.phase === 'reconnaissance' && this.bbr === undefined && this.hasRttSample) {
+      const jump = this.resume.maybeJump(this.latestRtt, this.cwnd, this.initialWindow);
+      if (jump !== undefined) {
+        this.cwnd = jump;
+        // Slow start goes on from the jump, but not past what the earlier path carried.
+        this.ssthresh = Math.min(this.ssthresh, this.resume.savedCwnd!);
+      }
+    }
     if (this.bbr !== undefined && newestAckedBytes > 0) {
       // tcp_bbr.c takes no rate sample over an interval shorter than the min RTT: ACK
       // compression (a busy event loop, delayed ACKs) would inflate it, and the
@@ -782,7 +835,7 @@ export class PathRecovery<T> implements CoupledPath {
     // BBR's window follows its model, per ACK (onAck), not per packet.
     if (this.kind === 'tcp' || this.bbr !== undefined || !p.inFlight) return;
     if (p.time <= this.recoveryStart) return;
-    if (!this.windowUsed()) return;
+    if (!this.windowUsed() || this.resume.holdsWindow) return;
     if (this.cwnd < this.ssthresh) {
       this.cwnd += this.hystart.growth(p.bytes);
       return;
@@ -844,6 +897,20 @@ export class PathRecovery<T> implements CoupledPath {
     const shown = this.linked && this.coupling!.linkShown(this);
     if (this.autoSelect && this.lossLooksRandom() && !shown) {
       this.switchToBbr(now);
+      return;
+    }
+    // A loss while a Careful Resume jump is unvalidated: the safe retreat (RFC 9959
+    // §4.6) to half of what the path delivered since the jump, unless the controller's
+    // own cut goes lower.
+    const retreat = this.resume.onCongestion();
+    if (retreat !== undefined) {
+      this.coupling?.congestionEvent(this, now);
+      this.wMax = this.cwnd;
+      this.epochStart = undefined;
+      const beta = this.congestion === 'newreno' || shown ? 0.5 : CUBIC_BETA;
+      this.ssthresh = Math.max(Math.min(retreat, beta * this.cwnd), this.minWindow());
+      this.cwnd = this.ssthresh;
+      this.ackedInAvoidance = 0;
       return;
     }
     // Slow start's window at its loss overshot by up to a round trip of doubling; a
@@ -911,6 +978,7 @@ export class PathRecovery<T> implements CoupledPath {
    */
   private switchToBbr(now: number): void {
     this.autoSelect = false;
+    this.resume.abandon();
     this.autoSwitchedAt = now;
     this.congestion = 'bbr';
     this.bbr = new Bbr(
@@ -961,6 +1029,7 @@ export class PathRecovery<T> implements CoupledPath {
     this.epochStart = undefined;
     this.wMax = 0;
     this.hystart.reset();
+    this.resume.abandon();
   }
 
   // ----------------------------------------------------------------- timers

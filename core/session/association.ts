@@ -589,8 +589,11 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     this.live.sort((a, b) => a.id - b.id);
     // TCP paths have the kernel's congestion control; only UDP paths are coupled.
     if (path.kind === 'udp') this.coupling?.add(path.recovery);
-    const learned = this.pathMetrics?.ssthresh(this.metricsKey(path), this.clock.now());
+    const key = this.metricsKey(path);
+    const learned = this.pathMetrics?.ssthresh(key, this.clock.now());
     if (learned !== undefined) path.recovery.seedSsthresh(learned);
+    const resume = this.pathMetrics?.resume(key, this.clock.now());
+    if (resume !== undefined) path.recovery.seedResume(resume);
     subflow.onPacket = (packet) => this.onSubflowPacket(path, packet);
     subflow.onDrain = () => {
       path.blocked = false;
@@ -738,8 +741,16 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   /** Keeps what an ending path's controller learned for the next one (pathMetrics). */
   private rememberPath(path: Path, now: number): void {
-    const learned = path.recovery.learnedSsthresh;
-    if (learned !== undefined) this.pathMetrics?.record(this.metricsKey(path), learned, now);
+    const ssthresh = path.recovery.learnedSsthresh;
+    const resume = path.recovery.learnedResume;
+    this.pathMetrics?.record(
+      this.metricsKey(path),
+      {
+        ...(ssthresh === undefined ? {} : { ssthresh }),
+        ...(resume === undefined ? {} : { resume }),
+      },
+      now,
+    );
   }
 
   private metricsKey(path: Path): string {
@@ -2136,6 +2147,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       cwnd: p.recovery.cwnd,
       ssthresh: p.recovery.ssthresh,
       slowStartExits: p.recovery.hystart.exits,
+      resumed: { jumps: p.recovery.resume.jumps, retreats: p.recovery.resume.retreats },
       controller: p.recovery.controller,
       switchedBackToCubic: p.recovery.autoSwitchedBack,
       linked: p.recovery.linked,
@@ -2181,6 +2193,8 @@ export interface PathSummary {
   ssthresh: number;
   /** Slow starts HyStart++ ended on a rising RTT, before a loss did (RFC 9406). */
   slowStartExits: number;
+  /** Careful Resume (RFC 9959): window jumps from an earlier path's figures, and retreats. */
+  resumed: { jumps: number; retreats: number };
   /** The congestion controller in use ('auto' shows what it chose). */
   controller: 'cubic' | 'newreno' | 'bbr';
   /** Times 'auto' moved it back from BBR to CUBIC, its queue shown to be shared. */

@@ -68,9 +68,13 @@ describe('a listener keeps what ended paths learned for the next path from the s
       await new Promise((r) => setTimeout(r, 20));
     const learned = listener.pathMetrics.ssthresh(key, performance.now());
     expect(learned).toBeGreaterThan(2 * 1452);
+    // With it, what Careful Resume jumps from: the same window and the path's min RTT.
+    const saved = listener.pathMetrics.resume(key, performance.now());
+    expect(saved?.cwnd).toBe(learned);
+    expect(saved?.rttMs).toBeGreaterThan(0);
 
-    // The next association from 127.0.0.2 starts its path at that threshold; one from
-    // another address starts in plain slow start.
+    // The next association from 127.0.0.2 starts its path at that threshold, ready to
+    // resume; one from another address starts in plain slow start.
     const seen = new Map<string, Association>();
     const onAssociation = (a: Association): void => {
       a.on('path', (path) => {
@@ -95,11 +99,11 @@ describe('a listener keeps what ended paths learned for the next path from the s
     }
     const thresholds = [...seen].map(([address, a]) => {
       const path = [...a.paths.values()].find((p) => p.subflow.remoteAddress === address)!;
-      return [address, path.recovery.ssthresh];
+      return [address, [path.recovery.ssthresh, path.recovery.resume.phase]];
     });
     expect(Object.fromEntries(thresholds)).toEqual({
-      '127.0.0.2': learned,
-      '127.0.0.3': Infinity,
+      '127.0.0.2': [learned, 'reconnaissance'],
+      '127.0.0.3': [Infinity, 'normal'],
     });
   });
 });

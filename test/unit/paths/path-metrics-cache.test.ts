@@ -10,7 +10,7 @@ const key = PathMetricsCache.key('udp', '10.0.0.1', '10.0.0.2');
 describe('PathMetricsCache (RFC 9040 temporal sharing)', () => {
   it('keeps a threshold per pair of addresses for ttlMs, then forgets it', () => {
     const c = new PathMetricsCache({ ttlMs: 1000 });
-    c.record(key, 50_000, 0);
+    c.record(key, { ssthresh: 50_000 }, 0);
     expect(c.ssthresh(key, 1000)).toBe(50_000);
     expect(c.ssthresh(PathMetricsCache.key('udp', '10.0.0.1', '10.0.0.3'), 0)).toBeUndefined();
     expect(c.ssthresh(PathMetricsCache.key('tcp', '10.0.0.1', '10.0.0.2'), 0)).toBeUndefined();
@@ -20,14 +20,14 @@ describe('PathMetricsCache (RFC 9040 temporal sharing)', () => {
 
   it('ignores thresholds that are not finite and positive, and holds at most maxEntries', () => {
     const c = new PathMetricsCache({ maxEntries: 2 });
-    c.record(key, Infinity, 0);
-    c.record(key, NaN, 0);
-    c.record(key, 0, 0);
+    c.record(key, { ssthresh: Infinity }, 0);
+    c.record(key, { ssthresh: NaN }, 0);
+    c.record(key, { ssthresh: 0 }, 0);
     expect(c.size).toBe(0);
-    c.record('a', 1, 0);
-    c.record('b', 2, 0);
-    c.record('a', 3, 1); // refreshed: now the newest
-    c.record('c', 4, 2); // 'b' is the oldest and goes
+    c.record('a', { ssthresh: 1 }, 0);
+    c.record('b', { ssthresh: 2 }, 0);
+    c.record('a', { ssthresh: 3 }, 1); // refreshed: now the newest
+    c.record('c', { ssthresh: 4 }, 2); // 'b' is the oldest and goes
     expect([c.ssthresh('a', 2), c.ssthresh('b', 2), c.ssthresh('c', 2)]).toEqual([3, undefined, 4]);
   });
 
@@ -98,15 +98,15 @@ describe('PathRecovery: what a path learns and what the next one starts from', (
 describe('PathMetricsCache: merging what successive paths learned', () => {
   it('takes a higher threshold at once and moves halfway towards a lower one', () => {
     const c = new PathMetricsCache({ ttlMs: 1000 });
-    c.record(key, 200_000, 0);
-    c.record(key, 40_000, 10);
+    c.record(key, { ssthresh: 200_000 }, 0);
+    c.record(key, { ssthresh: 40_000 }, 10);
     expect(c.ssthresh(key, 10)).toBe(120_000);
-    c.record(key, 40_000, 20);
+    c.record(key, { ssthresh: 40_000 }, 20);
     expect(c.ssthresh(key, 20)).toBe(80_000);
-    c.record(key, 300_000, 30);
+    c.record(key, { ssthresh: 300_000 }, 30);
     expect(c.ssthresh(key, 30)).toBe(300_000);
     // An expired entry is not merged: the new threshold stands alone.
-    c.record(key, 40_000, 1031);
+    c.record(key, { ssthresh: 40_000 }, 1031);
     expect(c.ssthresh(key, 1031)).toBe(40_000);
   });
 });
