@@ -66,23 +66,37 @@ export interface LossWindowConfig {
   windowMs?: number;
   /** Packets the time window must hold before its figure is preferred. */
   minSamples?: number;
+  /**
+   * Outcomes older than this leave the packet-count window too, except the newest
+   * minSamples (default 60 s).
+   */
+  maxAgeMs?: number;
 }
 
 /**
  * Loss rate over a sliding window, both packet-count based (the last N outcomes, a
  * ring of bits) and time based (outcomes in the last T ms, in buckets). `rate(now)`
  * gives the time-based figure when the recent window holds enough packets, and
- * otherwise the last N packets however old they are: an idle path keeps the last
- * thing known about it instead of falling back to "no loss".
+ * otherwise the last N packets: an idle path keeps the last thing known about it
+ * instead of falling back to "no loss". Not for ever, though: outcomes older than
+ * maxAgeMs leave the ring too (the newest minSamples stay, whatever their age). A
+ * path the loss stage shut out (gain 0) carries only idle probes, about one a second,
+ * and with the ring alone its figure was that of its last 1000 data packets for some
+ * 13 minutes, so it was never tried again. Now after a minute its probes speak for it:
+ * it gets traffic back if they arrived, and a path that is still lossy is measured
+ * again and shut out again.
  */
 export class LossWindow {
   private readonly ring: Uint8Array;
+  /** When each ring slot's outcome was recorded (ms). */
+  private readonly ringAt: Float64Array;
   private ringNext = 0;
   private ringCount = 0;
   private ringLost = 0;
   private readonly timeTotal: SlidingSum;
   private readonly timeLost: SlidingSum;
   private readonly minSamples: number;
+  private readonly maxAgeMs: number;
   /** Lifetime counters. */
   delivered = 0;
   lost = 0;
@@ -92,36 +106,53 @@ export class LossWindow {
     const windowMs = config.windowMs ?? 10_000;
     checkPositive('loss window packets', packets);
     checkPositive('loss windowMs', windowMs);
+    const maxAgeMs = config.maxAgeMs ?? 60_000;
+    checkPositive('loss maxAgeMs', maxAgeMs);
     this.ring = new Uint8Array(Math.ceil(packets));
+    this.ringAt = new Float64Array(this.ring.length);
     this.timeTotal = new SlidingSum(windowMs, 10);
     this.timeLost = new SlidingSum(windowMs, 10);
     this.minSamples = config.minSamples ?? 20;
+    this.maxAgeMs = maxAgeMs;
   }
 
   onDelivered(now: number, count = 1): void {
     this.delivered += count;
     this.timeTotal.add(now, count);
-    for (let i = 0; i < count; i++) this.push(0);
+    for (let i = 0; i < count; i++) this.push(0, now);
   }
 
   onLost(now: number, count = 1): void {
     this.lost += count;
     this.timeTotal.add(now, count);
     this.timeLost.add(now, count);
-    for (let i = 0; i < count; i++) this.push(1);
+    for (let i = 0; i < count; i++) this.push(1, now);
   }
 
-  private push(bit: 0 | 1): void {
+  private push(bit: 0 | 1, now: number): void {
     const n = this.ring.length;
     if (this.ringCount === n) this.ringLost -= this.ring[this.ringNext]!;
     else this.ringCount++;
     this.ring[this.ringNext] = bit;
+    this.ringAt[this.ringNext] = now;
     this.ringLost += bit;
     this.ringNext = (this.ringNext + 1) % n;
   }
 
-  /** Loss fraction over the last N packets (0 with no packets). */
-  packetRate(): number {
+  /** Drops the oldest outcomes older than maxAgeMs, keeping the newest minSamples. */
+  private expire(now: number): void {
+    const n = this.ring.length;
+    while (this.ringCount > this.minSamples) {
+      const oldest = (this.ringNext - this.ringCount + n) % n;
+      if (now - this.ringAt[oldest]! <= this.maxAgeMs) return;
+      this.ringLost -= this.ring[oldest]!;
+      this.ringCount--;
+    }
+  }
+
+  /** Loss fraction over the last N packets within maxAgeMs (0 with no packets). */
+  packetRate(now: number): number {
+    this.expire(now);
     return this.ringCount === 0 ? 0 : this.ringLost / this.ringCount;
   }
 
@@ -134,11 +165,13 @@ export class LossWindow {
   /** Packets behind `rate(now)`: how much to trust it. */
   samples(now: number): number {
     const recent = this.timeTotal.sum(now);
-    return recent >= this.minSamples ? recent : this.ringCount;
+    if (recent >= this.minSamples) return recent;
+    this.expire(now);
+    return this.ringCount;
   }
 
   rate(now: number): number {
-    return this.timeTotal.sum(now) >= this.minSamples ? this.timeRate(now) : this.packetRate();
+    return this.timeTotal.sum(now) >= this.minSamples ? this.timeRate(now) : this.packetRate(now);
   }
 }
 

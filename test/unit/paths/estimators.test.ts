@@ -114,10 +114,10 @@ describe('LossWindow', () => {
     const w = new LossWindow({ packets: 100, windowMs: 1000 });
     for (let i = 0; i < 90; i++) w.onDelivered(0);
     w.onLost(0, 10);
-    expect(w.packetRate()).toBeCloseTo(0.1, 12);
+    expect(w.packetRate(0)).toBeCloseTo(0.1, 12);
     // 100 more good packets push the losses out of the packet window.
     w.onDelivered(0, 100);
-    expect(w.packetRate()).toBe(0);
+    expect(w.packetRate(0)).toBe(0);
   });
 
   it('prefers the time window when it holds enough packets, else the last N packets', () => {
@@ -128,10 +128,38 @@ describe('LossWindow', () => {
     // ...then a clean recent second.
     for (let t = 5000; t < 6000; t += 10) w.onDelivered(t);
     expect(w.rate(5999)).toBe(0);
-    expect(w.packetRate()).toBeCloseTo(20 / 200, 12);
+    expect(w.packetRate(5999)).toBeCloseTo(20 / 200, 12);
     // The path falls idle: the time window empties, and the last packets speak.
     expect(w.rate(60_000)).toBeCloseTo(0.1, 12);
     expect(w.samples(60_000)).toBe(200);
+  });
+
+  it('lets outcomes older than maxAgeMs go, so that a shut-out path is judged by its probes', () => {
+    const w = new LossWindow({ packets: 1000, windowMs: 10_000, minSamples: 20 });
+    // 30 % loss over 1000 data packets: the loss stage shuts the path out...
+    for (let i = 0; i < 1000; i++) {
+      if (i % 10 < 3) w.onLost(i);
+      else w.onDelivered(i);
+    }
+    expect(w.rate(1000)).toBeCloseTo(0.3, 12);
+    // ...and it carries one idle probe a second from then on, each one answered.
+    let t = 1000;
+    for (; t < 60_000; t += 1000) w.onDelivered(t);
+    // Within the minute the data packets' figure still stands (fewer than 20 probes
+    // in any 10 s), diluted only by the probes among the last 1000 outcomes.
+    expect(w.rate(t)).toBeGreaterThan(0.25);
+    for (; t < 70_000; t += 1000) w.onDelivered(t);
+    // A minute after the last data packet only the probes are left: no loss.
+    expect(w.rate(t)).toBe(0);
+    expect(w.samples(t)).toBe(60);
+    // A path that went quiet with nothing probing it keeps its newest 20 outcomes.
+    const quiet = new LossWindow({ packets: 1000, windowMs: 10_000, minSamples: 20 });
+    for (let i = 0; i < 100; i++) {
+      if (i % 2 === 0) quiet.onLost(i);
+      else quiet.onDelivered(i);
+    }
+    expect(quiet.rate(1_000_000)).toBeCloseTo(0.5, 12);
+    expect(quiet.samples(1_000_000)).toBe(20);
   });
 
   it('estimates a random loss rate within a few tenths of a percent', () => {
