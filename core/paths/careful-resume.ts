@@ -31,6 +31,17 @@ export interface ResumeSaved {
 export const RESUME_RTT_LOW = 0.5;
 export const RESUME_RTT_HIGH = 10;
 
+/** Whether saved figures can seed a resume: both finite and positive. */
+export function usableResume(saved: ResumeSaved | undefined): saved is ResumeSaved {
+  return (
+    saved !== undefined &&
+    saved.cwnd > 0 &&
+    Number.isFinite(saved.cwnd) &&
+    saved.rttMs > 0 &&
+    Number.isFinite(saved.rttMs)
+  );
+}
+
 export type ResumePhase = 'reconnaissance' | 'unvalidated' | 'validating' | 'retreat' | 'normal';
 
 export class CarefulResume {
@@ -52,12 +63,7 @@ export class CarefulResume {
   declined: 'rtt' | 'small' | 'loss' | undefined = undefined;
 
   constructor(saved: ResumeSaved | undefined) {
-    const usable =
-      saved !== undefined &&
-      saved.cwnd > 0 &&
-      Number.isFinite(saved.cwnd) &&
-      saved.rttMs > 0 &&
-      Number.isFinite(saved.rttMs);
+    const usable = usableResume(saved);
     this.saved = usable ? saved : undefined;
     this.phase_ = usable ? 'reconnaissance' : 'normal';
   }
@@ -71,13 +77,11 @@ export class CarefulResume {
     return this.phase_;
   }
 
-  /** The window does not grow by ACKs while the jump is unvalidated (§4.4). */
-  get holdsWindow(): boolean {
-    return this.phase_ === 'unvalidated';
-  }
-
-  /** The jump goes out paced over a round trip (§4.4), not at slow start's twice that. */
-  get pacesJump(): boolean {
+  /**
+   * The jump is unvalidated (§4.4): the window does not grow by ACKs, and the jump goes
+   * out paced over a round trip, not at slow start's twice that.
+   */
+  get unvalidated(): boolean {
     return this.phase_ === 'unvalidated';
   }
 

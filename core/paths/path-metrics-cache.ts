@@ -1,5 +1,5 @@
 import { BraidError } from '../util/errors.js';
-import type { ResumeSaved } from './careful-resume.js';
+import { usableResume, type ResumeSaved } from './careful-resume.js';
 
 /**
  * Temporal sharing of congestion state between paths to the same peer address (RFC
@@ -19,9 +19,9 @@ import type { ResumeSaved } from './careful-resume.js';
  *
  * Only thresholds that a loss set are kept (a path still in slow start, or under BBR,
  * has none). With them go the path's capacity and min RTT, from which the next path's
- * window may jump after one round trip (Careful Resume, careful-resume.ts). Entries age out after `ttlMs` (an uplink's capacity changes), and the
- * table holds at most `maxEntries` (the oldest goes first): no memory grows with the
- * number of peers seen.
+ * window may jump after one round trip (Careful Resume, careful-resume.ts). Entries
+ * age out after `ttlMs` (an uplink's capacity changes), and the table holds at most
+ * `maxEntries` (the oldest goes first): no memory grows with the number of peers seen.
  */
 export interface PathMetricsCacheOptions {
   /** How long an entry is used after it was recorded (default 10 minutes). */
@@ -37,7 +37,7 @@ interface Entry {
   at: number;
 }
 
-/** What an ending path learned (PathRecovery.learned). */
+/** What an ending path learned (PathRecovery.learnedSsthresh, .learnedResume). */
 export interface LearnedPath {
   /** Slow start's threshold for the next path (bytes). */
   ssthresh?: number;
@@ -91,11 +91,11 @@ export class PathMetricsCache {
    * that is too high within a round trip.
    */
   record(key: string, l: LearnedPath, now: number): void {
-    const ssthresh = usable(l.ssthresh) ? l.ssthresh : undefined;
-    const resume =
-      l.resume !== undefined && usable(l.resume.cwnd) && usable(l.resume.rttMs)
-        ? l.resume
+    const ssthresh =
+      l.ssthresh !== undefined && l.ssthresh > 0 && Number.isFinite(l.ssthresh)
+        ? l.ssthresh
         : undefined;
+    const resume = usableResume(l.resume) ? l.resume : undefined;
     if (ssthresh === undefined && resume === undefined) return;
     const kept = this.live(key, now);
     const merge = (old: number | undefined, value: number): number =>
@@ -135,8 +135,4 @@ export class PathMetricsCache {
     }
     return e;
   }
-}
-
-function usable(v: number | undefined): v is number {
-  return v !== undefined && v > 0 && Number.isFinite(v);
 }

@@ -466,7 +466,7 @@ export class PathRecovery<T> implements CoupledPath {
     const smoothed = slowStart ? Math.min(this.srtt, this.latestRtt) : this.srtt;
     const rtt = this.hasRttSample ? Math.max(smoothed, 0.05) : 1;
     // Careful Resume's jump goes out over a round trip (RFC 9959 §4.4).
-    const factor = this.resume.pacesJump ? 1 : slowStart ? 2 : 1.25;
+    const factor = this.resume.unvalidated ? 1 : slowStart ? 2 : 1.25;
     return (factor * this.cwnd) / rtt;
   }
 
@@ -532,7 +532,7 @@ export class PathRecovery<T> implements CoupledPath {
       this.base = pn;
     }
     this.sent[pn - this.base] = packet;
-    if (this.bbr === undefined) this.resume.onSent(pn);
+    this.resume.onSent(pn);
     this.outstanding++;
     this.bytesInFlight += bytes;
     if (this.bytesInFlight > this.usedThisRound) this.usedThisRound = this.bytesInFlight;
@@ -615,7 +615,7 @@ export class PathRecovery<T> implements CoupledPath {
         if (sample === undefined || p.delivered > sample.delivered) sample = p;
         acked.push(p.token);
         this.removeAt(pn);
-        if (p.inFlight && this.bbr === undefined) this.resume.onPacketAcked(pn, p.bytes);
+        if (p.inFlight) this.resume.onPacketAcked(pn, p.bytes);
         this.onCongestionAck(p, now);
       }
     }
@@ -655,12 +655,13 @@ export class PathRecovery<T> implements CoupledPath {
       this.ssthresh = this.cwnd;
     const lost = this.detectLoss(now);
     // Careful Resume moves on after loss detection: a loss this ACK reveals among the
-    // jump's packets is a safe retreat even when the ACK acknowledges the rest.
-    if (this.bbr === undefined && this.resume.phase !== 'normal') {
+    // jump's packets is a safe retreat even when the ACK acknowledges the rest. (Under
+    // BBR resume is over for good: seedResume refuses it, switchToBbr abandons it.)
+    if (this.resume.phase !== 'normal') {
       const set = this.resume.onAckProcessed(this.bytesInFlight);
       if (set !== undefined) this.cwnd = Math.max(set, this.minWindow());
     }
-    if (this.resume.phase === 'reconnaissance' && this.bbr === undefined && this.hasRttSample) {
+    if (this.resume.phase === 'reconnaissance' && this.hasRttSample) {
       const jump = this.resume.maybeJump(this.latestRtt, this.cwnd, this.initialWindow);
       if (jump !== undefined) {
         this.cwnd = jump;
@@ -835,7 +836,8 @@ export class PathRecovery<T> implements CoupledPath {
     // BBR's window follows its model, per ACK (onAck), not per packet.
     if (this.kind === 'tcp' || this.bbr !== undefined || !p.inFlight) return;
     if (p.time <= this.recoveryStart) return;
-    if (!this.windowUsed() || this.resume.holdsWindow) return;
+    // Nor while a Careful Resume jump is unvalidated (RFC 9959 §4.4).
+    if (!this.windowUsed() || this.resume.unvalidated) return;
     if (this.cwnd < this.ssthresh) {
       this.cwnd += this.hystart.growth(p.bytes);
       return;
@@ -899,23 +901,15 @@ export class PathRecovery<T> implements CoupledPath {
       this.switchToBbr(now);
       return;
     }
-    // A loss while a Careful Resume jump is unvalidated: the safe retreat (RFC 9959
-    // §4.6) to half of what the path delivered since the jump, unless the controller's
-    // own cut goes lower.
+    // A loss while a Careful Resume jump is unvalidated or validating: the safe retreat
+    // (RFC 9959 §4.6) caps the cut below at half of what the path delivered since the
+    // jump.
     const retreat = this.resume.onCongestion();
-    if (retreat !== undefined) {
-      this.coupling?.congestionEvent(this, now);
-      this.wMax = this.cwnd;
-      this.epochStart = undefined;
-      const beta = this.congestion === 'newreno' || shown ? 0.5 : CUBIC_BETA;
-      this.ssthresh = Math.max(Math.min(retreat, beta * this.cwnd), this.minWindow());
-      this.cwnd = this.ssthresh;
-      this.ackedInAvoidance = 0;
-      return;
-    }
+    const cap = retreat ?? Infinity;
     // Slow start's window at its loss overshot by up to a round trip of doubling; a
-    // loss in congestion avoidance finds the window the path holds.
-    if (this.cwnd >= this.ssthresh && this.cwnd > this.maxLossWindow)
+    // loss in congestion avoidance finds the window the path holds (a jump's window,
+    // from an earlier path, does not).
+    if (retreat === undefined && this.cwnd >= this.ssthresh && this.cwnd > this.maxLossWindow)
       this.maxLossWindow = this.cwnd;
     // The cut below drains this path's queue: whether the other paths' queues drain
     // with it is what shows a shared bottleneck (shared-bottleneck.ts, cut trials).
@@ -927,14 +921,14 @@ export class PathRecovery<T> implements CoupledPath {
       // alone in its group.
       this.wMax = this.cwnd;
       this.epochStart = undefined;
-      this.ssthresh = Math.max(this.cwnd / 2, this.minWindow());
+      this.ssthresh = Math.max(Math.min(this.cwnd / 2, cap), this.minWindow());
       this.cwnd = this.ssthresh;
       this.ackedInAvoidance = 0;
       return;
     }
     // RFC 9438 §4.6–4.7 with fast convergence.
     this.wMax = this.cwnd < this.wMax ? (this.cwnd * (1 + CUBIC_BETA)) / 2 : this.cwnd;
-    this.ssthresh = Math.max(this.cwnd * CUBIC_BETA, this.minWindow());
+    this.ssthresh = Math.max(Math.min(this.cwnd * CUBIC_BETA, cap), this.minWindow());
     this.cwnd = this.ssthresh;
     this.epochStart = undefined;
   }

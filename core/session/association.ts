@@ -590,9 +590,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
     // TCP paths have the kernel's congestion control; only UDP paths are coupled.
     if (path.kind === 'udp') this.coupling?.add(path.recovery);
     const key = this.metricsKey(path);
-    const learned = this.pathMetrics?.ssthresh(key, this.clock.now());
+    const now = this.clock.now();
+    const learned = this.pathMetrics?.ssthresh(key, now);
     if (learned !== undefined) path.recovery.seedSsthresh(learned);
-    const resume = this.pathMetrics?.resume(key, this.clock.now());
+    const resume = this.pathMetrics?.resume(key, now);
     if (resume !== undefined) path.recovery.seedResume(resume);
     subflow.onPacket = (packet) => this.onSubflowPacket(path, packet);
     subflow.onDrain = () => {
@@ -613,7 +614,6 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
       state: initial,
     });
     if (initial === 'joining') {
-      const now = this.clock.now();
       path.joinStartedAt = now;
       this.sendJoin(path, now);
     } else {
@@ -741,14 +741,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Sess
 
   /** Keeps what an ending path's controller learned for the next one (pathMetrics). */
   private rememberPath(path: Path, now: number): void {
-    const ssthresh = path.recovery.learnedSsthresh;
-    const resume = path.recovery.learnedResume;
     this.pathMetrics?.record(
       this.metricsKey(path),
-      {
-        ...(ssthresh === undefined ? {} : { ssthresh }),
-        ...(resume === undefined ? {} : { resume }),
-      },
+      { ssthresh: path.recovery.learnedSsthresh, resume: path.recovery.learnedResume },
       now,
     );
   }

@@ -18,7 +18,7 @@ describe('CarefulResume (RFC 9959) phases', () => {
     cr.onPacketAcked(1, MSS);
     expect(cr.maybeJump(22, 2 * IW, IW)).toBe(50 * MSS);
     expect(cr.phase).toBe('unvalidated');
-    expect(cr.holdsWindow).toBe(true);
+    expect(cr.unvalidated).toBe(true);
     expect(cr.jumps).toBe(1);
   });
 
@@ -65,7 +65,7 @@ describe('CarefulResume (RFC 9959) phases', () => {
     ok.onPacketAcked(20, MSS);
     expect(ok.onAckProcessed(49 * MSS)).toBe(49 * MSS);
     expect(ok.phase).toBe('validating');
-    expect(ok.holdsWindow).toBe(false);
+    expect(ok.unvalidated).toBe(false);
     ok.onSent(70); // sent in validating: not a packet of the jump
     ok.onPacketAcked(68, MSS);
     expect(ok.onAckProcessed(40 * MSS)).toBeUndefined();
